@@ -1,0 +1,874 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * Benchmark of the disaster-recovery service against the standard tools it wraps.
+ *
+ * Measures backup and restore of a pgbench database and of a ~1 GB directory tree, through the service's HTTP API
+ * and with pg_dump / pg_restore / tar / zstd run directly, alternately, BENCH_REPEAT times each; reports the best
+ * (minimum) wall time of each, the service's peak RSS, sizes, and whether the restored data equals the original.
+ *
+ * Run after `npm run build`:  node bench/run.js   (knobs: see bench/README.md)
+ * Progress goes to stderr; the result table to stdout and <benchdir>/results.json.
+ */
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const fsp = require('node:fs/promises');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const crypto = require('node:crypto');
+
+const REPO = path.resolve(__dirname, '..');
+
+/** Reads a positive integer from the environment, or `fallback`. */
+function intEnv(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+const BENCH_DIR = path.resolve(process.env.BENCH_DIR || path.join(REPO, '.bench'));
+const CONFIG = {
+  benchDir: BENCH_DIR,
+  pgServer: (process.env.BENCH_PG_SERVER || 'postgresql://postgres@127.0.0.1:5432').replace(/\/+$/, ''),
+  pgScale: intEnv('BENCH_PG_SCALE', 30),
+  treeMb: intEnv('BENCH_TREE_MB', 1024),
+  repeat: intEnv('BENCH_REPEAT', 3),
+  port: intEnv('BENCH_PORT', 18891),
+  keepServiceData: ['1', 'true', 'yes'].includes(String(process.env.BENCH_KEEP_SERVICE_DATA || '').toLowerCase()),
+  treeDir: path.join(BENCH_DIR, 'tree'),
+  treeMarker: path.join(BENCH_DIR, 'tree.json'),
+  stdDir: path.join(BENCH_DIR, 'std'),
+  stdRestoreDir: path.join(BENCH_DIR, 'std-restores'),
+  serviceDataDir: path.join(BENCH_DIR, 'service-data'),
+  restoreRoot: path.join(BENCH_DIR, 'restores'),
+  serviceLog: path.join(BENCH_DIR, 'service.log'),
+  resultsFile: path.join(BENCH_DIR, 'results.json'),
+};
+const DB = { src: 'bench_src', meta: 'bench_meta', restoreSvc: 'bench_restore_svc', restoreStd: 'bench_restore_std' };
+/** Fixed admin key given to the service through DR_ADMIN_API_KEY (40 characters). */
+const API_KEY = 'dr-bench-admin-key-0123456789abcdefghijk';
+const API = '/api/v1/disaster-recovery';
+const TARGETS = { backupRatio: 1.1, peakRssMb: 250 };
+/** Bump when the tree generator changes, so an old tree is not reused. */
+const TREE_FORMAT = 1;
+const MiB = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers
+
+/** Progress line on stderr with the elapsed time. */
+const t0 = Date.now();
+function log(message) {
+  process.stderr.write(`[bench +${((Date.now() - t0) / 1000).toFixed(1)}s] ${message}\n`);
+}
+
+/** Milliseconds since `start` (a process.hrtime.bigint() value). */
+function msSince(start) {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const mb = (bytes) => (bytes == null ? null : Math.round((bytes / MiB) * 10) / 10);
+const pgUrl = (database) => `${CONFIG.pgServer}/${database}`;
+
+/** Single-quotes a string for bash. */
+function sq(s) {
+  return `'${String(s).replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Runs a command to completion, capturing stdout and stderr.
+ * @returns {{code:number, stdout:string, stderr:string}}; rejects on a non-zero exit unless `allowFail`.
+ */
+function run(command, args, { env, allowFail = false, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr = (stderr + c).slice(-8192)));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0 || allowFail) resolve({ code: code ?? -1, stdout, stderr });
+      else reject(new Error(`${command} ${args.join(' ')} failed (${code ?? signal}): ${stderr.trim().slice(-2000)}`));
+    });
+  });
+}
+
+let haveGnuTime = fs.existsSync('/usr/bin/time');
+
+/**
+ * Times a standard-tool command line (bash, pipefail) and, with /usr/bin/time, the peak RSS of its largest process.
+ * @returns {{ms:number, maxRssMb:number|null}}
+ */
+async function timeStandard(script) {
+  const rssFile = path.join(CONFIG.stdDir, '.time-rss');
+  const args = ['-c', `set -eo pipefail\n${script}`];
+  const start = process.hrtime.bigint();
+  const result = haveGnuTime
+    ? await run('/usr/bin/time', ['-f', '%M', '-o', rssFile, 'bash', ...args], { allowFail: true })
+    : await run('bash', args, { allowFail: true });
+  const ms = msSince(start);
+  if (result.code !== 0) throw new Error(`standard command failed (${result.code}): ${script}\n${result.stderr.trim().slice(-2000)}`);
+  let maxRssMb = null;
+  if (haveGnuTime) {
+    const kb = Number((await fsp.readFile(rssFile, 'utf8')).trim().split('\n').pop());
+    if (Number.isFinite(kb)) maxRssMb = Math.round((kb / 1024) * 10) / 10;
+  }
+  return { ms, maxRssMb };
+}
+
+/** Runs SQL on `database` with psql and returns the unaligned, tuples-only output. */
+async function psql(database, sql) {
+  return (await run('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-tA', '-d', pgUrl(database), '-c', sql])).stdout.trim();
+}
+
+/** Drops `database` if it exists, disconnecting its sessions. */
+async function dropDatabase(database) {
+  await psql('postgres', `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+}
+
+/** Creates `database` unless it exists. */
+async function ensureDatabase(database) {
+  const exists = await psql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${database}'`);
+  if (exists !== '1') await psql('postgres', `CREATE DATABASE "${database}"`);
+}
+
+/** Order-independent checksum of pgbench_accounts (and its row count) in `database`. */
+async function accountsChecksum(database) {
+  const out = await psql(
+    database,
+    `SELECT count(*) || ':' || md5(string_agg(md5(t::text), '' ORDER BY aid)) FROM pgbench_accounts t`,
+  );
+  return out;
+}
+
+/** Total size in bytes of a file, or null when it does not exist. */
+async function fileSize(file) {
+  const s = await fsp.stat(file).catch(() => null);
+  return s ? s.size : null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Data preparation
+
+/** Checks that the build and the external tools are there. */
+async function checkPrerequisites() {
+  if (!fs.existsSync(path.join(REPO, 'dist', 'main.js'))) {
+    throw new Error('dist/main.js is missing; run `npm run build` first');
+  }
+  for (const tool of ['pg_dump', 'pg_restore', 'pgbench', 'psql', 'createdb', 'tar', 'zstd', 'diff']) {
+    const { code } = await run('bash', ['-c', `command -v ${tool}`], { allowFail: true });
+    if (code !== 0) throw new Error(`${tool} is not on PATH`);
+  }
+  if (haveGnuTime) {
+    const { code } = await run('/usr/bin/time', ['-f', '%M', 'true'], { allowFail: true });
+    haveGnuTime = code === 0;
+  }
+  await psql('postgres', 'SELECT 1').catch((error) => {
+    throw new Error(`cannot reach PostgreSQL at ${CONFIG.pgServer}: ${error.message}`);
+  });
+}
+
+/** Drops and recreates bench_src and fills it with `pgbench -i -s <scale>`. @returns its size and checksum */
+async function preparePostgres() {
+  log(`creating ${DB.src} with pgbench -i -s ${CONFIG.pgScale}`);
+  await dropDatabase(DB.src);
+  await psql('postgres', `CREATE DATABASE "${DB.src}"`);
+  const start = process.hrtime.bigint();
+  await run('pgbench', ['-i', '-q', '-s', String(CONFIG.pgScale), pgUrl(DB.src)]);
+  await psql(DB.src, 'VACUUM ANALYZE');
+  const sizeBytes = Number(await psql(DB.src, `SELECT pg_database_size('${DB.src}')`));
+  const checksum = await accountsChecksum(DB.src);
+  log(`${DB.src}: ${mb(sizeBytes)} MB in ${(msSince(start) / 1000).toFixed(1)} s; pgbench_accounts ${checksum}`);
+  return { sizeBytes, checksum };
+}
+
+/** A small deterministic PRNG (mulberry32), so the tree's layout and text are reproducible. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** ~4 MiB of log-like text lines; slices of it make the compressible part of the files. */
+function buildTextPool(random) {
+  const words = ['GET', 'POST', 'PUT', 'DELETE', 'user', 'order', 'invoice', 'payment', 'session', 'cache', 'miss', 'hit',
+    'timeout', 'retry', 'ok', 'error', 'warn', 'info', 'debug', 'shard', 'replica', 'primary', 'commit', 'rollback'];
+  const levels = ['INFO', 'INFO', 'INFO', 'DEBUG', 'WARN', 'ERROR'];
+  const lines = [];
+  let size = 0;
+  let time = Date.UTC(2024, 0, 1);
+  while (size < 4 * MiB) {
+    time += Math.floor(random() * 5000);
+    const pick = () => words[Math.floor(random() * words.length)];
+    const line =
+      `${new Date(time).toISOString()} ${levels[Math.floor(random() * levels.length)]} ` +
+      `req=${Math.floor(random() * 1e9).toString(16)} ${pick()} /api/v1/${pick()}/${Math.floor(random() * 100000)} ` +
+      `status=${[200, 200, 201, 204, 404, 500][Math.floor(random() * 6)]} ms=${Math.floor(random() * 900)} ` +
+      `msg="${pick()} ${pick()} ${pick()} ${pick()}"\n`;
+    lines.push(line);
+    size += line.length;
+  }
+  return Buffer.from(lines.join(''), 'utf8');
+}
+
+/**
+ * Semi-compressible content: segments of 2..16 KiB, about 30 % fresh random bytes and 70 % slices of the text
+ * pool, so zstd -3 compresses it about 2-3x.
+ */
+function fileContent(size, random, pool) {
+  const buf = Buffer.allocUnsafe(size);
+  let offset = 0;
+  while (offset < size) {
+    const length = Math.min(size - offset, 2048 + Math.floor(random() * 14336));
+    if (random() < 0.3) {
+      crypto.randomFillSync(buf, offset, length);
+    } else {
+      const from = Math.floor(random() * (pool.length - length));
+      pool.copy(buf, offset, from, from + length);
+    }
+    offset += length;
+  }
+  return buf;
+}
+
+/** A file size: 60 % small (4..64 KiB), 40 % log-uniform in 4 KiB..4 MiB. */
+function randomFileSize(random) {
+  const [lo, hi] = random() < 0.6 ? [4096, 65536] : [4096, 4 * MiB];
+  return Math.round(Math.exp(Math.log(lo) + random() * (Math.log(hi) - Math.log(lo))));
+}
+
+/**
+ * Builds (or reuses, when tree.json records the same size and format) a tree of about BENCH_TREE_MB MiB:
+ * thousands of files in nested directories, a few symlinks and an empty directory. Written to tree.tmp, then
+ * renamed, so an interrupted generation is never reused.
+ * @returns the marker: {treeMb, format, files, bytes}
+ */
+async function prepareTree() {
+  const marker = await fsp.readFile(CONFIG.treeMarker, 'utf8').then(JSON.parse).catch(() => null);
+  if (marker && marker.treeMb === CONFIG.treeMb && marker.format === TREE_FORMAT && fs.existsSync(CONFIG.treeDir)) {
+    log(`reusing tree ${CONFIG.treeDir}: ${marker.files} files, ${mb(marker.bytes)} MB`);
+    return marker;
+  }
+  log(`generating a ${CONFIG.treeMb} MB tree in ${CONFIG.treeDir}`);
+  await fsp.rm(CONFIG.treeMarker, { force: true });
+  await fsp.rm(CONFIG.treeDir, { recursive: true, force: true });
+  const tmp = `${CONFIG.treeDir}.tmp`;
+  await fsp.rm(tmp, { recursive: true, force: true });
+  const random = prng(20240101);
+  const pool = buildTextPool(random);
+  // Directories: d00..d15, each with 0..3 subdirectories, some with one more level.
+  const dirs = [];
+  for (let i = 0; i < 16; i++) {
+    const top = `d${String(i).padStart(2, '0')}`;
+    dirs.push(top);
+    const subs = Math.floor(random() * 4);
+    for (let j = 0; j < subs; j++) {
+      dirs.push(`${top}/s${j}`);
+      if (random() < 0.4) dirs.push(`${top}/s${j}/deep/er`);
+    }
+  }
+  for (const dir of dirs) await fsp.mkdir(path.join(tmp, dir), { recursive: true });
+  await fsp.mkdir(path.join(tmp, 'empty-dir'));
+  const target = CONFIG.treeMb * MiB;
+  const files = [];
+  let bytes = 0;
+  let pending = [];
+  while (bytes < target) {
+    const size = Math.min(randomFileSize(random), target - bytes);
+    const dir = dirs[Math.floor(random() * dirs.length)];
+    const rel = `${dir}/f${String(files.length).padStart(5, '0')}.${['log', 'dat', 'txt', 'bin'][files.length % 4]}`;
+    files.push(rel);
+    bytes += size;
+    pending.push(fsp.writeFile(path.join(tmp, rel), fileContent(size, random, pool)));
+    if (pending.length >= 8) {
+      await Promise.all(pending);
+      pending = [];
+    }
+  }
+  await Promise.all(pending);
+  // A few relative symlinks to files and one to a directory (no cycles, none dangling).
+  for (let i = 0; i < 5; i++) {
+    const to = files[Math.floor(random() * files.length)];
+    await fsp.symlink(path.posix.join('..', to), path.join(tmp, 'd00', `link-${i}`));
+  }
+  await fsp.symlink('d01', path.join(tmp, 'latest'));
+  await fsp.rename(tmp, CONFIG.treeDir);
+  const result = { treeMb: CONFIG.treeMb, format: TREE_FORMAT, files: files.length, symlinks: 6, bytes };
+  await fsp.writeFile(CONFIG.treeMarker, JSON.stringify(result, null, 2));
+  log(`tree ready: ${files.length} files, ${mb(bytes)} MB`);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The service
+
+/** `preferred` if it is free on 127.0.0.1, else a free port the kernel picks. */
+function freePort(preferred) {
+  const tryListen = (port) =>
+    new Promise((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(null));
+      server.listen(port, '127.0.0.1', () => {
+        const { port: actual } = server.address();
+        server.close(() => resolve(actual));
+      });
+    });
+  return tryListen(preferred).then((port) => port ?? tryListen(0));
+}
+
+/**
+ * Starts `node dist/main.js` with the benchmark's configuration (DR_* variables of the caller's environment pass
+ * through, e.g. DR_ZSTD_WORKERS) and waits until readiness answers 200.
+ * @returns {{child, pid, base, exited: Promise}}
+ */
+async function startService() {
+  await ensureDatabase(DB.meta);
+  await fsp.mkdir(CONFIG.restoreRoot, { recursive: true });
+  const port = await freePort(CONFIG.port);
+  const env = {
+    ...process.env,
+    DATABASE_URL: pgUrl(DB.meta),
+    DR_DATA_DIR: CONFIG.serviceDataDir,
+    DR_RESTORE_ROOTS: CONFIG.restoreRoot,
+    DR_ADMIN_API_KEY: API_KEY,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DR_SCHEDULER_ENABLED: 'false',
+  };
+  delete env.DISASTER_RECOVERY_PORT; // it would take precedence over PORT
+  const logStream = fs.createWriteStream(CONFIG.serviceLog, { flags: 'w' });
+  // The same flags as `npm start` (see README).
+  const child = spawn(process.execPath, ['--no-incremental-marking', path.join(REPO, 'dist', 'main.js')], {
+    cwd: REPO,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pipe(logStream, { end: false });
+  child.stderr.pipe(logStream, { end: false });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const service = { child, pid: child.pid, base: `http://127.0.0.1:${port}`, exited, exitedEarly: false };
+  exited.then(() => (service.exitedEarly = true));
+  log(`service started (pid ${child.pid}, port ${port}, log ${CONFIG.serviceLog})`);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (service.exitedEarly) throw new Error(`the service exited during start-up; see ${CONFIG.serviceLog}\n${await logTail()}`);
+    const status = await fetch(`${service.base}/actuator/health/readiness`).then((r) => r.status).catch(() => 0);
+    if (status === 200) break;
+    if (Date.now() > deadline) throw new Error(`the service was not ready within 120 s; see ${CONFIG.serviceLog}`);
+    await sleep(250);
+  }
+  log('service ready');
+  return service;
+}
+
+/** Stops the service with SIGTERM (SIGKILL after 30 s). @returns its exit code/signal, or null if not running */
+async function stopService(service) {
+  if (!service || service.exitedEarly) return null;
+  log(`stopping the service (SIGTERM to pid ${service.pid})`);
+  service.child.kill('SIGTERM');
+  const timer = setTimeout(() => service.child.kill('SIGKILL'), 30_000);
+  const result = await service.exited;
+  clearTimeout(timer);
+  return result;
+}
+
+/** Last lines of the service log. */
+async function logTail(lines = 30) {
+  const text = await fsp.readFile(CONFIG.serviceLog, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+/** Calls the service API with the admin key. @returns the parsed JSON body; throws on a non-2xx answer. */
+async function api(service, method, route, body) {
+  const response = await fetch(`${service.base}${API}${route}`, {
+    method,
+    headers: { 'X-API-Key': API_KEY, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${route} answered ${response.status}: ${text.slice(0, 2000)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Reads a value (kB) from /proc/<pid>/status, e.g. VmRSS or VmHWM; null when unavailable. */
+function procStatusKb(pid, field) {
+  try {
+    const match = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Samples VmRSS of `pid` every 200 ms. @returns {stop(): number} giving the maximum seen, in MB */
+function startRssSampler(pid) {
+  let maxKb = procStatusKb(pid, 'VmRSS') ?? 0;
+  const timer = setInterval(() => {
+    maxKb = Math.max(maxKb, procStatusKb(pid, 'VmRSS') ?? 0);
+  }, 200);
+  return {
+    stop() {
+      clearInterval(timer);
+      maxKb = Math.max(maxKb, procStatusKb(pid, 'VmRSS') ?? 0);
+      return Math.round((maxKb / 1024) * 10) / 10;
+    },
+  };
+}
+
+/**
+ * Starts a backup or a recovery (POST `collection`) and polls GET `collection/{id}` every 100 ms until it is
+ * COMPLETED or FAILED, sampling the service's RSS meanwhile.
+ * @returns {{ms, rssMb, record}} where record is the final API representation.
+ */
+async function runServiceJob(service, collection, body) {
+  const sampler = startRssSampler(service.pid);
+  const start = process.hrtime.bigint();
+  try {
+    const created = await api(service, 'POST', `/${collection}`, body);
+    for (;;) {
+      const record = await api(service, 'GET', `/${collection}/${created.id}`);
+      if (record.status === 'COMPLETED' || record.status === 'FAILED') {
+        return { ms: msSince(start), rssMb: sampler.stop(), record };
+      }
+      if (service.exitedEarly) throw new Error(`the service exited while ${collection}/${created.id} was ${record.status}`);
+      await sleep(100);
+    }
+  } finally {
+    sampler.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Measurements
+
+/** Collects the runs of one operation (service side and standard side) and reduces them to the best. */
+class Operation {
+  constructor(name, serviceLabel, standardLabel) {
+    Object.assign(this, { name, serviceLabel, standardLabel });
+    this.service = [];
+    this.standard = [];
+    this.errors = [];
+    this.sizes = {};
+  }
+
+  /** Best (minimum) time of the successful service runs, and the max RSS seen over all of them. */
+  summary() {
+    const ok = this.service.filter((r) => r.status === 'COMPLETED');
+    const best = (runs) => (runs.length ? Math.min(...runs.map((r) => r.ms)) : null);
+    const maxOf = (runs, key) => {
+      const values = runs.map((r) => r[key]).filter((v) => v != null);
+      return values.length ? Math.max(...values) : null;
+    };
+    const serviceMs = best(ok);
+    const serviceJobMs = ok.length ? Math.min(...ok.map((r) => r.jobMs ?? r.ms)) : null;
+    const standardMs = best(this.standard);
+    // The machine's speed drifts by tens of percent over minutes (shared virtual CPUs), so runs far apart do not
+    // compare; each repeat runs the two sides back to back, and the median of those pairs' ratios is the robust figure.
+    const pairs = [];
+    for (let i = 0; i < Math.min(this.service.length, this.standard.length); i++) {
+      const svc = this.service[i];
+      if (svc.status === 'COMPLETED' && this.standard[i]) pairs.push((svc.jobMs ?? svc.ms) / this.standard[i].ms);
+    }
+    pairs.sort((a, b) => a - b);
+    const median = pairs.length ? (pairs.length % 2 ? pairs[(pairs.length - 1) / 2] : (pairs[pairs.length / 2 - 1] + pairs[pairs.length / 2]) / 2) : null;
+    const round2 = (x) => (x == null ? null : Math.round(x * 100) / 100);
+    return {
+      operation: this.name,
+      service: this.serviceLabel,
+      standard: this.standardLabel,
+      serviceMs: serviceMs == null ? null : Math.round(serviceMs),
+      standardMs: standardMs == null ? null : Math.round(standardMs),
+      serviceJobMs: serviceJobMs == null ? null : Math.round(serviceJobMs),
+      ratio: serviceMs != null && standardMs ? round2(serviceMs / standardMs) : null,
+      pairRatios: pairs.map(round2),
+      pairRatioMedian: round2(median),
+      servicePeakRssMb: maxOf(this.service, 'rssMb'),
+      standardPeakRssMb: maxOf(this.standard, 'maxRssMb'),
+      sizes: this.sizes,
+      serviceRuns: this.service.map((r) => ({ ms: Math.round(r.ms), jobMs: r.jobMs, status: r.status, rssMb: r.rssMb, ...(r.durationMs != null ? { serviceDurationMs: r.durationMs } : {}), ...(r.error ? { error: r.error } : {}) })),
+      standardRuns: this.standard.map((r) => ({ ms: Math.round(r.ms), maxRssMb: r.maxRssMb })),
+      errors: this.errors,
+    };
+  }
+}
+
+/** Runs `a` and `b` in that order on even repeats and in reverse order on odd ones, so neither always goes first. */
+async function alternate(repeatIndex, a, b) {
+  if (repeatIndex % 2 === 0) {
+    await a();
+    await b();
+  } else {
+    await b();
+    await a();
+  }
+}
+
+/** Records a service job's outcome on `op`. @returns the final record (null when the request itself failed) */
+async function measureServiceJob(op, service, collection, body) {
+  try {
+    const { ms, rssMb, record } = await runServiceJob(service, collection, body);
+    // jobMs: from the record's creation (request accepted) to its finish, as the service recorded them; the polled
+    // wall time adds the HTTP round trips and up to one 100 ms poll interval.
+    const jobMs = record.finishedAt ? new Date(record.finishedAt).getTime() - new Date(record.createdAt).getTime() : null;
+    op.service.push({ ms, jobMs, rssMb, status: record.status, durationMs: record.durationMs, error: record.error });
+    if (record.status === 'FAILED') {
+      op.errors.push(`${collection} ${record.id} FAILED: ${record.error}`);
+      log(`  service ${op.name}: FAILED after ${Math.round(ms)} ms: ${record.error}`);
+    } else {
+      log(`  service ${op.name}: ${Math.round(ms)} ms, RSS ${rssMb} MB`);
+    }
+    return record;
+  } catch (error) {
+    op.service.push({ ms: null, status: 'ERROR', error: error.message });
+    op.errors.push(error.message);
+    log(`  service ${op.name}: ERROR ${error.message}`);
+    return null;
+  }
+}
+
+/** Times a standard command line and records it on `op`. */
+async function measureStandard(op, script) {
+  try {
+    const result = await timeStandard(script);
+    op.standard.push(result);
+    log(`  standard ${op.name}: ${Math.round(result.ms)} ms${result.maxRssMb != null ? `, max RSS ${result.maxRssMb} MB` : ''}`);
+  } catch (error) {
+    op.errors.push(error.message);
+    log(`  standard ${op.name}: ERROR ${error.message}`);
+  }
+}
+
+/** `diff -r --no-dereference a b` (symlinks compared as links). @returns 'ok' or 'mismatch: <first lines>' */
+async function compareTrees(a, b) {
+  const { code, stdout, stderr } = await run('diff', ['-r', '--no-dereference', a, b], { allowFail: true });
+  if (code === 0) return 'ok';
+  return `mismatch: ${(stdout + stderr).split('\n').slice(0, 5).join(' | ')}`;
+}
+
+/**
+ * One repeat of every measurement. Service op and standard op alternate (order flips every repeat).
+ * Restored data are checked, then removed to save disk.
+ */
+async function runRepeat(r, service, ops, checks, source) {
+  const std = CONFIG.stdDir;
+  const dumpFile = path.join(std, 'out.dump');
+  const dumpZst = path.join(std, 'out.zst');
+  const treeZst = path.join(std, 'tree.tar.zst');
+  log(`repeat ${r + 1}/${CONFIG.repeat}`);
+
+  // PostgreSQL backup: service vs pg_dump -Fc -Z0 | zstd -3 (same work) and vs pg_dump -Fc (gzip).
+  let pgBackup = null;
+  await alternate(
+    r,
+    async () => {
+      const record = await measureServiceJob(ops.pgBackup, service, 'backups', {
+        engine: 'postgres',
+        source: { url: pgUrl(DB.src) },
+      });
+      if (record?.status === 'COMPLETED') {
+        pgBackup = record;
+        ops.pgBackup.sizes.serviceRawBytes = record.sizeBytes;
+        ops.pgBackup.sizes.serviceStoredBytes = record.storedBytes;
+      }
+    },
+    async () => {
+      await fsp.rm(dumpZst, { force: true });
+      await measureStandard(ops.pgBackup, `pg_dump -Fc -Z0 ${sq(pgUrl(DB.src))} | zstd -3 -q -f -o ${sq(dumpZst)}`);
+      ops.pgBackup.sizes.standardStoredBytes = await fileSize(dumpZst);
+      await fsp.rm(dumpFile, { force: true });
+      await measureStandard(ops.pgBackupGzip, `pg_dump -Fc -f ${sq(dumpFile)} ${sq(pgUrl(DB.src))}`);
+      ops.pgBackupGzip.sizes.standardStoredBytes = await fileSize(dumpFile);
+    },
+  );
+
+  // PostgreSQL restore: service (create:true) vs createdb && pg_restore -j2 of the -Fc dump.
+  await alternate(
+    r,
+    async () => {
+      if (!pgBackup) return void ops.pgRestore.errors.push('skipped: no completed service backup of the database');
+      await dropDatabase(DB.restoreSvc);
+      const record = await measureServiceJob(ops.pgRestore, service, 'recovery', {
+        backupId: pgBackup.id,
+        type: 'FULL',
+        target: { url: pgUrl(DB.restoreSvc), create: true },
+      });
+      if (record?.status === 'COMPLETED') {
+        ops.pgRestore.sizes.serviceBytesRead = record.bytesRestored;
+        const sum = await accountsChecksum(DB.restoreSvc).catch((e) => `error: ${e.message}`);
+        checks.pgService.push(sum === source.checksum ? 'ok' : `mismatch: ${sum} vs ${source.checksum}`);
+      }
+    },
+    async () => {
+      if (!fs.existsSync(dumpFile)) return void ops.pgRestore.errors.push('skipped: no standard dump');
+      await dropDatabase(DB.restoreStd);
+      await measureStandard(
+        ops.pgRestore,
+        `createdb --maintenance-db=${sq(pgUrl('postgres'))} ${DB.restoreStd}\npg_restore -j2 -d ${sq(pgUrl(DB.restoreStd))} ${sq(dumpFile)}`,
+      );
+      ops.pgRestore.sizes.standardBytesRead = await fileSize(dumpFile);
+      const sum = await accountsChecksum(DB.restoreStd).catch((e) => `error: ${e.message}`);
+      checks.pgStandard.push(sum === source.checksum ? 'ok' : `mismatch: ${sum} vs ${source.checksum}`);
+    },
+  );
+
+  // Filesystem backup: service vs tar | zstd -3.
+  let fsBackup = null;
+  await alternate(
+    r,
+    async () => {
+      const record = await measureServiceJob(ops.fsBackup, service, 'backups', {
+        engine: 'filesystem',
+        source: { path: CONFIG.treeDir },
+      });
+      if (record?.status === 'COMPLETED') {
+        fsBackup = record;
+        ops.fsBackup.sizes.serviceRawBytes = record.sizeBytes;
+        ops.fsBackup.sizes.serviceStoredBytes = record.storedBytes;
+      }
+    },
+    async () => {
+      await fsp.rm(treeZst, { force: true });
+      await measureStandard(ops.fsBackup, `tar -cf - -C ${sq(CONFIG.treeDir)} . | zstd -3 -q -f -o ${sq(treeZst)}`);
+      ops.fsBackup.sizes.standardStoredBytes = await fileSize(treeZst);
+    },
+  );
+
+  // Filesystem restore: service into restores/tree-<n> vs zstd -dc | tar -x; both compared with diff -r.
+  await alternate(
+    r,
+    async () => {
+      if (!fsBackup) return void ops.fsRestore.errors.push('skipped: no completed service backup of the tree');
+      const dir = path.join(CONFIG.restoreRoot, `tree-${r + 1}`);
+      await fsp.rm(dir, { recursive: true, force: true });
+      const record = await measureServiceJob(ops.fsRestore, service, 'recovery', {
+        backupId: fsBackup.id,
+        type: 'FULL',
+        target: { path: dir },
+      });
+      if (record?.status === 'COMPLETED') {
+        ops.fsRestore.sizes.serviceBytesRead = record.bytesRestored;
+        checks.treeService.push(await compareTrees(CONFIG.treeDir, dir));
+      }
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+    async () => {
+      if (!fs.existsSync(treeZst)) return void ops.fsRestore.errors.push('skipped: no standard tree archive');
+      const dir = path.join(CONFIG.stdRestoreDir, `tree-${r + 1}`);
+      await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.mkdir(dir, { recursive: true });
+      await measureStandard(ops.fsRestore, `zstd -dc ${sq(treeZst)} | tar -xf - -C ${sq(dir)}`);
+      ops.fsRestore.sizes.standardBytesRead = await fileSize(treeZst);
+      checks.treeStandard.push(await compareTrees(CONFIG.treeDir, dir));
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  );
+}
+
+/** Starts from a clean service state: fresh metadata database, no stored artifacts, no leftover restores. */
+async function resetServiceState() {
+  if (CONFIG.keepServiceData) {
+    log('BENCH_KEEP_SERVICE_DATA set: keeping bench_meta and service-data');
+  } else {
+    await dropDatabase(DB.meta);
+    await fsp.rm(CONFIG.serviceDataDir, { recursive: true, force: true });
+  }
+  await fsp.rm(CONFIG.restoreRoot, { recursive: true, force: true });
+  await fsp.rm(CONFIG.stdRestoreDir, { recursive: true, force: true });
+  await fsp.mkdir(CONFIG.stdDir, { recursive: true });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Report
+
+/** Formats bytes as MB with one decimal, or '-'. */
+function fmtMb(bytes) {
+  return bytes == null ? '-' : `${mb(bytes)} MB`;
+}
+
+/** Human-readable sizes of one operation. */
+function describeSizes(s) {
+  const parts = [];
+  if (s.serviceRawBytes != null) parts.push(`raw ${fmtMb(s.serviceRawBytes)}`);
+  if (s.serviceStoredBytes != null) parts.push(`svc ${fmtMb(s.serviceStoredBytes)}`);
+  if (s.standardStoredBytes != null) parts.push(`std ${fmtMb(s.standardStoredBytes)}`);
+  if (s.serviceBytesRead != null) parts.push(`svc read ${fmtMb(s.serviceBytesRead)}`);
+  if (s.standardBytesRead != null) parts.push(`std read ${fmtMb(s.standardBytesRead)}`);
+  return parts.join(', ') || '-';
+}
+
+/** Renders rows as a fixed-width text table. */
+function table(headers, rows) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** The stdout report: environment, the measurement table, targets and checks. */
+function renderReport(results) {
+  const out = [];
+  const m = results.machine;
+  out.push(`Disaster-recovery service benchmark — ${results.finishedAt}`);
+  out.push(`machine: ${m.cpus} x ${m.cpuModel}, ${m.memoryMb} MB RAM, node ${m.node}, ${m.pgDump}, zstd ${m.zstd}`);
+  out.push(
+    `data: ${DB.src} pgbench scale ${results.config.pgScale} (${fmtMb(results.data.postgresBytes)} on disk); ` +
+      `tree ${results.data.treeFiles} files, ${fmtMb(results.data.treeBytes)}; best of ${results.config.repeat} runs each`,
+  );
+  const extra = Object.entries(results.serviceEnv);
+  out.push(`service env: defaults${extra.length ? ` + ${extra.map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`);
+  out.push('');
+  const rows = results.operations.map((o) => [
+    o.operation,
+    o.serviceMs ?? 'FAILED',
+    o.serviceJobMs ?? '-',
+    o.standardMs ?? 'FAILED',
+    o.ratio ?? '-',
+    o.pairRatioMedian ?? '-',
+    o.servicePeakRssMb ?? '-',
+    o.standardPeakRssMb ?? '-',
+    `${describeSizes(o.sizes)}   [std: ${o.standard}]`,
+  ]);
+  out.push(table(['operation', 'service ms', 'svc job ms', 'standard ms', 'best/best', 'pair median', 'svc RSS MB', 'std RSS MB', 'sizes   [standard command]'], rows));
+  out.push('');
+  out.push(`service peak RSS (VmHWM over the whole run): ${results.servicePeakRssMb ?? '-'} MB`);
+  out.push('');
+  out.push('targets:');
+  for (const t of results.targets) out.push(`  ${t.verdict.padEnd(4)}  ${t.name}: ${t.value ?? '-'} (target ${t.target})`);
+  out.push('checks:');
+  for (const [name, value] of Object.entries(results.checks)) out.push(`  ${value === 'ok' ? 'ok  ' : 'FAIL'}  ${name}: ${value}`);
+  const errors = results.operations.flatMap((o) => o.errors.map((e) => `${o.operation}: ${e}`));
+  if (errors.length) {
+    out.push('problems:');
+    for (const e of errors) out.push(`  ${e.replace(/\s*\n\s*/g, ' | ')}`);
+  }
+  out.push('');
+  out.push('service ms = best wall time through the API (POST, then GET every 100 ms); svc job ms = best time from the');
+  out.push('record\'s creation to its finish; best/best = best service ms / best standard ms; pair median = median over repeats');
+  out.push('of (svc job ms / standard ms) of the two runs made back to back in that repeat (robust to the machine\'s drift).');
+  out.push('svc RSS = max VmRSS of the service process sampled every 200 ms (child processes such as pg_dump/tar not included);');
+  out.push('std RSS = peak RSS of the largest process of the standard pipeline (/usr/bin/time %M). Figures depend on the machine.');
+  return out.join('\n');
+}
+
+/** Collapses a list of per-repeat check outcomes into 'ok' or the first problem. */
+function collapse(outcomes) {
+  if (!outcomes.length) return 'not run';
+  return outcomes.find((o) => o !== 'ok') ?? 'ok';
+}
+
+/** DR_* variables of the caller's environment that reach the service (besides those the benchmark sets). */
+function passedServiceEnv() {
+  const own = ['DR_DATA_DIR', 'DR_RESTORE_ROOTS', 'DR_ADMIN_API_KEY', 'DR_SCHEDULER_ENABLED'];
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DR_') && !own.includes(k)));
+}
+
+/** Facts about the machine, for the report. */
+async function machineInfo() {
+  const version = async (cmd, args) => (await run(cmd, args, { allowFail: true })).stdout.split('\n')[0].trim();
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryMb: Math.round(os.totalmem() / MiB),
+    node: process.version,
+    pgDump: await version('pg_dump', ['--version']),
+    zstd: (await version('zstd', ['--version'])).replace(/^.*v(\d[\w.]*).*$/, '$1'),
+    kernel: os.release(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Main
+
+let activeService = null;
+
+/** Stops the service if the benchmark is interrupted. */
+function installSignalHandlers() {
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, async () => {
+      log(`${signal}: stopping`);
+      await stopService(activeService).catch(() => undefined);
+      process.exit(130);
+    });
+  }
+}
+
+async function main() {
+  installSignalHandlers();
+  await fsp.mkdir(CONFIG.benchDir, { recursive: true });
+  await checkPrerequisites();
+  log(`bench dir ${CONFIG.benchDir}; scale ${CONFIG.pgScale}, tree ${CONFIG.treeMb} MB, repeat ${CONFIG.repeat}`);
+  const machine = await machineInfo();
+  const source = await preparePostgres();
+  const tree = await prepareTree();
+  await resetServiceState();
+
+  const ops = {
+    pgBackup: new Operation('postgres backup', 'POST /backups engine=postgres', 'pg_dump -Fc -Z0 | zstd -3'),
+    pgBackupGzip: new Operation('postgres backup vs -Fc', 'same service runs', 'pg_dump -Fc (gzip)'),
+    pgRestore: new Operation('postgres restore', 'POST /recovery create=true', 'createdb && pg_restore -j2 (-Fc dump)'),
+    fsBackup: new Operation('filesystem backup', 'POST /backups engine=filesystem', 'tar -cf - | zstd -3'),
+    fsRestore: new Operation('filesystem restore', 'POST /recovery path=restores/tree-n', 'zstd -dc | tar -xf -'),
+  };
+  ops.pgBackupGzip.service = ops.pgBackup.service; // one set of service runs, compared with two standard commands
+  const checks = { pgService: [], pgStandard: [], treeService: [], treeStandard: [] };
+  let servicePeakRssMb = null;
+  let serviceExit = null;
+  const startedAt = new Date().toISOString();
+  try {
+    activeService = await startService();
+    for (let r = 0; r < CONFIG.repeat; r++) await runRepeat(r, activeService, ops, checks, source);
+    const hwm = procStatusKb(activeService.pid, 'VmHWM');
+    servicePeakRssMb = hwm == null ? null : Math.round((hwm / 1024) * 10) / 10;
+  } finally {
+    serviceExit = await stopService(activeService).catch((e) => ({ error: e.message }));
+    activeService = null;
+  }
+
+  const operations = Object.values(ops).map((o) => o.summary());
+  const byName = Object.fromEntries(operations.map((o) => [o.operation, o]));
+  const verdict = (value, limit) => (value == null ? 'MISS' : value <= limit ? 'PASS' : 'MISS');
+  const targets = [
+    { name: 'postgres backup svc/std, median of back-to-back pairs (vs pg_dump -Z0 | zstd -3)', value: byName['postgres backup'].pairRatioMedian, target: `<= ${TARGETS.backupRatio}` },
+    { name: 'filesystem backup svc/std, median of back-to-back pairs (vs tar | zstd -3)', value: byName['filesystem backup'].pairRatioMedian, target: `<= ${TARGETS.backupRatio}` },
+    { name: 'service peak RSS MB (VmHWM)', value: servicePeakRssMb, target: `<= ${TARGETS.peakRssMb}` },
+  ].map((t, i) => ({ ...t, verdict: verdict(t.value, i < 2 ? TARGETS.backupRatio : TARGETS.peakRssMb) }));
+  const results = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    config: CONFIG,
+    serviceEnv: passedServiceEnv(),
+    data: { postgresBytes: source.sizeBytes, postgresChecksum: source.checksum, treeFiles: tree.files, treeBytes: tree.bytes },
+    operations,
+    servicePeakRssMb,
+    targets,
+    checks: {
+      'postgres restore (service) pgbench_accounts checksum': collapse(checks.pgService),
+      'postgres restore (standard) pgbench_accounts checksum': collapse(checks.pgStandard),
+      'filesystem restore (service) diff -r': collapse(checks.treeService),
+      'filesystem restore (standard) diff -r': collapse(checks.treeStandard),
+    },
+    serviceExit,
+  };
+  await fsp.writeFile(CONFIG.resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`${renderReport(results)}\n\nresults: ${CONFIG.resultsFile}\n`);
+  const failed = operations.some((o) => o.errors.length) || Object.values(results.checks).some((c) => c !== 'ok');
+  process.exitCode = failed ? 1 : 0;
+}
+
+main().catch(async (error) => {
+  process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+  await stopService(activeService).catch(() => undefined);
+  const tail = await logTail(20);
+  if (tail.trim()) process.stderr.write(`--- last lines of ${CONFIG.serviceLog} ---\n${tail}\n`);
+  process.exit(1);
+});

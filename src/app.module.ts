@@ -1,0 +1,27 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { ScheduleModule } from '@nestjs/schedule';
+import { AuthModule } from './auth/auth.module';
+import { BackupModule } from './backup/backup.module';
+import { ConfigModule } from './config/config.module';
+import { DatabaseModule } from './database/database.module';
+import { HttpExceptionFilter } from './errors/http-exception.filter';
+import { HealthModule } from './health/health.module';
+import { RecoveryModule } from './recovery/recovery.module';
+import { StorageModule } from './storage/storage.module';
+
+/** The service: configuration, metadata store, auth, storage, backup, recovery and health. */
+@Module({
+  imports: [
+    ConfigModule,
+    DatabaseModule,
+    ScheduleModule.forRoot(),
+    AuthModule,
+    StorageModule,
+    BackupModule,
+    RecoveryModule,
+    HealthModule,
+  ],
+  providers: [{ provide: APP_FILTER, useClass: HttpExceptionFilter }],
+})
+export class AppModule {}

@@ -1,0 +1,41 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { bigintToNumber } from '../database/column-transformers';
+import { EngineName } from '../engines/backup-engine';
+import { ArtifactManifest, FileIndexEntry } from '../pipeline/manifest';
+import { BackupTrigger, JobStatus } from './backup-status';
+
+/** One backup run: its record, progress, outcome and where its artifact and manifest are stored. */
+@Entity('backups')
+@Index(['status'])
+@Index(['planId', 'createdAt'])
+export class BackupEntity {
+  @PrimaryGeneratedColumn('uuid') id: string;
+  @Column({ name: 'plan_id', type: 'uuid', nullable: true }) planId: string | null;
+  @Column({ type: 'varchar', length: 30 }) engine: EngineName;
+  @Column({ type: 'jsonb' }) source: Record<string, unknown>;
+  @Column({ name: 'storage_location_id', type: 'uuid' }) storageLocationId: string;
+  @Column({ type: 'varchar', length: 12 }) status: JobStatus;
+  @Column({ type: 'varchar', length: 12 }) trigger: BackupTrigger;
+  /** Storage key of the compressed artifact, e.g. `<id>/artifact.tar.zst`. */
+  @Column({ name: 'artifact_key', type: 'varchar', length: 400, nullable: true }) artifactKey: string | null;
+  @Column({ name: 'manifest_key', type: 'varchar', length: 400, nullable: true }) manifestKey: string | null;
+  /** Bytes produced by the engine (before compression). */
+  @Column({ name: 'size_bytes', type: 'bigint', nullable: true, transformer: bigintToNumber }) sizeBytes: number | null;
+  /** Bytes of the stored artifact (after compression). */
+  @Column({ name: 'stored_bytes', type: 'bigint', nullable: true, transformer: bigintToNumber }) storedBytes: number | null;
+  /** Bytes read from the engine so far, updated while RUNNING. */
+  @Column({ name: 'progress_bytes', type: 'bigint', default: 0, transformer: bigintToNumber }) progressBytes: number;
+  /** SHA-256 (hex) of the stored artifact bytes. */
+  @Column({ type: 'char', length: 64, nullable: true }) sha256: string | null;
+  @Column({ type: 'jsonb', nullable: true }) manifest: ArtifactManifest | null;
+  /** Per-file index (configuration engine), used for diffs. */
+  @Column({ name: 'file_index', type: 'jsonb', nullable: true }) fileIndex: FileIndexEntry[] | null;
+  @Column({ type: 'text', nullable: true }) error: string | null;
+  @Column({ name: 'created_by', type: 'varchar', length: 200, nullable: true }) createdBy: string | null;
+  /** Process running the backup and its last sign of life; a stale heartbeat means the process died. */
+  @Column({ name: 'runner_id', type: 'varchar', length: 200, nullable: true }) runnerId: string | null;
+  @Column({ name: 'heartbeat_at', type: 'timestamptz', nullable: true }) heartbeatAt: Date | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
+  @Column({ name: 'started_at', type: 'timestamptz', nullable: true }) startedAt: Date | null;
+  @Column({ name: 'finished_at', type: 'timestamptz', nullable: true }) finishedAt: Date | null;
+}

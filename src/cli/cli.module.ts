@@ -1,0 +1,21 @@
+import { Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
+import { BackupModule } from '../backup/backup.module';
+import { ConfigModule } from '../config/config.module';
+import { DatabaseModule } from '../database/database.module';
+import { RecoveryModule } from '../recovery/recovery.module';
+import { StorageModule } from '../storage/storage.module';
+import { BackupCommand } from './backup.command';
+import { ListCommand } from './list.command';
+import { RestoreCommand } from './restore.command';
+import { VerifyCommand } from './verify.command';
+
+/**
+ * The `dr` CLI: the service's modules (without auth, health or HTTP) and the commands that call their services
+ * in-process. The scheduler's cron jobs stay off (`DR_SCHEDULER_ENABLED=false`, set by the entry point).
+ */
+@Module({
+  imports: [ConfigModule, DatabaseModule, ScheduleModule.forRoot(), StorageModule, BackupModule, RecoveryModule],
+  providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand],
+})
+export class CliModule {}

@@ -1,0 +1,165 @@
+import { hostname } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  validateSync,
+} from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }) =>
+  value === undefined || value === '' ? undefined : Number(value);
+const toBool = ({ value }: { value: unknown }) =>
+  value === undefined || value === '' ? undefined : ['1', 'true', 'yes', 'on'].includes(String(value).toLowerCase());
+
+/**
+ * The environment variables the service reads, validated once at boot.
+ * Every other part of the code receives an {@link AppConfig}; nothing else reads `process.env`.
+ */
+class EnvironmentVariables {
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  DISASTER_RECOVERY_PORT?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT?: number;
+
+  @IsOptional() @IsString()
+  HOST?: string;
+
+  @IsOptional() @Matches(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be a postgresql:// URL' })
+  DATABASE_URL?: string;
+
+  @IsOptional() @IsString()
+  DR_DATA_DIR?: string;
+
+  @IsOptional() @IsString() @MinLength(24, { message: 'DR_ADMIN_API_KEY must be at least 24 characters' })
+  DR_ADMIN_API_KEY?: string;
+
+  @IsOptional() @IsString()
+  DR_RESTORE_ROOTS?: string;
+
+  @IsOptional() @IsString()
+  DR_SCRATCH_DIR?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(-7) @Max(19)
+  DR_ZSTD_LEVEL?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(64)
+  DR_ZSTD_WORKERS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  DR_PG_RESTORE_JOBS?: number;
+
+  @IsOptional() @IsString()
+  DR_PG_BIN_DIR?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(2) @Max(3600)
+  DR_JOB_LEASE_SECONDS?: number;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  DR_SCHEDULER_ENABLED?: boolean;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
+  DR_PLAN_SYNC_SECONDS?: number;
+
+  @IsOptional() @IsString()
+  DR_INSTANCE_ID?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100)
+  DR_DB_CONNECT_RETRIES?: number;
+
+  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
+  DR_LOG_LEVEL?: string;
+}
+
+/** Raised at boot when the environment is invalid; lists every bad variable. */
+export class ConfigurationError extends Error {}
+
+/**
+ * The service's validated configuration. Units are in the field names (seconds, bytes).
+ * Built once by {@link AppConfig.fromEnv}; injected everywhere else.
+ */
+export class AppConfig {
+  /** HTTP port (default 8891). */
+  readonly port: number;
+  readonly host: string;
+  /** Metadata store URL; undefined selects the embedded PostgreSQL (PGlite) under `dataDir`. */
+  readonly databaseUrl?: string;
+  /** Absolute directory for embedded database, default storage location, scratch files and the admin key file. */
+  readonly dataDir: string;
+  readonly adminApiKey?: string;
+  /** Absolute directories a restore may write into (`DR_RESTORE_ROOTS`, `:` or `,` separated). */
+  readonly restoreRoots: string[];
+  /** Absolute directory for temporary files of restores (e.g. a decompressed pg_dump archive for pg_restore -j). */
+  readonly scratchDir: string;
+  readonly zstdLevel: number;
+  /** zstd worker threads (default 1: libzstd compresses beside the event loop); 0 compresses on the event loop. */
+  readonly zstdWorkers: number;
+  readonly pgRestoreJobs: number;
+  /** Directory holding pg_dump/pg_restore/psql of the wanted major version; undefined uses PATH. */
+  readonly pgBinDir?: string;
+  /** A RUNNING job whose heartbeat is older than this is considered dead (its process crashed). */
+  readonly jobLeaseSeconds: number;
+  readonly schedulerEnabled: boolean;
+  readonly planSyncSeconds: number;
+  /** Identifies this process in schedule claims and job ownership. */
+  readonly instanceId: string;
+  readonly logLevel: string;
+  /** Attempts to reach the metadata store at boot before giving up (3 s apart). */
+  readonly dbConnectRetries: number;
+
+  private constructor(values: Omit<AppConfig, never>) {
+    Object.assign(this, values);
+  }
+
+  /**
+   * Validates `env` and builds the configuration.
+   * @throws ConfigurationError naming every invalid variable.
+   */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): AppConfig {
+    const parsed = plainToInstance(EnvironmentVariables, { ...env }, { excludeExtraneousValues: false });
+    const errors = validateSync(parsed, { whitelist: false, forbidUnknownValues: false });
+    const problems = errors.flatMap((e) => Object.values(e.constraints ?? {}).map((m) => `${e.property}: ${m}`));
+    const dataDir = resolve(cwd, parsed.DR_DATA_DIR ?? './data');
+    const restoreRoots = (parsed.DR_RESTORE_ROOTS ?? resolve(dataDir, 'restores'))
+      .split(/[,:]/)
+      .map((p) => p.trim())
+      .filter(Boolean);
+    for (const root of restoreRoots) {
+      if (!isAbsolute(root)) problems.push(`DR_RESTORE_ROOTS: "${root}" is not an absolute path`);
+    }
+    if (parsed.DR_PG_BIN_DIR !== undefined && !isAbsolute(parsed.DR_PG_BIN_DIR)) {
+      problems.push('DR_PG_BIN_DIR: must be an absolute path');
+    }
+    if (problems.length > 0) {
+      throw new ConfigurationError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    }
+    return new AppConfig({
+      port: parsed.DISASTER_RECOVERY_PORT ?? parsed.PORT ?? 8891,
+      host: parsed.HOST ?? '0.0.0.0',
+      databaseUrl: parsed.DATABASE_URL || undefined,
+      dataDir,
+      adminApiKey: parsed.DR_ADMIN_API_KEY,
+      restoreRoots: restoreRoots.map((r) => resolve(r)),
+      scratchDir: resolve(cwd, parsed.DR_SCRATCH_DIR ?? resolve(dataDir, 'scratch')),
+      zstdLevel: parsed.DR_ZSTD_LEVEL ?? 3,
+      zstdWorkers: parsed.DR_ZSTD_WORKERS ?? 1,
+      pgRestoreJobs: parsed.DR_PG_RESTORE_JOBS ?? 2,
+      pgBinDir: parsed.DR_PG_BIN_DIR,
+      jobLeaseSeconds: parsed.DR_JOB_LEASE_SECONDS ?? 30,
+      schedulerEnabled: parsed.DR_SCHEDULER_ENABLED ?? true,
+      planSyncSeconds: parsed.DR_PLAN_SYNC_SECONDS ?? 30,
+      instanceId: parsed.DR_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      logLevel: parsed.DR_LOG_LEVEL ?? 'log',
+      dbConnectRetries: parsed.DR_DB_CONNECT_RETRIES ?? 9,
+    } as AppConfig);
+  }
+}

@@ -1,0 +1,22 @@
+import { ApiKeyEntity } from '../auth/api-key.entity';
+import { BackupPlanEntity } from '../backup/backup-plan.entity';
+import { BackupEntity } from '../backup/backup.entity';
+import { ScheduleClaimEntity } from '../backup/schedule-claim.entity';
+import { VerificationEntity } from '../backup/verification.entity';
+import { RecoveryEntity } from '../recovery/recovery.entity';
+import { StorageLocationEntity } from '../storage/storage-location.entity';
+import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSchema';
+
+/** Every entity of the metadata store. */
+export const ENTITIES = [
+  ApiKeyEntity,
+  StorageLocationEntity,
+  BackupPlanEntity,
+  BackupEntity,
+  ScheduleClaimEntity,
+  VerificationEntity,
+  RecoveryEntity,
+];
+
+/** Every migration, in order. The schema changes only through these (never `synchronize`). */
+export const MIGRATIONS = [InitialSchema1764000000000];

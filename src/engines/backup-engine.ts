@@ -1,0 +1,65 @@
+import { Readable } from 'node:stream';
+import { FileIndexEntry } from '../pipeline/manifest';
+
+export type EngineName = 'postgres' | 'filesystem' | 'configuration';
+export const ENGINE_NAMES: EngineName[] = ['postgres', 'filesystem', 'configuration'];
+
+/** A running engine backup: the raw byte stream and the promise of its outcome once the stream has ended. */
+export interface EngineBackupRun {
+  stream: Readable;
+  /** Resolves after the source tool exited successfully; rejects when it failed (the artifact is then discarded). */
+  done: Promise<EngineBackupResult>;
+}
+
+export interface EngineBackupResult {
+  /** Per-file index of what the artifact holds, when the engine keeps one (configuration). */
+  fileIndex?: FileIndexEntry[];
+  /** Non-fatal conditions worth recording (e.g. a file changed while it was read). */
+  warnings: string[];
+}
+
+export interface EngineRestoreResult {
+  warnings: string[];
+}
+
+/** Context of one backup or restore run. */
+export interface EngineRunContext {
+  /** Aborts the run: child processes are killed. */
+  signal: AbortSignal;
+  /** Unique name of the run, usable for scratch files. */
+  runId: string;
+}
+
+/**
+ * A backup engine knows one kind of source and target (a database, a directory), nothing of HTTP, records or
+ * storage. Sources and targets arrive validated against the engine's DTO classes.
+ */
+export interface BackupEngine<Source extends object = object, Target extends object = object> {
+  readonly name: EngineName;
+  /** File extension of the raw artifact before compression (`pgdump`, `tar`). */
+  readonly artifactExtension: string;
+  /** MIME type of the raw artifact. */
+  readonly contentType: string;
+  /** DTO class a `source` is validated against. */
+  readonly sourceClass: new () => Source;
+  /** DTO class a restore `target` is validated against. */
+  readonly targetClass: new () => Target;
+  /** Versions of the external tools used, recorded in the manifest. */
+  toolVersions(): Promise<Record<string, string>>;
+  /** Checks that the source can be read before a backup is accepted (e.g. the directory exists). @throws DrError */
+  checkSource(source: Source): Promise<void>;
+  /** Starts streaming the source. */
+  backup(source: Source, context: EngineRunContext): Promise<EngineBackupRun>;
+  /**
+   * Refuses a target that would lose data: TARGET_EXISTS / TARGET_NOT_EMPTY unless `overwrite`, TARGET_NOT_ALLOWED
+   * outside the allowed roots. Called before the recovery is accepted. @throws DrError
+   */
+  checkTarget(target: Target, overwrite: boolean): Promise<void>;
+  /** Restores from the raw (decompressed, verified) artifact stream into the target. */
+  restore(target: Target, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult>;
+  /** The target described for records and responses, without secrets. */
+  describeTarget(target: Target): Record<string, unknown>;
+}
+
+/** Injection token of the list of all engines. */
+export const BACKUP_ENGINES = Symbol('BACKUP_ENGINES');

@@ -1,0 +1,84 @@
+import { Injectable } from '@nestjs/common';
+import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsString, Matches, MaxLength } from 'class-validator';
+import fg from 'fast-glob';
+import { Readable } from 'node:stream';
+import { DrError } from '../errors/dr-error';
+import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext } from './backup-engine';
+import { DirectoryTarget } from './filesystem.engine';
+import { RestoreDirectoryPolicy } from './restore-directory';
+import { TarArchiver } from './tar-archiver';
+import { TarIndexingStream } from './tar-indexer';
+
+/** `source` of a configuration snapshot: absolute glob patterns, e.g. `/etc/app/*.yml`. */
+export class ConfigurationSource {
+  @IsArray() @ArrayNotEmpty() @ArrayMaxSize(200)
+  @IsString({ each: true })
+  @Matches(/^\//, { each: true, message: 'each path must be an absolute path or glob' })
+  @MaxLength(4096, { each: true })
+  paths: string[];
+}
+
+/**
+ * Snapshots configuration files matched by globs into a tar archive (paths kept relative to `/`), with a
+ * per-file SHA-256 index taken from the archive itself, so two snapshots can be diffed. Restores into a target
+ * directory, recreating the original paths below it (`/etc/app/a.yml` → `<target>/etc/app/a.yml`).
+ */
+@Injectable()
+export class ConfigurationEngine implements BackupEngine<ConfigurationSource, DirectoryTarget> {
+  readonly name = 'configuration' as const;
+  readonly artifactExtension = 'tar';
+  readonly contentType = 'application/x-tar';
+  readonly sourceClass = ConfigurationSource;
+  readonly targetClass = DirectoryTarget;
+
+  constructor(
+    private readonly tar: TarArchiver,
+    private readonly directories: RestoreDirectoryPolicy,
+  ) {}
+
+  async toolVersions(): Promise<Record<string, string>> {
+    return { tar: await this.tar.version() };
+  }
+
+  private async matchFiles(source: ConfigurationSource): Promise<string[]> {
+    const files = await fg(source.paths, { dot: true, onlyFiles: true, followSymbolicLinks: true, unique: true, absolute: true });
+    return files.map((f) => f.replace(/^\/+/, '')).sort();
+  }
+
+  async checkSource(source: ConfigurationSource): Promise<void> {
+    if ((await this.matchFiles(source)).length === 0) {
+      throw DrError.validation([{ field: 'source.paths', message: 'no file matches these paths' }]);
+    }
+  }
+
+  async backup(source: ConfigurationSource, context: EngineRunContext): Promise<EngineBackupRun> {
+    const entries = await this.matchFiles(source);
+    if (entries.length === 0) throw new Error('no file matches source.paths');
+    const tar = this.tar.create({ cwd: '/', entries, signal: context.signal });
+    const indexer = new TarIndexingStream();
+    tar.stream.once('error', (error) => indexer.destroy(error));
+    const stream = tar.stream.pipe(indexer);
+    const indexed = new Promise<void>((resolve, reject) => {
+      indexer.once('end', resolve);
+      indexer.once('error', reject);
+    });
+    indexed.catch(() => undefined);
+    const done = Promise.all([tar.done, indexed]).then(([warnings]) => ({ warnings, fileIndex: indexer.entries }));
+    return { stream, done };
+  }
+
+  async checkTarget(target: DirectoryTarget, overwrite: boolean): Promise<void> {
+    await this.directories.check(target.path, overwrite);
+  }
+
+  async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
+    const path = await this.directories.check(target.path, overwrite);
+    await this.directories.prepare(path);
+    await this.tar.extract(path, input, context.signal);
+    return { warnings: [] };
+  }
+
+  describeTarget(target: DirectoryTarget): Record<string, unknown> {
+    return { ...target };
+  }
+}

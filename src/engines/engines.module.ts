@@ -1,0 +1,31 @@
+import { Module } from '@nestjs/common';
+import { BACKUP_ENGINES } from './backup-engine';
+import { ConfigurationEngine } from './configuration.engine';
+import { EngineRegistry } from './engine-registry';
+import { FilesystemEngine } from './filesystem.engine';
+import { PostgresEngine } from './postgres.engine';
+import { ProcessRunner } from './process-runner';
+import { RestoreDirectoryPolicy } from './restore-directory';
+import { SecretResolver } from './secret-resolver';
+import { TarArchiver } from './tar-archiver';
+
+/** The backup engines, registered as one list under {@link BACKUP_ENGINES} and picked by name. */
+@Module({
+  providers: [
+    ProcessRunner,
+    SecretResolver,
+    TarArchiver,
+    RestoreDirectoryPolicy,
+    PostgresEngine,
+    FilesystemEngine,
+    ConfigurationEngine,
+    {
+      provide: BACKUP_ENGINES,
+      inject: [PostgresEngine, FilesystemEngine, ConfigurationEngine],
+      useFactory: (...engines: unknown[]) => engines,
+    },
+    EngineRegistry,
+  ],
+  exports: [EngineRegistry],
+})
+export class EnginesModule {}

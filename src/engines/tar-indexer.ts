@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { extract, Headers } from 'tar-stream';
+import { FileIndexEntry } from '../pipeline/manifest';
+
+/**
+ * A pass-through stream that parses the tar archive flowing through it (with tar-stream) and records, per
+ * member, its path, type, size, mode, mtime and the SHA-256 of its content: the index is of exactly the bytes
+ * that went into the artifact. Back-pressure is kept: a chunk passes on only once the parser has taken it.
+ */
+export class TarIndexingStream extends Transform {
+  readonly entries: FileIndexEntry[] = [];
+  private readonly parser = extract();
+  private parseError?: Error;
+
+  constructor() {
+    super({ highWaterMark: 1 << 20 });
+    this.parser.on('entry', (header: Headers, stream, next) => {
+      const hash = header.type === 'file' ? createHash('sha256') : null;
+      stream.on('data', (chunk: Buffer) => hash?.update(chunk));
+      stream.on('end', () => {
+        this.entries.push(toEntry(header, hash?.digest('hex')));
+        next();
+      });
+    });
+    this.parser.on('error', (error: Error) => {
+      this.parseError = error;
+    });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    if (this.parseError) return callback(this.parseError);
+    // tar-stream is built on streamx: write() takes no callback; wait for 'drain' when it asks to.
+    if (this.parser.write(chunk)) callback(null, chunk);
+    else this.parser.once('drain', () => callback(this.parseError ?? null, chunk));
+  }
+
+  override _flush(callback: (error?: Error | null) => void): void {
+    this.parser.once('finish', () => callback(this.parseError ?? null));
+    this.parser.once('error', (error: Error) => callback(error));
+    this.parser.end();
+  }
+}
+
+function toEntry(header: Headers, sha256: string | undefined): FileIndexEntry {
+  const type = header.type === 'file' ? 'file' : header.type === 'directory' ? 'directory' : header.type === 'symlink' ? 'symlink' : 'other';
+  return {
+    path: header.name.replace(/^\.\//, '').replace(/\/$/, ''),
+    type,
+    sizeBytes: header.size ?? 0,
+    mode: ((header.mode ?? 0) & 0o7777).toString(8).padStart(4, '0'),
+    mtime: (header.mtime ?? new Date(0)).toISOString(),
+    ...(sha256 ? { sha256 } : {}),
+    ...(header.linkname ? { linkTarget: header.linkname } : {}),
+  };
+}

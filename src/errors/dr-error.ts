@@ -1,0 +1,67 @@
+/** One problem with one input field: `field` is a dotted path such as `source.path` or `target.url`. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** Stable error codes of the API. Each maps to one HTTP status in {@link httpStatusOf}. */
+export type ErrorCode =
+  | 'VALIDATION_FAILED'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'TARGET_NOT_EMPTY'
+  | 'TARGET_EXISTS'
+  | 'TARGET_NOT_ALLOWED'
+  | 'BACKUP_NOT_RESTORABLE'
+  | 'SECRET_UNAVAILABLE'
+  | 'PLAN_BUSY'
+  | 'INTERNAL';
+
+/** Maps an error code to its HTTP status (exhaustive: a new code fails to compile until it is mapped). */
+export function httpStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'VALIDATION_FAILED':
+    case 'SECRET_UNAVAILABLE':
+      return 400;
+    case 'UNAUTHENTICATED':
+      return 401;
+    case 'FORBIDDEN':
+    case 'TARGET_NOT_ALLOWED':
+      return 403;
+    case 'NOT_FOUND':
+      return 404;
+    case 'CONFLICT':
+    case 'TARGET_NOT_EMPTY':
+    case 'TARGET_EXISTS':
+    case 'BACKUP_NOT_RESTORABLE':
+    case 'PLAN_BUSY':
+      return 409;
+    case 'INTERNAL':
+      return 500;
+  }
+}
+
+/**
+ * A failure the caller can act on: a stable code, a message free of secrets, and per-field problems for bad input.
+ * Thrown by services; turned into the one error response shape by the HTTP exception filter.
+ */
+export class DrError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: FieldProblem[] = [],
+  ) {
+    super(message);
+  }
+
+  /** Bad input on named fields (HTTP 400). */
+  static validation(details: FieldProblem[]): DrError {
+    return new DrError('VALIDATION_FAILED', `invalid request: ${details.map((d) => d.field).join(', ')}`, details);
+  }
+
+  static notFound(what: string, id: string): DrError {
+    return new DrError('NOT_FOUND', `${what} ${id} not found`);
+  }
+}

@@ -1,0 +1,35 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { actorOf, CurrentPrincipal, Principal } from '../auth/principal';
+import { Role } from '../auth/role';
+import { ANY_ROLE, Roles } from '../auth/roles.decorator';
+import { Page } from '../backup/dto/backup.dto';
+import { API_PREFIX } from '../http/api-prefix';
+import { uuidPipe } from '../http/uuid-pipe';
+import { CreateRecoveryDto, ListRecoveriesQuery, RecoveryResponse } from './dto/recovery.dto';
+import { RecoveryService } from './recovery.service';
+
+/** Recoveries: restore a backup into a target; poll for the outcome and the measured duration. */
+@Controller(`${API_PREFIX}/recovery`)
+export class RecoveryController {
+  constructor(private readonly recoveries: RecoveryService) {}
+
+  @Post()
+  @HttpCode(202)
+  @Roles(Role.RECOVERY_ADMIN)
+  async create(@Body() dto: CreateRecoveryDto, @CurrentPrincipal() principal: Principal): Promise<RecoveryResponse> {
+    return RecoveryResponse.of(await this.recoveries.create(dto, actorOf(principal)));
+  }
+
+  @Get()
+  @Roles(...ANY_ROLE)
+  async list(@Query() query: ListRecoveriesQuery): Promise<Page<RecoveryResponse>> {
+    const page = await this.recoveries.list(query);
+    return { ...page, items: page.items.map(RecoveryResponse.of) };
+  }
+
+  @Get(':id')
+  @Roles(...ANY_ROLE)
+  async get(@Param('id', uuidPipe('id')) id: string): Promise<RecoveryResponse> {
+    return RecoveryResponse.of(await this.recoveries.get(id));
+  }
+}

@@ -1,0 +1,27 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { JobStatus } from '../backup/backup-status';
+import { bigintToNumber } from '../database/column-transformers';
+
+export type RecoveryType = 'FULL';
+
+/** One restore of a backup into a target; its duration is the measured recovery time (RTO). */
+@Entity('recoveries')
+@Index(['status'])
+export class RecoveryEntity {
+  @PrimaryGeneratedColumn('uuid') id: string;
+  @Column({ name: 'backup_id', type: 'uuid' }) backupId: string;
+  @Column({ type: 'varchar', length: 20 }) type: RecoveryType;
+  /** Engine-specific target (a directory path or a database URL without password, plus secret names). */
+  @Column({ type: 'jsonb' }) target: Record<string, unknown>;
+  @Column({ type: 'boolean', default: false }) overwrite: boolean;
+  @Column({ type: 'varchar', length: 12 }) status: JobStatus;
+  @Column({ type: 'text', nullable: true }) error: string | null;
+  @Column({ name: 'bytes_restored', type: 'bigint', default: 0, transformer: bigintToNumber }) bytesRestored: number;
+  @Column({ name: 'duration_ms', type: 'integer', nullable: true }) durationMs: number | null;
+  @Column({ name: 'created_by', type: 'varchar', length: 200, nullable: true }) createdBy: string | null;
+  @Column({ name: 'runner_id', type: 'varchar', length: 200, nullable: true }) runnerId: string | null;
+  @Column({ name: 'heartbeat_at', type: 'timestamptz', nullable: true }) heartbeatAt: Date | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
+  @Column({ name: 'started_at', type: 'timestamptz', nullable: true }) startedAt: Date | null;
+  @Column({ name: 'finished_at', type: 'timestamptz', nullable: true }) finishedAt: Date | null;
+}

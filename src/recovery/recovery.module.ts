@@ -1,0 +1,19 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { BackupModule } from '../backup/backup.module';
+import { EnginesModule } from '../engines/engines.module';
+import { PipelineModule } from '../pipeline/pipeline.module';
+import { StorageModule } from '../storage/storage.module';
+import { RecoveryController } from './recovery.controller';
+import { RecoveryRunner } from './recovery-runner.service';
+import { RecoveryEntity } from './recovery.entity';
+import { RecoveryService } from './recovery.service';
+
+/** Recoveries: restores of backups into targets. Reads Backup's records; Backup never depends on it. */
+@Module({
+  imports: [TypeOrmModule.forFeature([RecoveryEntity]), BackupModule, EnginesModule, PipelineModule, StorageModule],
+  controllers: [RecoveryController],
+  providers: [RecoveryService, RecoveryRunner],
+  exports: [RecoveryService],
+})
+export class RecoveryModule {}

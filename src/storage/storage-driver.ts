@@ -1,0 +1,83 @@
+import { Readable, Writable } from 'node:stream';
+
+/** Metadata of one stored object. */
+export interface ObjectStat {
+  /** Key relative to the location's root, `/`-separated, e.g. `3f2c.../artifact.tar.zst`. */
+  key: string;
+  sizeBytes: number;
+  modifiedAt: Date;
+}
+
+/** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  /** Inclusive; omitted means to the end of the object. */
+  end?: number;
+}
+
+/** One page of a listing, in key order. */
+export interface ObjectPage {
+  objects: ObjectStat[];
+  /** Pass as `after` to get the next page; absent on the last page. */
+  nextAfter?: string;
+}
+
+/**
+ * An upload in progress. Bytes written to `stream` go to a staging object; nothing is visible under the final
+ * key until {@link StagedUpload.publish} succeeds, so a crash or an error never leaves a half-written object
+ * under its final name.
+ */
+export interface StagedUpload {
+  readonly stream: Writable;
+  /** Makes the object durable and visible under its key, atomically. Call after `stream` has finished. */
+  publish(): Promise<void>;
+  /** Discards the staged bytes. Safe to call after a failure, and more than once. */
+  abort(): Promise<void>;
+}
+
+/**
+ * What the service needs from a place that keeps artifacts. Drivers know objects, nothing of engines or records.
+ * Keys are relative, `/`-separated, without `..` segments; a driver rejects any other key.
+ */
+export interface StorageDriver {
+  /** Starts a staged upload to `key`, replacing any object there once published. */
+  createUpload(key: string): Promise<StagedUpload>;
+  /** Writes a small object in one call (staged and published atomically). */
+  putObject(key: string, body: Buffer): Promise<void>;
+  /** Streams an object or a byte range of it. @throws ObjectNotFoundError */
+  read(key: string, range?: ByteRange): Promise<Readable>;
+  /** Reads a small object whole. @throws ObjectNotFoundError */
+  readObject(key: string): Promise<Buffer>;
+  /** The object's metadata, or null when it does not exist. */
+  stat(key: string): Promise<ObjectStat | null>;
+  /** Objects whose key starts with `prefix`, in key order, `limit` at a time after the key `after`. */
+  list(prefix: string, options?: { after?: string; limit?: number }): Promise<ObjectPage>;
+  /** Deletes an object; deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Removes staging objects left under `prefix` by uploads that never published (a crashed process). */
+  removeStaged(prefix: string): Promise<number>;
+  /** Proves the location is reachable and writable. @throws when it is not */
+  checkHealth(): Promise<void>;
+}
+
+/** Raised when an object does not exist. */
+export class ObjectNotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`object not found: ${key}`);
+  }
+}
+
+/** Raised for a key that is absolute, empty, or has `.`/`..` segments. */
+export class InvalidObjectKeyError extends Error {}
+
+/** Validates a storage key. @throws InvalidObjectKeyError */
+export function assertValidKey(key: string): void {
+  if (!key || key.startsWith('/') || key.includes('\\') || key.includes('\0')) {
+    throw new InvalidObjectKeyError(`invalid object key: ${JSON.stringify(key)}`);
+  }
+  for (const segment of key.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      throw new InvalidObjectKeyError(`invalid object key: ${JSON.stringify(key)}`);
+    }
+  }
+}
