@@ -3,12 +3,13 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { IsBoolean, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { Client } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext } from './backup-engine';
+import { addDataOffsets, UnsupportedArchiveError } from './pg-custom-archive';
 import { ProcessRunner } from './process-runner';
 import { SECRET_REF_PATTERN, SecretResolver } from './secret-resolver';
 
@@ -46,6 +47,7 @@ interface ParsedUrl {
  */
 @Injectable()
 export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarget> {
+  private readonly logger = new Logger(PostgresEngine.name);
   readonly name = 'postgres' as const;
   readonly artifactExtension = 'pgdump';
   readonly contentType = 'application/vnd.postgresql.custom-dump';
@@ -108,10 +110,12 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     const scratch = join(this.config.scratchDir, `${context.runId}.pgdump`);
     try {
       await pipeline(input, createWriteStream(scratch, { mode: 0o600, highWaterMark: 1 << 20 }), { signal: context.signal });
+      const warnings: string[] = [];
+      const jobs = await this.parallelJobsFor(scratch, warnings);
       if (!(await this.databaseExists(target))) {
         await this.withMaintenanceClient(target, (c) => c.query(`CREATE DATABASE ${quoteIdent(database)}`));
       }
-      const args = [`--dbname=${url.toString()}`, `--jobs=${this.config.pgRestoreJobs}`, '--exit-on-error', '--no-password'];
+      const args = [`--dbname=${url.toString()}`, `--jobs=${jobs}`, '--exit-on-error', '--no-password'];
       if (overwrite) args.push('--clean', '--if-exists');
       if (target.noOwner) args.push('--no-owner');
       args.push(scratch);
@@ -122,9 +126,30 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       proc.stdin.end();
       proc.stdout.resume();
       await proc.done;
-      return { warnings: [] };
+      return { warnings };
     } finally {
       await rm(scratch, { force: true });
+    }
+  }
+
+  /**
+   * Prepares the scratch copy of a dump for `pg_restore --jobs`: a dump written to a pipe (as every backup is) lacks
+   * its tables' data offsets, and without them each parallel worker skips through the data one chunk at a time
+   * (measured: 8.5-12 s instead of 4.4 s for pgbench scale 30, 6,000,118 lseek calls instead of 54).
+   * @returns `DR_PG_RESTORE_JOBS`, or 1 when the archive cannot be patched (then a warning says why).
+   */
+  private async parallelJobsFor(scratch: string, warnings: string[]): Promise<number> {
+    if (this.config.pgRestoreJobs <= 1) return 1;
+    try {
+      const result = await addDataOffsets(scratch);
+      this.logger.debug(`pg_dump archive ${result.archiveVersion}: ${result.patched} of ${result.tocEntries} TOC entries given data offsets`);
+      return this.config.pgRestoreJobs;
+    } catch (error) {
+      if (!(error instanceof UnsupportedArchiveError)) throw error;
+      const warning = `restored without --jobs: the dump's data offsets could not be added (${error.message})`;
+      this.logger.warn(warning);
+      warnings.push(warning);
+      return 1;
     }
   }
 

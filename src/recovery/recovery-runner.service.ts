@@ -64,11 +64,12 @@ export class RecoveryRunner implements BeforeApplicationShutdown {
       const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
       stored = await driver.read(backup.artifactKey!);
       raw = this.pipeline.openRaw(stored, backup.artifactKey!, backup.sha256!, (n) => (storedBytes = n));
-      await engine.restore(target, raw, recovery.overwrite, { signal, runId: recovery.id });
+      const { warnings } = await engine.restore(target, raw, recovery.overwrite, { signal, runId: recovery.id });
       await heartbeat.stop();
       const finishedAt = new Date();
       await this.recoveries.update(recovery.id, {
         status: JobStatus.COMPLETED,
+        warnings,
         bytesRestored: storedBytes,
         finishedAt,
         heartbeatAt: finishedAt,

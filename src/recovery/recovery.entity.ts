@@ -16,6 +16,8 @@ export class RecoveryEntity {
   @Column({ type: 'boolean', default: false }) overwrite: boolean;
   @Column({ type: 'varchar', length: 12 }) status: JobStatus;
   @Column({ type: 'text', nullable: true }) error: string | null;
+  /** Non-fatal conditions of a completed restore (e.g. a parallel restore that had to run sequentially). */
+  @Column({ type: 'jsonb', default: () => "'[]'" }) warnings: string[];
   @Column({ name: 'bytes_restored', type: 'bigint', default: 0, transformer: bigintToNumber }) bytesRestored: number;
   @Column({ name: 'duration_ms', type: 'integer', nullable: true }) durationMs: number | null;
   @Column({ name: 'created_by', type: 'varchar', length: 200, nullable: true }) createdBy: string | null;

@@ -100,6 +100,7 @@ export class InitialSchema1764000000000 implements MigrationInterface {
         overwrite boolean NOT NULL DEFAULT false,
         status varchar(12) NOT NULL CHECK (status IN ('PENDING','RUNNING','COMPLETED','FAILED')),
         error text,
+        warnings jsonb NOT NULL DEFAULT '[]',
         bytes_restored bigint NOT NULL DEFAULT 0,
         duration_ms integer,
         created_by varchar(200),

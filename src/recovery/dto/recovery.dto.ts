@@ -46,6 +46,7 @@ export class RecoveryResponse {
   status: JobStatus;
   bytesRestored: number;
   error: string | null;
+  warnings: string[];
   durationMs: number | null;
   createdBy: string | null;
   createdAt: string;
@@ -62,6 +63,7 @@ export class RecoveryResponse {
       status: r.status,
       bytesRestored: r.bytesRestored,
       error: r.error,
+      warnings: r.warnings,
       durationMs: r.durationMs,
       createdBy: r.createdBy,
       createdAt: r.createdAt.toISOString(),
