@@ -7,11 +7,14 @@ import { finished } from 'node:stream/promises';
 import {
   assertValidKey,
   ByteRange,
+  ImmutabilityNotSupportedError,
   ObjectNotFoundError,
   ObjectPage,
   ObjectStat,
   StagedUpload,
+  StorageCapabilities,
   StorageDriver,
+  UploadOptions,
 } from './storage-driver';
 
 const STAGING_MARK = '.partial-';
@@ -22,6 +25,9 @@ const STAGING_MARK = '.partial-';
  * (the rename is atomic within one file system, NFS included).
  */
 export class LocalStorageDriver implements StorageDriver {
+  /** A plain file system has no object lock (`chattr +i` needs CAP_LINUX_IMMUTABLE, which a service should not hold). */
+  readonly capabilities: StorageCapabilities = { immutability: false };
+
   constructor(private readonly root: string) {}
 
   private pathOf(key: string): string {
@@ -29,7 +35,8 @@ export class LocalStorageDriver implements StorageDriver {
     return join(this.root, ...key.split('/'));
   }
 
-  async createUpload(key: string): Promise<StagedUpload> {
+  async createUpload(key: string, options: UploadOptions = {}): Promise<StagedUpload> {
+    if (options.retainUntil) throw new ImmutabilityNotSupportedError('local storage cannot lock objects (immutability)');
     const finalPath = this.pathOf(key);
     await mkdir(dirname(finalPath), { recursive: true, mode: 0o750 });
     const stagingPath = join(dirname(finalPath), `.${basename(finalPath)}${STAGING_MARK}${randomBytes(6).toString('hex')}`);
@@ -54,8 +61,8 @@ export class LocalStorageDriver implements StorageDriver {
     };
   }
 
-  async putObject(key: string, body: Buffer): Promise<void> {
-    const upload = await this.createUpload(key);
+  async putObject(key: string, body: Buffer, options?: UploadOptions): Promise<void> {
+    const upload = await this.createUpload(key, options);
     try {
       upload.stream.end(body);
       await finished(upload.stream);

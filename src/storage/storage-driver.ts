@@ -22,6 +22,21 @@ export interface ObjectPage {
   nextAfter?: string;
 }
 
+/** Options of an upload. */
+export interface UploadOptions {
+  /**
+   * Make the object undeletable and unchangeable until this time (S3 Object Lock retention, Azure immutability
+   * policy). A driver whose store cannot do it throws {@link ImmutabilityNotSupportedError}.
+   */
+  retainUntil?: Date;
+}
+
+/** What a driver's store can do beyond the basic contract. */
+export interface StorageCapabilities {
+  /** Objects can be locked until a date ({@link UploadOptions.retainUntil}). */
+  immutability: boolean;
+}
+
 /**
  * An upload in progress. Bytes written to `stream` go to a staging object; nothing is visible under the final
  * key until {@link StagedUpload.publish} succeeds, so a crash or an error never leaves a half-written object
@@ -40,10 +55,15 @@ export interface StagedUpload {
  * Keys are relative, `/`-separated, without `..` segments; a driver rejects any other key.
  */
 export interface StorageDriver {
-  /** Starts a staged upload to `key`, replacing any object there once published. */
-  createUpload(key: string): Promise<StagedUpload>;
+  readonly capabilities: StorageCapabilities;
+  /**
+   * Starts a staged upload to `key`, replacing any object there once published. Memory stays bounded whatever
+   * the size (a driver buffers at most a few parts).
+   * @throws ImmutabilityNotSupportedError when `options.retainUntil` is asked of a store that cannot lock objects
+   */
+  createUpload(key: string, options?: UploadOptions): Promise<StagedUpload>;
   /** Writes a small object in one call (staged and published atomically). */
-  putObject(key: string, body: Buffer): Promise<void>;
+  putObject(key: string, body: Buffer, options?: UploadOptions): Promise<void>;
   /** Streams an object or a byte range of it. @throws ObjectNotFoundError */
   read(key: string, range?: ByteRange): Promise<Readable>;
   /** Reads a small object whole. @throws ObjectNotFoundError */
@@ -52,7 +72,10 @@ export interface StorageDriver {
   stat(key: string): Promise<ObjectStat | null>;
   /** Objects whose key starts with `prefix`, in key order, `limit` at a time after the key `after`. */
   list(prefix: string, options?: { after?: string; limit?: number }): Promise<ObjectPage>;
-  /** Deletes an object; deleting a missing object is not an error. */
+  /**
+   * Deletes an object; deleting a missing object is not an error.
+   * @throws ObjectLockedError when the object is locked (immutability) until a later date
+   */
   delete(key: string): Promise<void>;
   /** Removes staging objects left under `prefix` by uploads that never published (a crashed process). */
   removeStaged(prefix: string): Promise<number>;
@@ -64,6 +87,19 @@ export interface StorageDriver {
 export class ObjectNotFoundError extends Error {
   constructor(readonly key: string) {
     super(`object not found: ${key}`);
+  }
+}
+
+/** Raised when asked to lock objects in a store that cannot. */
+export class ImmutabilityNotSupportedError extends Error {}
+
+/** Raised when deleting an object that is locked until `retainUntil`. */
+export class ObjectLockedError extends Error {
+  constructor(
+    readonly key: string,
+    readonly retainUntil?: Date,
+  ) {
+    super(`object ${key} is locked${retainUntil ? ` until ${retainUntil.toISOString()}` : ''} and cannot be deleted`);
   }
 }
 
