@@ -8,12 +8,14 @@ import { DatabaseModule } from './database/database.module';
 import { HttpExceptionFilter } from './errors/http-exception.filter';
 import { HealthModule } from './health/health.module';
 import { RecoveryModule } from './recovery/recovery.module';
+import { SecretsModule } from './secrets/secrets.module';
 import { StorageModule } from './storage/storage.module';
 
 /** The service: configuration, metadata store, auth, storage, backup, recovery and health. */
 @Module({
   imports: [
     ConfigModule,
+    SecretsModule,
     DatabaseModule,
     ScheduleModule.forRoot(),
     AuthModule,

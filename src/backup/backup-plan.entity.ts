@@ -1,5 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { EngineName } from '../engines/backup-engine';
+import type { EncryptionSettings } from '../pipeline/backup-encryption';
 
 /** What to back up, with which engine, into which storage location, and when (a cron expression). */
 @Entity('backup_plans')
@@ -14,6 +15,14 @@ export class BackupPlanEntity {
   @Column({ type: 'varchar', length: 120, nullable: true }) schedule: string | null;
   @Column({ type: 'varchar', length: 64, default: 'UTC' }) timezone: string;
   @Column({ type: 'boolean', default: true }) enabled: boolean;
+  /** Encryption of this plan's backups; null: the storage location's, if any. */
+  @Column({ type: 'jsonb', nullable: true }) encryption: EncryptionSettings | null;
+  /** Locations every completed backup is copied to (3-2-1), each copy verified by hash. */
+  @Column({ name: 'copy_location_ids', type: 'uuid', array: true, default: () => "'{}'" }) copyLocationIds: string[];
+  /** Which backups to keep (restic's forget rules); null keeps everything. */
+  @Column({ type: 'jsonb', nullable: true }) retention: Record<string, unknown> | null;
+  /** Lock each backup's objects for this many days after it completes (stores with immutability only). */
+  @Column({ name: 'immutable_days', type: 'integer', nullable: true }) immutableDays: number | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
 }

@@ -1,65 +1,62 @@
-import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
-import { In, LessThan, Repository } from 'typeorm';
+import { Repository } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { EngineRegistry } from '../engines/engine-registry';
+import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
 import { JobHeartbeat } from '../jobs/job-heartbeat';
+import { reapStaleJobs } from '../jobs/stale-jobs';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
-import { ArtifactManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION } from '../pipeline/manifest';
+import { Subject } from 'rxjs';
+import { FileIndex, MemoryFileIndex } from '../engines/file-index';
+import { BackupEncryption } from '../pipeline/backup-encryption';
+import { ArtifactManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, StoredObject } from '../pipeline/manifest';
+import { StagedUpload } from '../storage/storage-driver';
+import { BackupObjects, backupKeys } from './backup-objects';
+import { BackupPlanEntity } from './backup-plan.entity';
 import { SERVICE_NAME, SERVICE_VERSION } from '../service-info';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { JobStatus } from './backup-status';
 import { BackupEntity } from './backup.entity';
 
 const PROGRESS_INTERVAL_MS = 1000;
-/** How long shutdown waits for aborted jobs to record their failure; the reaper of the next start does the rest. */
-export const SHUTDOWN_GRACE_MS = 15_000;
-
-/** Waits for `promise`, at most `ms`. */
-export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
-
-/** Storage keys of a backup's objects: `<backupId>/artifact.<ext>.zst` and `<backupId>/manifest.json`. */
-export function objectKeys(backupId: string, extension: string): { prefix: string; artifactKey: string; manifestKey: string } {
-  return { prefix: `${backupId}/`, artifactKey: `${backupId}/artifact.${extension}.zst`, manifestKey: `${backupId}/manifest.json` };
-}
-
 /**
- * Runs backups: engine → pipeline → storage, then the manifest, last. A backup is COMPLETED only once its
- * manifest is published; any failure discards what it staged, records the reason, and touches no other backup.
+ * Runs backups: engine → pipeline → storage, then the details object, the manifest and, last, its signature. A
+ * backup is COMPLETED only once its signed manifest is published; any failure discards what it staged and
+ * published, records the reason, and touches no other backup. Completions are announced on {@link completed}.
  * Also reaps backups whose process died (stale heartbeat): they become FAILED and their partial objects go.
  */
 @Injectable()
-export class BackupRunner implements BeforeApplicationShutdown {
+export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(BackupRunner.name);
-  private readonly running = new Map<string, { abort: AbortController; finished: Promise<void> }>();
+  private readonly jobs = new BackgroundJobs(this.logger);
   private readonly toolVersions = new Map<string, Promise<Record<string, string>>>();
+
+  /** Ids of backups that have just completed (copies and retention follow them). */
+  readonly completed = new Subject<string>();
 
   constructor(
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
+    @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
+    private readonly objects: BackupObjects,
+    private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
+    private readonly registry: SchedulerRegistry,
   ) {}
+
+  /** Reaps the jobs of processes that died, now and every half lease. */
+  async onApplicationBootstrap(): Promise<void> {
+    await startReaper(this.registry, 'backup-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
+  }
 
   /** Starts a PENDING backup in the background. @returns a promise that settles when it has finished (never rejects). */
   start(backupId: string): Promise<void> {
-    const abort = new AbortController();
-    const finished = this.run(backupId, abort.signal)
-      .catch((error: Error) => this.logger.error(`backup ${backupId}: ${error.stack ?? error.message}`))
-      .finally(() => this.running.delete(backupId));
-    this.running.set(backupId, { abort, finished });
-    return finished;
-  }
-
-  /** Ids of the backups this process is running. */
-  runningIds(): string[] {
-    return [...this.running.keys()];
+    return this.jobs.start(backupId, (signal) => this.run(backupId, signal));
   }
 
   private async run(backupId: string, signal: AbortSignal): Promise<void> {
@@ -67,7 +64,7 @@ export class BackupRunner implements BeforeApplicationShutdown {
     const engine = this.engines.get(backup.engine);
     const location = await this.locations.get(backup.storageLocationId);
     const driver = this.locations.driverFor(location);
-    const keys = objectKeys(backup.id, engine.artifactExtension);
+    const keys = backupKeys(backup.id, engine.artifactExtension, backup.encryption !== null);
     const startedAt = new Date();
     const claimed = await this.backups.update(
       { id: backup.id, status: JobStatus.PENDING },
@@ -83,72 +80,112 @@ export class BackupRunner implements BeforeApplicationShutdown {
     if (!claimed.affected) return; // reaped or taken meanwhile
     let rawBytes = 0;
     const heartbeat = new JobHeartbeat(this.backups, backup.id, () => ({ progressBytes: rawBytes }), PROGRESS_INTERVAL_MS).start();
-    let upload: Awaited<ReturnType<typeof driver.createUpload>> | undefined;
+    let upload: StagedUpload | undefined;
+    let files: FileIndex | undefined;
     // Aborted on shutdown, and on any failure, so that the engine's child process never outlives the run.
     const runAbort = new AbortController();
     const onShutdown = () => runAbort.abort();
     signal.addEventListener('abort', onShutdown, { once: true });
     try {
+      const retainUntil = await this.retainUntil(backup, startedAt);
+      const uploadOptions = retainUntil ? { retainUntil } : {};
+      const encryption = await this.encryption.encryptionKey(backup.encryption);
       const source = plainToInstance(engine.sourceClass, backup.source);
       const tools = await this.toolVersionsOf(engine.name, () => engine.toolVersions());
-      const run = await engine.backup(source, { signal: runAbort.signal, runId: backup.id });
-      run.done.catch(() => undefined); // awaited below; when the stream fails first, its rejection is expected
-      upload = await driver.createUpload(keys.artifactKey);
-      const stored = await this.pipeline.store(run.stream, upload.stream, (n) => (rawBytes = n), runAbort.signal);
+      const run = await engine.backup(source, { signal: runAbort.signal, runId: backup.id, scratchDir: this.config.scratchDir });
+      run.done.then((r) => (files = r.files), () => undefined); // awaited below; when the stream fails first, its rejection is expected
+      upload = await driver.createUpload(keys.artifactKey, uploadOptions);
+      const stored = await this.pipeline.store(run.stream, upload.stream, {
+        onProgress: (n) => (rawBytes = n),
+        signal: runAbort.signal,
+        encryption,
+      });
       const result = await run.done;
       if (stored.sizeBytes === 0) throw new Error(`the ${engine.name} engine produced no data; nothing was stored`);
       await upload.publish();
-      const finishedAt = new Date();
+      const artifact: StoredObject = {
+        key: keys.artifactKey,
+        role: 'artifact',
+        contentType: engine.contentType,
+        rawSizeBytes: stored.sizeBytes,
+        sizeBytes: stored.storedBytes,
+        sha256: stored.sha256,
+      };
+      const details = await this.objects.writeDetails(
+        driver,
+        keys.detailsKey,
+        {
+          kind: 'dr-backup-details',
+          backupId: backup.id,
+          engine: engine.name,
+          source: backup.source,
+          tools: { ...tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage)' } : {}) },
+          warnings: result.warnings,
+          ...(result.files ? { fileCount: result.files.count } : {}),
+          ...(result.tables ? { tables: result.tables } : {}),
+        },
+        result.files,
+        encryption,
+        uploadOptions,
+      );
       const manifest: ArtifactManifest = {
         format: MANIFEST_FORMAT,
         formatVersion: MANIFEST_FORMAT_VERSION,
         backupId: backup.id,
         planId: backup.planId,
         engine: engine.name,
-        source: backup.source,
-        artifact: {
-          key: keys.artifactKey,
-          contentType: engine.contentType,
-          compression: 'zstd',
-          compressionLevel: this.config.zstdLevel,
-          sizeBytes: stored.sizeBytes,
-          storedBytes: stored.storedBytes,
-          sha256: stored.sha256,
-        },
-        tools: { ...tools, zstd: `zstd-napi (libzstd)` },
+        compression: { algorithm: 'zstd', level: this.config.zstdLevel },
+        encryption: this.encryption.describe(backup.encryption),
+        objects: [artifact, details],
         service: { name: SERVICE_NAME, version: SERVICE_VERSION },
         startedAt: startedAt.toISOString(),
-        finishedAt: finishedAt.toISOString(),
-        warnings: result.warnings,
-        ...(result.fileIndex ? { files: result.fileIndex } : {}),
+        finishedAt: new Date().toISOString(),
       };
-      await driver.putObject(keys.manifestKey, Buffer.from(JSON.stringify(manifest, null, 2)));
+      const signatureKeyId = await this.objects.publishManifest(driver, keys, manifest, uploadOptions);
       await heartbeat.stop();
-      const { files: _files, ...manifestWithoutFiles } = manifest;
+      const finishedAt = new Date();
       await this.backups.update(backup.id, {
         status: JobStatus.COMPLETED,
         sizeBytes: stored.sizeBytes,
         storedBytes: stored.storedBytes,
         progressBytes: stored.sizeBytes,
         sha256: stored.sha256,
-        manifest: manifestWithoutFiles as never,
-        fileIndex: (result.fileIndex ?? null) as never,
+        manifest: manifest as never,
+        objects: manifest.objects as never,
+        fileIndex: (engine.indexInRecord && result.files instanceof MemoryFileIndex ? result.files.all : null) as never,
+        fileCount: result.files?.count ?? null,
+        tables: (result.tables ?? null) as never,
+        warnings: result.warnings as never,
+        signatureKeyId,
+        retainUntil: retainUntil ?? null,
         finishedAt,
         heartbeatAt: finishedAt,
       });
       this.logger.log(`backup ${backup.id} (${engine.name}) completed: ${stored.sizeBytes} bytes → ${stored.storedBytes} stored`);
+      this.completed.next(backup.id);
     } catch (error) {
       runAbort.abort();
       await heartbeat.stop();
       await upload?.abort().catch(() => undefined);
-      await driver.delete(keys.manifestKey).catch(() => undefined);
-      await driver.delete(keys.artifactKey).catch(() => undefined);
+      // The signature and manifest go first, so nothing left behind looks like a complete backup.
+      for (const key of [keys.signatureKey, keys.manifestKey, keys.detailsKey, keys.artifactKey]) {
+        await driver.delete(key).catch((e: Error) => this.logger.warn(`backup ${backup.id}: could not remove ${key}: ${e.message}`));
+      }
       const reason = signal.aborted ? 'interrupted: the service was shut down during the backup' : describeError(error);
       await this.backups.update(backup.id, { status: JobStatus.FAILED, error: reason, finishedAt: new Date(), progressBytes: rawBytes });
       this.logger.warn(`backup ${backup.id} (${engine.name}) failed: ${reason}`);
     } finally {
+      await files?.dispose().catch(() => undefined);
       signal.removeEventListener('abort', onShutdown);
     }
+  }
+
+  /** When the plan asks for immutability: the lock date of this backup's objects. */
+  private async retainUntil(backup: BackupEntity, startedAt: Date): Promise<Date | undefined> {
+    if (!backup.planId) return undefined;
+    const plan = await this.plans.findOneBy({ id: backup.planId });
+    if (!plan?.immutableDays) return undefined;
+    return new Date(startedAt.getTime() + plan.immutableDays * 86_400_000);
   }
 
   private toolVersionsOf(engine: string, load: () => Promise<Record<string, string>>): Promise<Record<string, string>> {
@@ -162,63 +199,28 @@ export class BackupRunner implements BeforeApplicationShutdown {
 
   /**
    * Marks FAILED every PENDING or RUNNING backup whose heartbeat is older than the job lease (its process died:
-   * a crash or kill -9), and removes its partial and staged objects.
+   * a crash or kill -9), and removes its partial, staged and published objects.
    * @returns the ids reaped.
    */
   async reapStale(): Promise<string[]> {
-    const cutoff = new Date(Date.now() - this.config.jobLeaseSeconds * 1000);
-    const stale = await this.backups.find({
-      where: [
-        { status: In([JobStatus.RUNNING]), heartbeatAt: LessThan(cutoff) },
-        { status: In([JobStatus.PENDING]), createdAt: LessThan(cutoff) },
-      ],
-    });
-    const reaped: string[] = [];
-    for (const backup of stale) {
-      if (this.running.has(backup.id)) continue;
-      const reason = `interrupted: the process running this backup stopped (no heartbeat for ${this.config.jobLeaseSeconds}s)`;
-      const result = await this.backups
-        .createQueryBuilder()
-        .update()
-        .set({ status: JobStatus.FAILED, error: reason, finishedAt: new Date() })
-        .where('id = :id AND status IN (:...statuses)', { id: backup.id, statuses: [JobStatus.RUNNING, JobStatus.PENDING] })
-        .andWhere('(heartbeat_at IS NULL OR heartbeat_at < :cutoff)', { cutoff })
-        .execute();
-      if (!result.affected) continue;
-      reaped.push(backup.id);
+    const reason = `interrupted: the process running this backup stopped (no heartbeat for ${this.config.jobLeaseSeconds}s)`;
+    const reaped = await reapStaleJobs(this.backups, this.config.jobLeaseSeconds, this.jobs.ids(), reason);
+    for (const backup of reaped) {
       try {
         const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
-        const { prefix } = objectKeys(backup.id, 'x');
-        await driver.removeStaged(prefix);
-        if (backup.artifactKey) await driver.delete(backup.artifactKey);
-        if (backup.manifestKey) await driver.delete(backup.manifestKey);
+        const keys = backupKeys(backup.id, this.engines.get(backup.engine).artifactExtension, backup.encryption !== null);
+        await driver.removeStaged(keys.prefix);
+        for (const key of [keys.signatureKey, keys.manifestKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
       } catch (error) {
         this.logger.warn(`backup ${backup.id}: could not remove partial objects: ${(error as Error).message}`);
       }
       this.logger.warn(`backup ${backup.id} marked FAILED: ${reason}`);
     }
-    return reaped;
+    return reaped.map((b) => b.id);
   }
 
   /** On shutdown: abort running backups (their child processes are killed) and wait until each is recorded FAILED. */
   async beforeApplicationShutdown(): Promise<void> {
-    const jobs = [...this.running.values()];
-    for (const job of jobs) abortQuietly(job.abort);
-    await settleWithin(Promise.all(jobs.map((j) => j.finished)), SHUTDOWN_GRACE_MS);
-  }
-}
-
-/** A failure reason for records: the error's message (built by us or by the tools, never holding secrets). */
-export function describeError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.length > 2000 ? `${message.slice(0, 2000)}…` : message;
-}
-
-/** Aborts, ignoring errors thrown by abort listeners (a stream already destroyed). */
-export function abortQuietly(controller: AbortController): void {
-  try {
-    controller.abort();
-  } catch {
-    // the listeners' errors surface through the run's own promise
+    await this.jobs.abortAll();
   }
 }

@@ -4,7 +4,6 @@ import { CronJob } from 'cron';
 import { AppConfig } from '../config/app-config';
 import { currentOccurrence } from '../jobs/cron-occurrence';
 import { BackupPlansService } from './backup-plans.service';
-import { BackupRunner } from './backup-runner.service';
 import { ScheduledBackupsService } from './scheduled-backups.service';
 
 interface RegisteredPlan {
@@ -15,7 +14,7 @@ interface RegisteredPlan {
 /**
  * Schedules only: keeps one cron job per enabled, scheduled plan (re-read from the database every
  * `DR_PLAN_SYNC_SECONDS`, so plan changes made through any replica are picked up), and hands each tick to
- * {@link ScheduledBackupsService}. Also runs the reaper of backups whose process died.
+ * {@link ScheduledBackupsService}.
  */
 @Injectable()
 export class BackupScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -27,15 +26,10 @@ export class BackupScheduler implements OnApplicationBootstrap, OnApplicationShu
     private readonly registry: SchedulerRegistry,
     private readonly plans: BackupPlansService,
     private readonly scheduled: ScheduledBackupsService,
-    private readonly runner: BackupRunner,
     private readonly config: AppConfig,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.runner.reapStale();
-    const reaper = setInterval(() => void this.runner.reapStale().catch((e: Error) => this.logger.warn(`reaper: ${e.message}`)),
-      Math.max(1000, (this.config.jobLeaseSeconds * 1000) / 2));
-    this.registry.addInterval('backup-reaper', reaper);
     if (!this.config.schedulerEnabled) return;
     await this.syncPlans();
     const sync = setInterval(() => void this.syncPlans(), this.config.planSyncSeconds * 1000);

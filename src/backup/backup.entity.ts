@@ -1,7 +1,9 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintToNumber } from '../database/column-transformers';
 import { EngineName } from '../engines/backup-engine';
-import { ArtifactManifest, FileIndexEntry } from '../pipeline/manifest';
+import type { TableDigest } from '../engines/pg-dump-digest';
+import type { EncryptionSettings } from '../pipeline/backup-encryption';
+import { ArtifactManifest, FileIndexEntry, StoredObject } from '../pipeline/manifest';
 import { BackupTrigger, JobStatus } from './backup-status';
 
 /** One backup run: its record, progress, outcome and where its artifact and manifest are stored. */
@@ -16,6 +18,8 @@ export class BackupEntity {
   @Column({ name: 'storage_location_id', type: 'uuid' }) storageLocationId: string;
   @Column({ type: 'varchar', length: 12 }) status: JobStatus;
   @Column({ type: 'varchar', length: 12 }) trigger: BackupTrigger;
+  /** How the objects are (to be) encrypted: recipients or a passphrase secret reference; null: not encrypted. */
+  @Column({ type: 'jsonb', nullable: true }) encryption: EncryptionSettings | null;
   /** Storage key of the compressed artifact, e.g. `<id>/artifact.tar.zst`. */
   @Column({ name: 'artifact_key', type: 'varchar', length: 400, nullable: true }) artifactKey: string | null;
   @Column({ name: 'manifest_key', type: 'varchar', length: 400, nullable: true }) manifestKey: string | null;
@@ -27,9 +31,25 @@ export class BackupEntity {
   @Column({ name: 'progress_bytes', type: 'bigint', default: 0, transformer: bigintToNumber }) progressBytes: number;
   /** SHA-256 (hex) of the stored artifact bytes. */
   @Column({ type: 'char', length: 64, nullable: true }) sha256: string | null;
+  /** The published manifest (envelope); `manifest.sig` beside it holds its signature. */
   @Column({ type: 'jsonb', nullable: true }) manifest: ArtifactManifest | null;
-  /** Per-file index (configuration engine), used for diffs. */
+  /** Every object stored (artifact, details), with size and SHA-256. */
+  @Column({ type: 'jsonb', default: () => "'[]'" }) objects: StoredObject[];
+  /** Per-file index (configuration engine), used for diffs; other engines keep theirs in the details object. */
   @Column({ name: 'file_index', type: 'jsonb', nullable: true }) fileIndex: FileIndexEntry[] | null;
+  /** Members in the file index (filesystem, configuration). */
+  @Column({ name: 'file_count', type: 'integer', nullable: true }) fileCount: number | null;
+  /** Per-table digests of the dump (postgres), compared by deep verification. */
+  @Column({ type: 'jsonb', nullable: true }) tables: TableDigest[] | null;
+  /** Non-fatal conditions of the run (tar's "file changed as we read it", digests unavailable). */
+  @Column({ type: 'jsonb', default: () => "'[]'" }) warnings: string[];
+  /** Id of the Ed25519 key that signed the manifest. */
+  @Column({ name: 'signature_key_id', type: 'varchar', length: 32, nullable: true }) signatureKeyId: string | null;
+  /** The objects are locked (immutability) until then; retention cannot delete them before. */
+  @Column({ name: 'retain_until', type: 'timestamptz', nullable: true }) retainUntil: Date | null;
+  /** When retention (or an operator) deleted the objects, and why. */
+  @Column({ name: 'deleted_at', type: 'timestamptz', nullable: true }) deletedAt: Date | null;
+  @Column({ name: 'deletion_reason', type: 'text', nullable: true }) deletionReason: string | null;
   @Column({ type: 'text', nullable: true }) error: string | null;
   @Column({ name: 'created_by', type: 'varchar', length: 200, nullable: true }) createdBy: string | null;
   /** Process running the backup and its last sign of life; a stale heartbeat means the process died. */

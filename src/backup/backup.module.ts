@@ -9,7 +9,10 @@ import { BackupPlansService } from './backup-plans.service';
 import { BackupRunner } from './backup-runner.service';
 import { BackupScheduler } from './backup-scheduler';
 import { BackupEntity } from './backup.entity';
-import { BackupsController } from './backups.controller';
+import { BackupCopyEntity } from './backup-copy.entity';
+import { BackupObjects } from './backup-objects';
+import { BackupsController, VerificationsController } from './backups.controller';
+import { VerificationRunner } from './verification-runner.service';
 import { BackupsService } from './backups.service';
 import { ScheduleClaimEntity } from './schedule-claim.entity';
 import { ScheduledBackupsService } from './scheduled-backups.service';
@@ -18,13 +21,21 @@ import { VerificationEntity } from './verification.entity';
 /** Backups and backup plans: records, orchestration, schedules. */
 @Module({
   imports: [
-    TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, ScheduleClaimEntity, VerificationEntity]),
+    TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, ScheduleClaimEntity, VerificationEntity, BackupCopyEntity]),
     EnginesModule,
     PipelineModule,
     StorageModule,
   ],
-  controllers: [BackupsController, BackupPlansController],
-  providers: [BackupsService, BackupPlansService, BackupRunner, ScheduledBackupsService, BackupScheduler],
-  exports: [BackupsService],
+  controllers: [BackupsController, VerificationsController, BackupPlansController],
+  providers: [
+    BackupsService,
+    BackupPlansService,
+    BackupRunner,
+    BackupObjects,
+    VerificationRunner,
+    ScheduledBackupsService,
+    BackupScheduler,
+  ],
+  exports: [BackupsService, BackupObjects],
 })
 export class BackupModule {}

@@ -1,4 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { actorOf, CurrentPrincipal, Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { ANY_ROLE, Roles } from '../auth/roles.decorator';
@@ -6,6 +7,7 @@ import { API_PREFIX } from '../http/api-prefix';
 import { uuidPipe } from '../http/uuid-pipe';
 import { ArtifactManifest } from '../pipeline/manifest';
 import { BackupsService } from './backups.service';
+import { JobStatus } from './backup-status';
 import {
   BackupResponse,
   CreateBackupDto,
@@ -13,21 +15,11 @@ import {
   Page,
   SnapshotDiffResponse,
   VerificationResponse,
+  VerifyBackupDto,
+  ListFilesQuery,
 } from './dto/backup.dto';
-import { VerificationEntity } from './verification.entity';
-
-function verificationResponse(v: VerificationEntity): VerificationResponse {
-  return {
-    id: v.id,
-    backupId: v.backupId,
-    mode: v.mode,
-    ok: v.ok,
-    problems: v.problems,
-    bytesRead: v.bytesRead,
-    durationMs: v.durationMs,
-    createdAt: v.createdAt.toISOString(),
-  };
-}
+import { FileIndexEntry } from '../pipeline/manifest';
+import { SignatureCheck } from '../pipeline/manifest-signer';
 
 /** Backups: start on demand, read, list, verify, read the manifest, diff configuration snapshots. */
 @Controller(`${API_PREFIX}/backups`)
@@ -46,27 +38,52 @@ export class BackupsController {
   @Roles(...ANY_ROLE)
   async list(@Query() query: ListBackupsQuery): Promise<Page<BackupResponse>> {
     const page = await this.backups.list(query);
-    return { ...page, items: page.items.map(BackupResponse.of) };
+    return { ...page, items: page.items.map((b) => BackupResponse.of(b)) };
   }
 
   @Get(':id')
   @Roles(...ANY_ROLE)
   async get(@Param('id', uuidPipe('id')) id: string): Promise<BackupResponse> {
-    return BackupResponse.of(await this.backups.get(id));
+    return BackupResponse.of(await this.backups.get(id), await this.backups.copiesOf(id));
   }
 
+  /** The stored `manifest.json`, and whether its signature (`manifest.sig`) verifies with a trusted key. */
   @Get(':id/manifest')
   @Roles(...ANY_ROLE)
-  async manifest(@Param('id', uuidPipe('id')) id: string): Promise<ArtifactManifest> {
+  async manifest(@Param('id', uuidPipe('id')) id: string): Promise<{ manifest: ArtifactManifest; signature: SignatureCheck }> {
     return this.backups.manifest(id);
   }
 
-  /** Re-reads the artifact and checks its SHA-256 and manifest; 200 with `ok` and the problems found. */
+  /**
+   * Verifies the stored backup (`{"mode":"checksum"}` by default, or `"restore"`); answers 200 with the outcome
+   * when it finished within `waitSeconds`, else 202 with the verification to poll at `GET /verifications/{id}`.
+   */
   @Post(':id/verify')
-  @HttpCode(200)
   @Roles(Role.BACKUP_ADMIN, Role.OPERATOR)
-  async verify(@Param('id', uuidPipe('id')) id: string, @CurrentPrincipal() principal: Principal): Promise<VerificationResponse> {
-    return verificationResponse(await this.backups.verify(id, actorOf(principal)));
+  async verify(
+    @Param('id', uuidPipe('id')) id: string,
+    @Body() dto: VerifyBackupDto,
+    @CurrentPrincipal() principal: Principal,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<VerificationResponse> {
+    const verification = await this.backups.verify(id, dto, actorOf(principal));
+    const done = verification.status === JobStatus.COMPLETED || verification.status === JobStatus.FAILED;
+    response.status(done ? 200 : 202);
+    return VerificationResponse.of(verification);
+  }
+
+  /** A page of the backup's file index: path, type, size, mode, mtime and SHA-256 of each member. */
+  @Get(':id/files')
+  @Roles(...ANY_ROLE)
+  async files(@Param('id', uuidPipe('id')) id: string, @Query() query: ListFilesQuery): Promise<Page<FileIndexEntry>> {
+    return this.backups.files(id, query);
+  }
+
+  /** The verifications of a backup, newest first. */
+  @Get(':id/verifications')
+  @Roles(...ANY_ROLE)
+  async verifications(@Param('id', uuidPipe('id')) id: string): Promise<VerificationResponse[]> {
+    return (await this.backups.listVerifications(id)).map(VerificationResponse.of);
   }
 
   /** Files added, removed and changed from snapshot `id` to snapshot `otherId` (configuration backups). */
@@ -77,5 +94,17 @@ export class BackupsController {
     @Param('otherId', uuidPipe('otherId')) otherId: string,
   ): Promise<SnapshotDiffResponse> {
     return this.backups.diff(id, otherId);
+  }
+}
+
+/** Verifications, by id (to poll one that outlived its request). */
+@Controller(`${API_PREFIX}/verifications`)
+export class VerificationsController {
+  constructor(private readonly backups: BackupsService) {}
+
+  @Get(':id')
+  @Roles(...ANY_ROLE)
+  async get(@Param('id', uuidPipe('id')) id: string): Promise<VerificationResponse> {
+    return VerificationResponse.of(await this.backups.getVerification(id));
   }
 }

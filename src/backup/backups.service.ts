@@ -5,14 +5,19 @@ import { FindOptionsWhere, Repository } from 'typeorm';
 import { validateNested } from '../errors/validation';
 import { DrError } from '../errors/dr-error';
 import { EngineRegistry } from '../engines/engine-registry';
-import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
-import { ArtifactManifest } from '../pipeline/manifest';
+import { settleWithin } from '../jobs/background-jobs';
+import { BackupEncryption } from '../pipeline/backup-encryption';
+import { ArtifactManifest, FileIndexEntry } from '../pipeline/manifest';
+import { SignatureCheck } from '../pipeline/manifest-signer';
 import { StorageLocationsService } from '../storage/storage-locations.service';
+import { BackupCopyEntity } from './backup-copy.entity';
+import { BackupObjects } from './backup-objects';
 import { BackupPlanEntity } from './backup-plan.entity';
 import { BackupRunner } from './backup-runner.service';
 import { BackupTrigger, JobStatus } from './backup-status';
 import { BackupEntity } from './backup.entity';
-import { CreateBackupDto, ListBackupsQuery, Page, SnapshotDiffResponse } from './dto/backup.dto';
+import { CreateBackupDto, ListBackupsQuery, ListFilesQuery, Page, SnapshotDiffResponse, VerifyBackupDto } from './dto/backup.dto';
+import { VerificationRunner } from './verification-runner.service';
 import { VerificationEntity } from './verification.entity';
 
 /** Backup records: creating (on demand or from a plan), reading, listing, verifying and diffing backups. */
@@ -22,10 +27,13 @@ export class BackupsService {
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
     @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
     @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
+    @InjectRepository(BackupCopyEntity) private readonly copies: Repository<BackupCopyEntity>,
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly runner: BackupRunner,
-    private readonly pipeline: ArtifactPipeline,
+    private readonly verificationRunner: VerificationRunner,
+    private readonly objects: BackupObjects,
+    private readonly encryption: BackupEncryption,
   ) {}
 
   /**
@@ -55,6 +63,7 @@ export class BackupsService {
         engine: engine.name,
         source: { ...source },
         storageLocationId: location.id,
+        encryption: location.encryption,
         status: JobStatus.PENDING,
         trigger: 'MANUAL',
         createdBy,
@@ -68,12 +77,14 @@ export class BackupsService {
   async createFromPlan(plan: BackupPlanEntity, trigger: BackupTrigger, createdBy: string | null): Promise<BackupEntity> {
     const busy = await this.backups.existsBy({ planId: plan.id, status: JobStatus.RUNNING });
     if (busy) throw new DrError('PLAN_BUSY', `a backup of plan "${plan.name}" is still running`);
+    const location = await this.locations.get(plan.storageLocationId);
     const backup = await this.backups.save(
       this.backups.create({
         planId: plan.id,
         engine: plan.engine,
         source: plan.source,
         storageLocationId: plan.storageLocationId,
+        encryption: plan.encryption ?? location.encryption,
         status: JobStatus.PENDING,
         trigger,
         createdBy,
@@ -104,12 +115,16 @@ export class BackupsService {
     return { items, page: query.page, limit: query.limit, total };
   }
 
-  /** The published manifest of a completed backup, read from storage. @throws DrError NOT_FOUND, BACKUP_NOT_RESTORABLE */
-  async manifest(id: string): Promise<ArtifactManifest> {
+  /**
+   * The published manifest of a completed backup, read from storage, and whether its signature verifies.
+   * @throws DrError NOT_FOUND, BACKUP_NOT_RESTORABLE
+   */
+  async manifest(id: string): Promise<{ manifest: ArtifactManifest; signature: SignatureCheck }> {
     const backup = await this.requireCompleted(id);
     const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
     try {
-      return JSON.parse((await driver.readObject(backup.manifestKey!)).toString('utf8')) as ArtifactManifest;
+      const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
+      return { manifest, signature };
     } catch (error) {
       throw new DrError('BACKUP_NOT_RESTORABLE', `manifest ${backup.manifestKey} cannot be read: ${(error as Error).message}`);
     }
@@ -125,49 +140,74 @@ export class BackupsService {
   }
 
   /**
-   * Re-reads the stored artifact, checks its size and SHA-256 against the record, and checks that the manifest
-   * exists and agrees with the record. The outcome is recorded. @throws DrError NOT_FOUND, BACKUP_NOT_RESTORABLE
+   * Starts a verification (see {@link VerificationRunner}) and waits for it, at most `waitSeconds` (`Infinity`:
+   * until it ends, for the CLI, which runs it in its own process).
+   * @param storageLocationId verify the copy kept there instead of the primary objects.
+   * @returns the verification, finished or still running.
+   * @throws DrError NOT_FOUND, BACKUP_NOT_RESTORABLE; VALIDATION_FAILED for a location holding no completed copy;
+   *   DECRYPTION_KEY_UNAVAILABLE for a restore verification of an encrypted backup without its key.
    */
-  async verify(id: string, createdBy: string | null): Promise<VerificationEntity> {
+  async verify(id: string, options: VerifyBackupDto, createdBy: string | null): Promise<VerificationEntity> {
     const backup = await this.requireCompleted(id);
-    const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
-    const started = Date.now();
-    const problems: string[] = [];
-    let bytesRead = 0;
-    const artifactKey = backup.artifactKey!;
-    const manifestKey = backup.manifestKey!;
-    const stat = await driver.stat(artifactKey);
-    if (!stat) {
-      problems.push(`artifact ${artifactKey} is missing`);
-    } else {
-      const { bytes, sha256 } = await this.pipeline.digest(await driver.read(artifactKey));
-      bytesRead = bytes;
-      if (bytes !== backup.storedBytes) problems.push(`artifact ${artifactKey} holds ${bytes} bytes, expected ${backup.storedBytes}`);
-      if (sha256 !== backup.sha256) problems.push(`artifact ${artifactKey} has sha256 ${sha256}, expected ${backup.sha256}`);
+    if (options.storageLocationId && options.storageLocationId !== backup.storageLocationId) {
+      const copy = await this.copies.findOneBy({ backupId: id, storageLocationId: options.storageLocationId, status: JobStatus.COMPLETED });
+      if (!copy) {
+        throw DrError.validation([{ field: 'storageLocationId', message: `no completed copy of backup ${id} in location ${options.storageLocationId}` }]);
+      }
     }
-    let manifest: ArtifactManifest | undefined;
-    try {
-      manifest = JSON.parse((await driver.readObject(manifestKey)).toString('utf8')) as ArtifactManifest;
-    } catch (error) {
-      problems.push(`manifest ${manifestKey} is missing or unreadable: ${(error as Error).message}`);
-    }
-    if (manifest) {
-      if (manifest.backupId !== backup.id) problems.push(`manifest ${manifestKey} belongs to backup ${manifest.backupId}`);
-      if (manifest.artifact?.sha256 !== backup.sha256) problems.push(`manifest ${manifestKey} records sha256 ${manifest.artifact?.sha256}, the record ${backup.sha256}`);
-      if (manifest.artifact?.storedBytes !== backup.storedBytes) problems.push(`manifest ${manifestKey} records ${manifest.artifact?.storedBytes} stored bytes, the record ${backup.storedBytes}`);
-      if (manifest.artifact?.key !== artifactKey) problems.push(`manifest ${manifestKey} names artifact ${manifest.artifact?.key}, the record ${artifactKey}`);
-    }
-    return this.verifications.save(
-      this.verifications.create({
-        backupId: backup.id,
-        mode: 'checksum',
-        ok: problems.length === 0,
-        problems,
-        bytesRead,
-        durationMs: Date.now() - started,
-        createdBy,
-      }),
+    const mode = options.mode ?? 'checksum';
+    if (mode === 'restore') await this.encryption.decryptionKeys(backup.encryption); // refuse now, not after minutes
+    const verification = await this.verifications.save(
+      this.verifications.create({ backupId: id, mode, status: JobStatus.PENDING, createdBy }),
     );
+    const finished = this.verificationRunner.start(verification.id, options.storageLocationId ?? null);
+    const wait = options.waitSeconds ?? 30;
+    if (wait === Infinity) await finished;
+    else await settleWithin(finished, wait * 1000);
+    return this.verifications.findOneByOrFail({ id: verification.id });
+  }
+
+  /** @throws DrError NOT_FOUND */
+  async getVerification(id: string): Promise<VerificationEntity> {
+    const verification = isUuid(id) ? await this.verifications.findOneBy({ id }) : null;
+    if (!verification) throw DrError.notFound('verification', id);
+    return verification;
+  }
+
+  /** Verifications of a backup, newest first. */
+  async listVerifications(backupId: string): Promise<VerificationEntity[]> {
+    await this.get(backupId);
+    return this.verifications.find({ where: { backupId }, order: { createdAt: 'DESC' }, take: 100 });
+  }
+
+  /**
+   * A page of a backup's file index (filesystem, configuration), read from its details object (decrypted with the
+   * configured key when the backup is encrypted), optionally only paths starting with `prefix`.
+   * @throws DrError NOT_FOUND, BACKUP_NOT_RESTORABLE, VALIDATION_FAILED (an engine without a file index),
+   *   DECRYPTION_KEY_UNAVAILABLE
+   */
+  async files(id: string, query: ListFilesQuery): Promise<Page<FileIndexEntry>> {
+    const backup = await this.requireCompleted(id);
+    const details = backup.objects.find((o) => o.role === 'details');
+    if (!details || backup.fileCount === null) {
+      throw DrError.validation([{ field: 'id', message: `backup ${id} (${backup.engine}) has no file index` }]);
+    }
+    const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
+    const { files } = await this.objects.readDetails(driver, details, await this.encryption.decryptionKeys(backup.encryption));
+    const skip = (query.page - 1) * query.limit;
+    const items: FileIndexEntry[] = [];
+    let total = 0;
+    for await (const entry of files) {
+      if (query.prefix && !entry.path.startsWith(query.prefix)) continue;
+      if (total >= skip && items.length < query.limit) items.push(entry);
+      total++;
+    }
+    return { items, page: query.page, limit: query.limit, total };
+  }
+
+  /** The copies of a backup (3-2-1), in the order they were made. */
+  async copiesOf(backupId: string): Promise<BackupCopyEntity[]> {
+    return this.copies.find({ where: { backupId }, order: { createdAt: 'ASC' } });
   }
 
   /** Compares the file indexes of two configuration snapshots. @throws DrError NOT_FOUND, VALIDATION_FAILED */

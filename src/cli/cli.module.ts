@@ -4,6 +4,7 @@ import { BackupModule } from '../backup/backup.module';
 import { ConfigModule } from '../config/config.module';
 import { DatabaseModule } from '../database/database.module';
 import { RecoveryModule } from '../recovery/recovery.module';
+import { SecretsModule } from '../secrets/secrets.module';
 import { StorageModule } from '../storage/storage.module';
 import { BackupCommand } from './backup.command';
 import { ListCommand } from './list.command';
@@ -15,7 +16,7 @@ import { VerifyCommand } from './verify.command';
  * in-process. The scheduler's cron jobs stay off (`DR_SCHEDULER_ENABLED=false`, set by the entry point).
  */
 @Module({
-  imports: [ConfigModule, DatabaseModule, ScheduleModule.forRoot(), StorageModule, BackupModule, RecoveryModule],
+  imports: [ConfigModule, SecretsModule, DatabaseModule, ScheduleModule.forRoot(), StorageModule, BackupModule, RecoveryModule],
   providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand],
 })
 export class CliModule {}

@@ -20,6 +20,9 @@ const toInt = ({ value }: { value: unknown }) =>
 const toBool = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : ['1', 'true', 'yes', 'on'].includes(String(value).toLowerCase());
 
+/** A reference to a secret (`env:NAME` or `file:/abs/path`), as {@link SecretResolver} reads them. */
+const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/;
+
 /**
  * The environment variables the service reads, validated once at boot.
  * Every other part of the code receives an {@link AppConfig}; nothing else reads `process.env`.
@@ -78,6 +81,23 @@ class EnvironmentVariables {
 
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   DR_LOG_LEVEL?: string;
+
+  @IsOptional() @Matches(SECRET_REF, { message: 'DR_AGE_IDENTITY_SECRET must be env:NAME or file:/absolute/path' })
+  DR_AGE_IDENTITY_SECRET?: string;
+
+  @IsOptional() @Matches(SECRET_REF, { message: 'DR_MANIFEST_SIGNING_KEY_SECRET must be env:NAME or file:/absolute/path' })
+  DR_MANIFEST_SIGNING_KEY_SECRET?: string;
+
+  @IsOptional() @IsString()
+  DR_MANIFEST_TRUSTED_KEYS?: string;
+
+  @IsOptional() @Matches(/^postgres(ql)?:\/\/[^:@/]*@?[^:@/]+(:\d+)?\/?$/, {
+    message: 'DR_VERIFY_PG_URL must be a postgresql://user@host:port URL without password or database',
+  })
+  DR_VERIFY_PG_URL?: string;
+
+  @IsOptional() @Matches(SECRET_REF, { message: 'DR_VERIFY_PG_PASSWORD_SECRET must be env:NAME or file:/absolute/path' })
+  DR_VERIFY_PG_PASSWORD_SECRET?: string;
 }
 
 /** Raised at boot when the environment is invalid; lists every bad variable. */
@@ -115,6 +135,18 @@ export class AppConfig {
   readonly logLevel: string;
   /** Attempts to reach the metadata store at boot before giving up (3 s apart). */
   readonly dbConnectRetries: number;
+  /** Secret reference to the age identities (`AGE-SECRET-KEY-1...` lines) that decrypt backups for restore and verification. */
+  readonly ageIdentitySecret?: string;
+  /**
+   * Secret reference to the Ed25519 private key (PKCS#8 PEM) that signs manifests; unset: a key generated at first
+   * start in `DR_DATA_DIR/manifest-signing-key.pem` (replicas must then be given one shared key).
+   */
+  readonly manifestSigningKeySecret?: string;
+  /** More public keys (PEM files, comma separated) whose manifest signatures verify: earlier keys, other sites. */
+  readonly manifestTrustedKeyFiles: string[];
+  /** Server on which deep verification creates its scratch databases; unset: the backup's source server. */
+  readonly verifyPgUrl?: string;
+  readonly verifyPgPasswordSecret?: string;
 
   private constructor(values: Omit<AppConfig, never>) {
     Object.assign(this, values);
@@ -135,6 +167,10 @@ export class AppConfig {
       .filter(Boolean);
     for (const root of restoreRoots) {
       if (!isAbsolute(root)) problems.push(`DR_RESTORE_ROOTS: "${root}" is not an absolute path`);
+    }
+    const trustedKeyFiles = (parsed.DR_MANIFEST_TRUSTED_KEYS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+    for (const file of trustedKeyFiles) {
+      if (!isAbsolute(file)) problems.push(`DR_MANIFEST_TRUSTED_KEYS: "${file}" is not an absolute path`);
     }
     if (parsed.DR_PG_BIN_DIR !== undefined && !isAbsolute(parsed.DR_PG_BIN_DIR)) {
       problems.push('DR_PG_BIN_DIR: must be an absolute path');
@@ -160,6 +196,11 @@ export class AppConfig {
       instanceId: parsed.DR_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
       logLevel: parsed.DR_LOG_LEVEL ?? 'log',
       dbConnectRetries: parsed.DR_DB_CONNECT_RETRIES ?? 9,
+      ageIdentitySecret: parsed.DR_AGE_IDENTITY_SECRET,
+      manifestSigningKeySecret: parsed.DR_MANIFEST_SIGNING_KEY_SECRET,
+      manifestTrustedKeyFiles: trustedKeyFiles,
+      verifyPgUrl: parsed.DR_VERIFY_PG_URL,
+      verifyPgPasswordSecret: parsed.DR_VERIFY_PG_PASSWORD_SECRET,
     } as AppConfig);
   }
 }

@@ -1,4 +1,5 @@
 import { ApiKeyEntity } from '../auth/api-key.entity';
+import { BackupCopyEntity } from '../backup/backup-copy.entity';
 import { BackupPlanEntity } from '../backup/backup-plan.entity';
 import { BackupEntity } from '../backup/backup.entity';
 import { ScheduleClaimEntity } from '../backup/schedule-claim.entity';
@@ -13,6 +14,7 @@ export const ENTITIES = [
   StorageLocationEntity,
   BackupPlanEntity,
   BackupEntity,
+  BackupCopyEntity,
   ScheduleClaimEntity,
   VerificationEntity,
   RecoveryEntity,

@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
 import { FileIndexEntry } from '../pipeline/manifest';
+import { FileIndex } from './file-index';
+import { TableDigest } from './pg-dump-digest';
 
 export type EngineName = 'postgres' | 'filesystem' | 'configuration';
 export const ENGINE_NAMES: EngineName[] = ['postgres', 'filesystem', 'configuration'];
@@ -12,8 +14,10 @@ export interface EngineBackupRun {
 }
 
 export interface EngineBackupResult {
-  /** Per-file index of what the artifact holds, when the engine keeps one (configuration). */
-  fileIndex?: FileIndexEntry[];
+  /** Per-file index of what the artifact holds (filesystem, configuration): for deep verification and diffs. */
+  files?: FileIndex;
+  /** Per-table digests of the dump (postgres): for deep verification. */
+  tables?: TableDigest[];
   /** Non-fatal conditions worth recording (e.g. a file changed while it was read). */
   warnings: string[];
 }
@@ -22,12 +26,32 @@ export interface EngineRestoreResult {
   warnings: string[];
 }
 
+/** What a backup recorded of its content, for deep verification to compare a restore with. */
+export interface RecordedContent {
+  /** The file index (filesystem, configuration), read back from the details object. */
+  files?: AsyncIterable<FileIndexEntry>;
+  /** Per-table digests of the dump (postgres). */
+  tables?: TableDigest[];
+}
+
+/** Outcome of {@link BackupEngine.verifyRestore}. */
+export interface RestoreCheck {
+  /** Each difference found, naming the file or table and what differs. Empty: the restore matches. */
+  problems: string[];
+  /** Counts of what was compared (files, tables, rows, bytes). */
+  checked: Record<string, number>;
+  /** Where the scratch restore went (removed since). */
+  scratchTarget: string;
+}
+
 /** Context of one backup or restore run. */
 export interface EngineRunContext {
   /** Aborts the run: child processes are killed. */
   signal: AbortSignal;
   /** Unique name of the run, usable for scratch files. */
   runId: string;
+  /** Directory for the run's scratch files (spooled indexes, decompressed dumps); the engine removes its own. */
+  scratchDir: string;
 }
 
 /**
@@ -40,6 +64,8 @@ export interface BackupEngine<Source extends object = object, Target extends obj
   readonly artifactExtension: string;
   /** MIME type of the raw artifact. */
   readonly contentType: string;
+  /** The file index is small and kept in the backup record, so snapshots can be diffed (configuration). */
+  readonly indexInRecord: boolean;
   /** DTO class a `source` is validated against. */
   readonly sourceClass: new () => Source;
   /** DTO class a restore `target` is validated against. */
@@ -59,6 +85,12 @@ export interface BackupEngine<Source extends object = object, Target extends obj
   restore(target: Target, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult>;
   /** The target described for records and responses, without secrets. */
   describeTarget(target: Target): Record<string, unknown>;
+  /**
+   * Deep verification: restores the raw artifact into a scratch target of the engine's own (a directory under
+   * the scratch dir, a scratch database), compares it with `recorded`, and removes the scratch target whatever
+   * happens. `source` is the backup's source (the scratch database goes to its server unless configured otherwise).
+   */
+  verifyRestore(source: Source, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck>;
 }
 
 /** Injection token of the list of all engines. */

@@ -3,11 +3,13 @@ import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsString, Matches, MaxLength } fr
 import fg from 'fast-glob';
 import { Readable } from 'node:stream';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext } from './backup-engine';
+import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { verifyTarRestore } from './restored-tree-check';
 import { DirectoryTarget } from './filesystem.engine';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { TarArchiver } from './tar-archiver';
-import { TarIndexingStream } from './tar-indexer';
+import { MemoryFileIndex } from './file-index';
+import { indexedTarRun } from './tar-indexer';
 
 /** `source` of a configuration snapshot: absolute glob patterns, e.g. `/etc/app/*.yml`. */
 export class ConfigurationSource {
@@ -28,6 +30,7 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
   readonly name = 'configuration' as const;
   readonly artifactExtension = 'tar';
   readonly contentType = 'application/x-tar';
+  readonly indexInRecord = true;
   readonly sourceClass = ConfigurationSource;
   readonly targetClass = DirectoryTarget;
 
@@ -54,17 +57,9 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
   async backup(source: ConfigurationSource, context: EngineRunContext): Promise<EngineBackupRun> {
     const entries = await this.matchFiles(source);
     if (entries.length === 0) throw new Error('no file matches source.paths');
+    const index = new MemoryFileIndex();
     const tar = this.tar.create({ cwd: '/', entries, signal: context.signal });
-    const indexer = new TarIndexingStream();
-    tar.stream.once('error', (error) => indexer.destroy(error));
-    const stream = tar.stream.pipe(indexer);
-    const indexed = new Promise<void>((resolve, reject) => {
-      indexer.once('end', resolve);
-      indexer.once('error', reject);
-    });
-    indexed.catch(() => undefined);
-    const done = Promise.all([tar.done, indexed]).then(([warnings]) => ({ warnings, fileIndex: indexer.entries }));
-    return { stream, done };
+    return indexedTarRun(tar, index, async () => undefined);
   }
 
   async checkTarget(target: DirectoryTarget, overwrite: boolean): Promise<void> {
@@ -80,5 +75,9 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
 
   describeTarget(target: DirectoryTarget): Record<string, unknown> {
     return { ...target };
+  }
+
+  async verifyRestore(_source: ConfigurationSource, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
+    return verifyTarRestore(this.tar, input, recorded, context);
   }
 }

@@ -6,14 +6,12 @@ import { FilesystemEngine } from './filesystem.engine';
 import { PostgresEngine } from './postgres.engine';
 import { ProcessRunner } from './process-runner';
 import { RestoreDirectoryPolicy } from './restore-directory';
-import { SecretResolver } from './secret-resolver';
 import { TarArchiver } from './tar-archiver';
 
 /** The backup engines, registered as one list under {@link BACKUP_ENGINES} and picked by name. */
 @Module({
   providers: [
     ProcessRunner,
-    SecretResolver,
     TarArchiver,
     RestoreDirectoryPolicy,
     PostgresEngine,

@@ -4,9 +4,12 @@ import { IsArray, IsBoolean, IsNotEmpty, IsOptional, IsString, Matches, MaxLengt
 import fg from 'fast-glob';
 import { Readable } from 'node:stream';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext } from './backup-engine';
+import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { verifyTarRestore } from './restored-tree-check';
 import { RestoreDirectoryPolicy } from './restore-directory';
+import { SpooledFileIndex } from './file-index';
 import { TarArchiver } from './tar-archiver';
+import { indexedTarRun } from './tar-indexer';
 
 /** `source` of a filesystem backup. Globs are relative to `path` (fast-glob/picomatch syntax). */
 export class FilesystemSource {
@@ -27,8 +30,9 @@ export class DirectoryTarget {
 }
 
 /**
- * Backs up a directory tree as a GNU tar stream (modes, mtimes, owners, symlinks as links) and restores it into a
- * target directory. Without include/exclude globs tar walks the tree itself; with them the file list is built
+ * Backs up a directory tree as a GNU tar stream (modes, mtimes, owners, symlinks as links), indexed on the way
+ * (path, size, mode, mtime and SHA-256 of every member, spooled to scratch) for deep verification, and restores it
+ * into a target directory. Without include/exclude globs tar walks the tree itself; with them the file list is built
  * with fast-glob and handed to tar.
  */
 @Injectable()
@@ -36,6 +40,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
   readonly name = 'filesystem' as const;
   readonly artifactExtension = 'tar';
   readonly contentType = 'application/x-tar';
+  readonly indexInRecord = false;
   readonly sourceClass = FilesystemSource;
   readonly targetClass = DirectoryTarget;
 
@@ -69,8 +74,9 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
       });
       entries.sort();
     }
-    const { stream, done } = this.tar.create({ cwd: source.path, entries, signal: context.signal });
-    return { stream, done: done.then((warnings) => ({ warnings })) };
+    const index = await SpooledFileIndex.create(context.scratchDir, context.runId);
+    const tar = this.tar.create({ cwd: source.path, entries, signal: context.signal });
+    return indexedTarRun(tar, index, () => index.close());
   }
 
   async checkTarget(target: DirectoryTarget, overwrite: boolean): Promise<void> {
@@ -86,5 +92,9 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
 
   describeTarget(target: DirectoryTarget): Record<string, unknown> {
     return { ...target };
+  }
+
+  async verifyRestore(_source: FilesystemSource, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
+    return verifyTarRestore(this.tar, input, recorded, context);
   }
 }

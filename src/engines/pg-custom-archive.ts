@@ -43,11 +43,11 @@ const K_OFFSET_POS_SET = 2;
 const K_OFFSET_NO_DATA = 3;
 
 /* Data block types (pg_backup_archiver.h). BLK_BLOB (2) was never written by the custom format. */
-const BLK_DATA = 1;
-const BLK_BLOBS = 3;
+export const BLK_DATA = 1;
+export const BLK_BLOBS = 3;
 
 /** C `int` limit: ReadInt returns an int, so a length or count above it cannot have been written by pg_dump. */
-const INT_MAX = 0x7fffffff;
+export const INT_MAX = 0x7fffffff;
 
 /** Bytes per read of the archive. */
 const READ_BUFFER_BYTES = 1 << 20;
@@ -74,17 +74,23 @@ export class UnsupportedArchiveError extends Error {
   override readonly name = 'UnsupportedArchiveError';
 }
 
-interface TocEntry {
+/** One TOC entry, as much of it as this module needs. */
+export interface TocEntry {
   dumpId: number;
+  /** Object type, e.g. `TABLE DATA`, `BLOBS`, `SEQUENCE SET`. */
   desc: string;
+  /** Object name, e.g. the table's name. */
   tag: string;
+  /** Schema of the object ('' when none). */
+  namespace: string;
   /** K_OFFSET_POS_NOT_SET, K_OFFSET_POS_SET or K_OFFSET_NO_DATA. */
   offsetFlag: number;
   /** File position (bytes from the start of the file) of the offset's flag byte. */
   offsetFieldPos: number;
 }
 
-interface ArchiveHeader {
+/** The header fields this module needs. */
+export interface ArchiveHeader {
   /** MAKE_ARCHIVE_VERSION value. */
   version: number;
   versionText: string;
@@ -119,9 +125,7 @@ export async function addDataOffsets(path: string): Promise<DataOffsetsResult> {
   try {
     const size = (await handle.stat()).size;
     const reader = new ArchiveReader(handle, size);
-    const header = await readHeader(reader);
-    reader.intSize = header.intSize;
-    const toc = await readToc(reader, header);
+    const { header, toc } = await readPrologue(reader);
     const blocks = await scanDataBlocks(reader, toc);
 
     const base = { archiveVersion: header.versionText, tocEntries: toc.length, dataBlocks: blocks.size };
@@ -159,9 +163,39 @@ function encodeOffset(position: number, offSize: number): Buffer {
   return bytes;
 }
 
+/**
+ * What the parsers read from: a file ({@link ArchiveReader}) or bytes held in memory. `need` makes `n` bytes
+ * available (or throws); the rest decode synchronously from them.
+ */
+export interface ArchiveInput {
+  /** Bytes of an int's magnitude; set from the header. */
+  intSize: number;
+  /** Position (bytes from the start of the archive) of the next byte. */
+  readonly position: number;
+  /** Total size in bytes, when known (a file); unknown for a stream. */
+  readonly size?: number;
+  need(n: number, what: string): Promise<void>;
+  byte(): number;
+  int(): number;
+  readInt(what: string): Promise<number>;
+  readStr(what: string, keep: boolean): Promise<string | null>;
+  take(n: number): Buffer;
+  skip(n: number): void;
+}
+
+/**
+ * Reads the header and the TOC (ReadHead, ReadToc), leaving `input` at the first data block.
+ * @throws UnsupportedArchiveError (not a custom archive, unknown version, corrupt), or whatever `input.need` throws.
+ */
+export async function readPrologue(input: ArchiveInput): Promise<{ header: ArchiveHeader; toc: TocEntry[] }> {
+  const header = await readHeader(input);
+  input.intSize = header.intSize;
+  return { header, toc: await readToc(input, header) };
+}
+
 /** ReadHead() of pg_backup_archiver.c, restricted to what a custom-format archive of version 1.12–1.16 holds. */
-async function readHeader(r: ArchiveReader): Promise<ArchiveHeader> {
-  if (r.size < 5) throw new UnsupportedArchiveError('not a pg_dump custom-format archive: shorter than its magic string');
+async function readHeader(r: ArchiveInput): Promise<ArchiveHeader> {
+  if (r.size !== undefined && r.size < 5) throw new UnsupportedArchiveError('not a pg_dump custom-format archive: shorter than its magic string');
   await r.need(5, 'magic string');
   if (r.take(5).toString('latin1') !== 'PGDMP') {
     throw new UnsupportedArchiveError('not a pg_dump custom-format archive: no "PGDMP" magic string');
@@ -202,7 +236,7 @@ async function readHeader(r: ArchiveReader): Promise<ArchiveHeader> {
 }
 
 /** ReadToc() of pg_backup_archiver.c plus _ReadExtraToc() of pg_backup_custom.c for each entry. */
-async function readToc(r: ArchiveReader, header: ArchiveHeader): Promise<TocEntry[]> {
+async function readToc(r: ArchiveInput, header: ArchiveHeader): Promise<TocEntry[]> {
   const count = await r.readInt('TOC entry count');
   if (count < 0 || count > INT_MAX) throw corrupt(`TOC entry count ${count}`, r.position);
   const entries: TocEntry[] = [];
@@ -222,7 +256,7 @@ async function readToc(r: ArchiveReader, header: ArchiveHeader): Promise<TocEntr
     await r.readStr('defn', false);
     await r.readStr('dropStmt', false);
     await r.readStr('copyStmt', false); // (>= 1.3)
-    await r.readStr('namespace', false); // (>= 1.6)
+    const namespace = (await r.readStr('namespace', true)) ?? ''; // (>= 1.6)
     await r.readStr('tablespace', false); // (>= 1.10)
     if (header.version >= K_VERS_1_14) await r.readStr('tableam', false);
     if (header.version >= K_VERS_1_16) await r.readInt('relkind');
@@ -238,7 +272,7 @@ async function readToc(r: ArchiveReader, header: ArchiveHeader): Promise<TocEntr
       throw corrupt(`unexpected data offset flag ${offsetFlag} in TOC entry ${dumpId}`, offsetFieldPos);
     }
     r.skip(header.offSize);
-    entries.push({ dumpId, desc, tag, offsetFlag, offsetFieldPos });
+    entries.push({ dumpId, desc, tag, namespace, offsetFlag, offsetFieldPos });
   }
   return entries;
 }
@@ -293,7 +327,8 @@ async function skipChunks(r: ArchiveReader): Promise<void> {
   }
 }
 
-function corrupt(what: string, position: number): UnsupportedArchiveError {
+/** Error naming what is corrupt and where (a byte position). */
+export function corrupt(what: string, position: number): UnsupportedArchiveError {
   return new UnsupportedArchiveError(`corrupt custom-format archive: ${what} (at byte ${position})`);
 }
 
@@ -302,7 +337,7 @@ function corrupt(what: string, position: number): UnsupportedArchiveError {
  * `take`, `skip`) is synchronous on bytes made available by `need`; only `need` does I/O. Positions are byte offsets
  * from the start of the file.
  */
-class ArchiveReader {
+class ArchiveReader implements ArchiveInput {
   /** Bytes of an int's magnitude; set once the header has been read. */
   intSize = 4;
   private readonly buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
@@ -427,6 +462,7 @@ class ArchiveReader {
   }
 }
 
-function truncated(what: string, position: number): UnsupportedArchiveError {
+/** Error for an archive that ends inside `what`. */
+export function truncated(what: string, position: number): UnsupportedArchiveError {
   return new UnsupportedArchiveError(`truncated custom-format archive: file ends in ${what} (at byte ${position})`);
 }

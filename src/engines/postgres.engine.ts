@@ -1,17 +1,18 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import { IsBoolean, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { Client } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext } from './backup-engine';
+import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { addDataOffsets, UnsupportedArchiveError } from './pg-custom-archive';
+import { PgDumpDigestStream, TableDigest } from './pg-dump-digest';
 import { ProcessRunner } from './process-runner';
-import { SECRET_REF_PATTERN, SecretResolver } from './secret-resolver';
+import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
 
 const PG_URL = /^postgres(ql)?:\/\//;
 
@@ -51,6 +52,7 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
   readonly name = 'postgres' as const;
   readonly artifactExtension = 'pgdump';
   readonly contentType = 'application/vnd.postgresql.custom-dump';
+  readonly indexInRecord = false;
   readonly sourceClass = PostgresSource;
   readonly targetClass = PostgresTarget;
 
@@ -85,7 +87,19 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       { env, signal: context.signal },
     );
     proc.stdin.end();
-    return { stream: proc.stdout, done: proc.done.then(() => ({ warnings: [] })) };
+    const digest = new PgDumpDigestStream();
+    proc.stdout.once('error', (error) => digest.destroy(error));
+    const stream = proc.stdout.pipe(digest);
+    const digested = new Promise<void>((resolve, reject) => {
+      digest.once('end', resolve);
+      digest.once('error', reject);
+    });
+    digested.catch(() => undefined);
+    const done = Promise.all([proc.done, digested]).then(() => ({
+      warnings: digest.problem ? [digest.problem] : [],
+      tables: digest.problem ? undefined : digest.digests,
+    }));
+    return { stream, done };
   }
 
   async checkTarget(target: PostgresTarget, overwrite: boolean): Promise<void> {
@@ -103,11 +117,17 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     }
   }
 
-  async restore(target: PostgresTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
+  async restore(
+    target: PostgresTarget,
+    input: Readable,
+    overwrite: boolean,
+    context: EngineRunContext,
+    extraArgs: string[] = [],
+  ): Promise<EngineRestoreResult> {
     const { url, database } = parseUrl(target.url, 'target.url');
     await this.checkTarget(target, overwrite);
-    await mkdir(this.config.scratchDir, { recursive: true, mode: 0o700 });
-    const scratch = join(this.config.scratchDir, `${context.runId}.pgdump`);
+    await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
+    const scratch = join(context.scratchDir, `${context.runId}.pgdump`);
     try {
       await pipeline(input, createWriteStream(scratch, { mode: 0o600, highWaterMark: 1 << 20 }), { signal: context.signal });
       const warnings: string[] = [];
@@ -118,7 +138,7 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       const args = [`--dbname=${url.toString()}`, `--jobs=${jobs}`, '--exit-on-error', '--no-password'];
       if (overwrite) args.push('--clean', '--if-exists');
       if (target.noOwner) args.push('--no-owner');
-      args.push(scratch);
+      args.push(...extraArgs, scratch);
       const proc = this.processes.spawn(this.tool('pg_restore'), args, {
         env: await this.passwordEnv(target, 'target.passwordSecret'),
         signal: context.signal,
@@ -155,6 +175,49 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
 
   describeTarget(target: PostgresTarget): Record<string, unknown> {
     return { ...target };
+  }
+
+  /**
+   * Deep verification: restores into a scratch database `dr_verify_<run>` (on `DR_VERIFY_PG_URL`, else on the
+   * source's server; without owners and privileges, which the scratch server may not have), dumps its data again
+   * with the same pg_dump (`--data-only -Fc -Z0`) through the same digester, and compares every table's rows and
+   * SHA-256 with those recorded at backup time. The scratch database is dropped whatever happens. Digests match
+   * when the restored server formats values as the source's did (same major version: always).
+   */
+  async verifyRestore(source: PostgresSource, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
+    if (!recorded.tables) throw new Error('this backup recorded no table digests to compare a restore with');
+    const server = this.config.verifyPgUrl
+      ? { url: this.config.verifyPgUrl, passwordSecret: this.config.verifyPgPasswordSecret }
+      : { url: source.url, passwordSecret: source.passwordSecret };
+    const database = `dr_verify_${context.runId.replace(/[^a-z0-9]/gi, '').slice(0, 24).toLowerCase()}`;
+    const scratchUrl = new URL(server.url);
+    scratchUrl.pathname = `/${database}`;
+    const target = Object.assign(new PostgresTarget(), { url: scratchUrl.toString(), passwordSecret: server.passwordSecret, create: true, noOwner: true });
+    const drop = () => this.withMaintenanceClient(target, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)} WITH (FORCE)`));
+    await drop();
+    try {
+      await this.restore(target, input, false, context, ['--no-privileges']);
+      const restored = await this.digestData(target, context);
+      return { ...compareTables(recorded.tables, restored), scratchTarget: `${scratchUrl.host}/${database}` };
+    } finally {
+      await drop().catch((error: Error) => this.logger.warn(`could not drop scratch database ${database}: ${error.message}`));
+    }
+  }
+
+  /** Dumps the data of `target` (`--data-only -Fc -Z0`) through the digester and returns its per-table digests. */
+  private async digestData(target: PostgresTarget, context: EngineRunContext): Promise<TableDigest[]> {
+    const { url } = parseUrl(target.url, 'target.url');
+    const proc = this.processes.spawn(
+      this.tool('pg_dump'),
+      ['--format=custom', '--compress=0', '--data-only', '--no-password', `--dbname=${url.toString()}`],
+      { env: await this.passwordEnv(target, 'target.passwordSecret'), signal: context.signal },
+    );
+    proc.stdin.end();
+    const digest = new PgDumpDigestStream();
+    await pipeline(proc.stdout, digest, new Writable({ write: (_c, _e, cb) => cb() }));
+    await proc.done;
+    if (digest.problem) throw new Error(digest.problem);
+    return digest.digests;
   }
 
   private async passwordEnv(conn: PostgresSource, field: string): Promise<Record<string, string>> {
@@ -210,6 +273,26 @@ export function parseUrl(raw: string, field: string): ParsedUrl {
     throw DrError.validation([{ field, message: 'must name a database, e.g. postgresql://user@host:5432/dbname' }]);
   }
   return { url, database };
+}
+
+/** Compares the digests recorded at backup time with those of a restored database, table by table. */
+export function compareTables(recorded: TableDigest[], restored: TableDigest[]): { problems: string[]; checked: Record<string, number> } {
+  const problems: string[] = [];
+  const after = new Map(restored.map((d) => [d.name, d]));
+  let rows = 0;
+  for (const before of recorded) {
+    const now = after.get(before.name);
+    after.delete(before.name);
+    if (!now) {
+      problems.push(`${before.name}: missing after restore (recorded ${before.rows} rows)`);
+      continue;
+    }
+    rows += now.rows;
+    if (now.rows !== before.rows) problems.push(`${before.name}: ${now.rows} rows after restore, recorded ${before.rows}`);
+    else if (now.sha256 !== before.sha256) problems.push(`${before.name}: content sha256 ${now.sha256} after restore, recorded ${before.sha256}`);
+  }
+  for (const extra of after.values()) problems.push(`${extra.name}: restored, but not recorded at backup time`);
+  return { problems, checked: { tables: recorded.length, rows } };
 }
 
 function quoteIdent(name: string): string {

@@ -1,25 +1,29 @@
 import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { extract, Headers } from 'tar-stream';
 import { FileIndexEntry } from '../pipeline/manifest';
+import { EngineBackupRun } from './backup-engine';
+import { FileIndex } from './file-index';
 
 /**
- * A pass-through stream that parses the tar archive flowing through it (with tar-stream) and records, per
- * member, its path, type, size, mode, mtime and the SHA-256 of its content: the index is of exactly the bytes
- * that went into the artifact. Back-pressure is kept: a chunk passes on only once the parser has taken it.
+ * A pass-through stream that parses the tar archive flowing through it (with tar-stream) and reports, per
+ * member, its path, type, size, mode, mtime and the SHA-256 of its content to `onEntry`: the index is of exactly
+ * the bytes that went into the artifact. Back-pressure is kept: a chunk passes on only once the parser has taken it.
  */
 export class TarIndexingStream extends Transform {
-  readonly entries: FileIndexEntry[] = [];
+  /** Members seen so far. */
+  count = 0;
   private readonly parser = extract();
   private parseError?: Error;
 
-  constructor() {
+  constructor(private readonly onEntry: (entry: FileIndexEntry) => void) {
     super({ highWaterMark: 1 << 20 });
     this.parser.on('entry', (header: Headers, stream, next) => {
       const hash = header.type === 'file' ? createHash('sha256') : null;
       stream.on('data', (chunk: Buffer) => hash?.update(chunk));
       stream.on('end', () => {
-        this.entries.push(toEntry(header, hash?.digest('hex')));
+        this.count++;
+        this.onEntry(toEntry(header, hash?.digest('hex')));
         next();
       });
     });
@@ -53,4 +57,34 @@ function toEntry(header: Headers, sha256: string | undefined): FileIndexEntry {
     ...(sha256 ? { sha256 } : {}),
     ...(header.linkname ? { linkTarget: header.linkname } : {}),
   };
+}
+
+/**
+ * Wraps a running tar (stream + outcome) so that its archive is indexed on the way into the artifact.
+ * @param index receives one entry per member; `finish` runs once the archive has been read to its end.
+ * @returns the engine run: the archive bytes (unchanged) and, once tar has exited, its warnings and the index.
+ */
+export function indexedTarRun(
+  tar: { stream: Readable; done: Promise<string[]> },
+  index: FileIndex & { add(entry: FileIndexEntry): void },
+  finish: () => Promise<void>,
+): EngineBackupRun {
+  const indexer = new TarIndexingStream((entry) => index.add(entry));
+  tar.stream.once('error', (error) => indexer.destroy(error));
+  const stream = tar.stream.pipe(indexer);
+  const indexed = new Promise<void>((resolve, reject) => {
+    indexer.once('end', resolve);
+    indexer.once('error', reject);
+  });
+  indexed.catch(() => undefined);
+  const done = Promise.all([tar.done, indexed])
+    .then(async ([warnings]) => {
+      await finish();
+      return { warnings, files: index };
+    })
+    .catch(async (error: Error) => {
+      await index.dispose();
+      throw error;
+    });
+  return { stream, done };
 }

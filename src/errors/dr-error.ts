@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'BACKUP_NOT_RESTORABLE'
   | 'SECRET_UNAVAILABLE'
   | 'PLAN_BUSY'
+  | 'DECRYPTION_KEY_UNAVAILABLE'
+  | 'MANIFEST_UNTRUSTED'
   | 'INTERNAL';
 
 /** Maps an error code to its HTTP status (exhaustive: a new code fails to compile until it is mapped). */
@@ -37,6 +39,8 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'TARGET_EXISTS':
     case 'BACKUP_NOT_RESTORABLE':
     case 'PLAN_BUSY':
+    case 'DECRYPTION_KEY_UNAVAILABLE':
+    case 'MANIFEST_UNTRUSTED':
       return 409;
     case 'INTERNAL':
       return 500;

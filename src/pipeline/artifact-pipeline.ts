@@ -3,7 +3,8 @@ import { Readable, Transform, TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
-import { COMPRESSED_BLOCK_BYTES, decompressVerified, ZstdCompressStream } from './zstd-streams';
+import { AgeDecryptionKeys, AgeEncryptionKey, createEncryptStream, decryptStream } from './age-encryption';
+import { COMPRESSED_BLOCK_BYTES, decompress, verifiedBytes, ZstdCompressStream } from './zstd-streams';
 
 export { ChecksumMismatchError, CorruptArtifactError } from './zstd-streams';
 
@@ -44,9 +45,26 @@ export interface StoredArtifact {
   sha256: string;
 }
 
+/** Options of {@link ArtifactPipeline.store}. */
+export interface StoreOptions {
+  /** Called with the engine bytes read so far (many times; throttle on the caller's side). */
+  onProgress?: (rawBytes: number) => void;
+  signal?: AbortSignal;
+  /** Encrypt the compressed stream (age v1) for these recipients or this passphrase; null: do not. */
+  encryption?: AgeEncryptionKey | null;
+}
+
+/** Options of {@link ArtifactPipeline.openRaw}. */
+export interface OpenOptions {
+  /** Called with the stored bytes read so far. */
+  onProgress?: (storedBytes: number) => void;
+  /** Keys for an encrypted object; null or absent: the object is not encrypted. */
+  decryption?: AgeDecryptionKeys | null;
+}
+
 /**
- * The streaming core: engine bytes → zstd → SHA-256 → storage on the way in, and storage → SHA-256 → zstd
- * decompression → engine on the way out. Back-pressure flows end to end, so memory stays bounded (a few 1 MiB
+ * The streaming core: engine bytes → zstd → [age] → SHA-256 → storage on the way in, and storage → SHA-256 →
+ * [age] → zstd → engine on the way out. Back-pressure flows end to end, so memory stays bounded (a few 1 MiB
  * blocks per stage plus zstd's window and job buffers) whatever the artifact's size or compression ratio.
  */
 @Injectable()
@@ -54,29 +72,31 @@ export class ArtifactPipeline {
   constructor(private readonly config: AppConfig) {}
 
   /**
-   * Compresses `source` into `sink`. Frames carry zstd's content checksum, so `zstd -t` can test an artifact alone.
-   * With `DR_ZSTD_WORKERS` ≥ 1 (the default) libzstd compresses on its own threads, so the event loop stays free
-   * for hashing and I/O.
-   * @param onProgress called with the engine bytes read so far (many times; throttle on the caller's side).
-   * @throws whatever the source, compressor or sink raised; the caller discards the staged upload.
+   * Compresses (and encrypts) `source` into `sink`. zstd frames carry their content checksum, so `zstd -t` can
+   * test an artifact alone. With `DR_ZSTD_WORKERS` ≥ 1 (the default) libzstd compresses on its own threads.
+   * @throws whatever the source, compressor, encrypter or sink raised; the caller discards the staged upload.
    */
-  async store(source: Readable, sink: Writable, onProgress?: (rawBytes: number) => void, signal?: AbortSignal): Promise<StoredArtifact> {
-    const compressor = new ZstdCompressStream({ level: this.config.zstdLevel, workers: this.config.zstdWorkers, onProgress });
+  async store(source: Readable, sink: Writable, options: StoreOptions = {}): Promise<StoredArtifact> {
+    const compressor = new ZstdCompressStream({ level: this.config.zstdLevel, workers: this.config.zstdWorkers, onProgress: options.onProgress });
     const stored = new MeteringStream(true);
-    await pipeline(source, compressor, stored, sink, { signal });
+    const stages: NodeJS.ReadWriteStream[] = [compressor];
+    if (options.encryption) stages.push(await createEncryptStream(options.encryption));
+    await pipeline([source, ...stages, stored, sink], { signal: options.signal });
     return { sizeBytes: compressor.rawBytes, storedBytes: stored.bytes, sha256: stored.digest() };
   }
 
   /**
-   * Opens the raw (decompressed) stream of a stored artifact. Output is produced 128 KiB at a time and only as
-   * fast as the consumer reads, so a highly compressible artifact (a 100:1 dump) cannot balloon memory.
+   * Opens the raw (decrypted, decompressed) stream of a stored object. Output is produced 128 KiB at a time and
+   * only as fast as the consumer reads, so a highly compressible artifact (a 100:1 dump) cannot balloon memory.
    * The SHA-256 of the stored bytes is checked when the last byte has been read: on a mismatch the returned
-   * stream errors with {@link ChecksumMismatchError} instead of ending, so a consumer never sees a clean end of
-   * a corrupt artifact (zstd's per-frame checksum usually stops it earlier).
-   * @param onProgress called with the stored bytes read so far.
+   * stream errors with {@link ChecksumMismatchError} instead of ending, so a consumer never sees a clean end of a
+   * corrupt artifact (age's per-chunk authentication and zstd's frame checksum usually stop it earlier).
+   * @throws InvalidAgeKeyError when the configured identity is not valid; the stream errors when no key opens it.
    */
-  openRaw(stored: Readable, key: string, expectedSha256: string, onProgress?: (storedBytes: number) => void): Readable {
-    return Readable.from(decompressVerified(stored, key, expectedSha256, onProgress), {
+  async openRaw(stored: Readable, key: string, expectedSha256: string, options: OpenOptions = {}): Promise<Readable> {
+    let compressed: AsyncIterable<Buffer | Uint8Array> = verifiedBytes(stored, key, expectedSha256, options.onProgress);
+    if (options.decryption) compressed = await decryptStream(compressed, options.decryption);
+    return Readable.from(decompress(compressed, key), {
       objectMode: false,
       highWaterMark: COMPRESSED_BLOCK_BYTES, // bytes: a few raw blocks
     });
@@ -89,4 +109,3 @@ export class ArtifactPipeline {
     return { bytes: meter.bytes, sha256: meter.digest() };
   }
 }
-

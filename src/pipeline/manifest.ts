@@ -1,6 +1,7 @@
 import { EngineName } from '../engines/backup-engine';
+import type { TableDigest } from '../engines/pg-dump-digest';
 
-/** One file of an archive, as recorded in a configuration snapshot's index. */
+/** One member of an archive, as recorded in a backup's file index. */
 export interface FileIndexEntry {
   /** Path inside the archive, `/`-separated, no leading `/` (tar's convention). */
   path: string;
@@ -19,8 +20,34 @@ export interface FileIndexEntry {
 export const MANIFEST_FORMAT = 'dr-backup-manifest';
 export const MANIFEST_FORMAT_VERSION = 1;
 
+/** What an object of a backup holds. */
+export type StoredObjectRole = 'artifact' | 'details';
+
+/** One object a backup stored, with what it takes to check it. */
+export interface StoredObject {
+  /** Key relative to the storage location's root, e.g. `<backupId>/artifact.tar.zst.age`. */
+  key: string;
+  role: StoredObjectRole;
+  /** MIME type of the content before compression. */
+  contentType: string;
+  /** Bytes before compression and encryption. */
+  rawSizeBytes: number;
+  /** Bytes stored. */
+  sizeBytes: number;
+  /** SHA-256 (hex) of the bytes stored. */
+  sha256: string;
+}
+
+/** How a backup's objects are encrypted; `null` when they are not. */
+export type ManifestEncryption =
+  | { format: 'age-v1'; recipients: string[] }
+  | { format: 'age-v1'; passphrase: true }
+  | null;
+
 /**
- * `manifest.json`, written last beside the artifact: a backup is complete only once it exists.
+ * `manifest.json`: the envelope of a backup, readable without any key so integrity can be checked by anyone, and
+ * signed (`manifest.sig`, written last). It names every object with its size and SHA-256; what describes the
+ * source (names, paths, tables) is in the `details` object, encrypted like the artifact.
  * Format documented in docs/artifact-format.md; bump {@link MANIFEST_FORMAT_VERSION} on any incompatible change.
  */
 export interface ArtifactManifest {
@@ -29,27 +56,28 @@ export interface ArtifactManifest {
   backupId: string;
   planId: string | null;
   engine: EngineName;
-  /** The source as requested, holding secret references only (never values). */
-  source: Record<string, unknown>;
-  artifact: {
-    /** Key of the artifact relative to the location root. */
-    key: string;
-    /** MIME type of the content before compression. */
-    contentType: string;
-    compression: 'zstd';
-    compressionLevel: number;
-    /** Bytes produced by the engine. */
-    sizeBytes: number;
-    /** Bytes stored (compressed). */
-    storedBytes: number;
-    /** SHA-256 (hex) of the stored bytes. */
-    sha256: string;
-  };
-  tools: Record<string, string>;
+  compression: { algorithm: 'zstd'; level: number };
+  encryption: ManifestEncryption;
+  objects: StoredObject[];
   service: { name: string; version: string };
   startedAt: string;
   finishedAt: string;
+}
+
+/**
+ * The first line of the `details` object (JSON lines, zstd, age when the backup is encrypted); the file index
+ * follows, one {@link FileIndexEntry} per line with `"type"` kept as the member's type.
+ */
+export interface BackupDetailsHeader {
+  kind: 'dr-backup-details';
+  backupId: string;
+  engine: EngineName;
+  /** The source as requested, holding secret references only (never values). */
+  source: Record<string, unknown>;
+  tools: Record<string, string>;
   warnings: string[];
-  /** Per-file index (configuration snapshots). */
-  files?: FileIndexEntry[];
+  /** Members in the file index that follows (filesystem, configuration). */
+  fileCount?: number;
+  /** Per-table digests of the dump (postgres). */
+  tables?: TableDigest[];
 }

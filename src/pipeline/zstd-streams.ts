@@ -118,37 +118,49 @@ export class ChecksumMismatchError extends Error {
 export class CorruptArtifactError extends Error {}
 
 /**
- * Decompresses a zstd stream (RFC 8878) read from `stored` into blocks of at most {@link RAW_BLOCK_BYTES},
- * produced only as fast as the consumer takes them: a 100:1 dump cannot
- * balloon memory. Checks the SHA-256 of the stored bytes at the end.
+ * Passes the stored bytes of an object through, checking at the end that they hash to `expectedSha256`.
  * @param onProgress called with the stored bytes read so far.
- * @throws CorruptArtifactError (bad zstd data, a frame checksum mismatch, a truncated frame),
- *   ChecksumMismatchError (the stored bytes differ from `expectedSha256`).
+ * @throws ChecksumMismatchError after the last byte, when the bytes differ from what was recorded.
  */
-export async function* decompressVerified(
+export async function* verifiedBytes(
   stored: AsyncIterable<Buffer>,
   key: string,
   expectedSha256: string,
   onProgress?: (storedBytes: number) => void,
 ): AsyncGenerator<Buffer> {
   const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of stored) {
+    hash.update(chunk);
+    bytes += chunk.length;
+    onProgress?.(bytes);
+    yield chunk;
+  }
+  const actual = hash.digest('hex');
+  if (actual !== expectedSha256) throw new ChecksumMismatchError(key, expectedSha256, actual);
+}
+
+/**
+ * Decompresses a zstd stream (RFC 8878) into blocks of at most {@link RAW_BLOCK_BYTES}, produced only as fast as
+ * the consumer takes them: a 100:1 dump cannot balloon memory.
+ * @throws CorruptArtifactError (bad zstd data, a frame checksum mismatch, a truncated frame).
+ */
+export async function* decompress(compressed: AsyncIterable<Buffer | Uint8Array>, key: string): AsyncGenerator<Buffer> {
   const dctx = new zstd.DCtx();
   dctx.setParameter(zstd.DParameter.windowLogMax, MAX_WINDOW_LOG);
   let block = Buffer.allocUnsafe(RAW_BLOCK_BYTES);
   let used = 0;
   let bytes = 0;
   let inFrame = false;
-  for await (const chunk of stored) {
-    hash.update(chunk);
+  for await (const chunk of compressed) {
     bytes += chunk.length;
-    onProgress?.(bytes);
-    let input: Buffer = chunk;
+    let input = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (;;) {
       let result: [number, number, number];
       try {
         result = dctx.decompressStream(block.subarray(used), input);
       } catch (error) {
-        throw new CorruptArtifactError(`${key} is not valid zstd data near stored byte ${bytes}: ${(error as Error).message}`);
+        throw new CorruptArtifactError(`${key} is not valid zstd data near compressed byte ${bytes}: ${(error as Error).message}`);
       }
       const [remaining, produced, consumed] = result;
       // Only a call that made progress says where we are: once a frame is complete, a call without input returns
@@ -167,7 +179,5 @@ export async function* decompressVerified(
     }
   }
   if (used > 0) yield block.subarray(0, used);
-  const actual = hash.digest('hex');
-  if (actual !== expectedSha256) throw new ChecksumMismatchError(key, expectedSha256, actual);
   if (inFrame) throw new CorruptArtifactError(`${key} ends in the middle of a zstd frame (truncated)`);
 }

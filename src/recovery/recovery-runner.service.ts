@@ -1,26 +1,31 @@
-import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Readable } from 'node:stream';
 import { plainToInstance } from 'class-transformer';
-import { In, LessThan, Repository } from 'typeorm';
-import { abortQuietly, describeError, settleWithin, SHUTDOWN_GRACE_MS } from '../backup/backup-runner.service';
+import { Repository } from 'typeorm';
+import { BackupObjects } from '../backup/backup-objects';
 import { JobStatus } from '../backup/backup-status';
 import { BackupsService } from '../backup/backups.service';
 import { AppConfig } from '../config/app-config';
 import { EngineRegistry } from '../engines/engine-registry';
+import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
 import { JobHeartbeat } from '../jobs/job-heartbeat';
+import { reapStaleJobs } from '../jobs/stale-jobs';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
+import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { RecoveryEntity } from './recovery.entity';
 
 /**
- * Runs recoveries: storage → SHA-256 check → zstd → engine restore. The duration from start to the target being
- * usable is recorded (the measured RTO). A failure is recorded with its reason; the backup is never touched.
+ * Runs recoveries: manifest and signature check → storage → SHA-256 check → age decryption → zstd → engine
+ * restore. The duration from start to the target being usable is recorded (the measured RTO). A failure is
+ * recorded with its reason; the backup is never touched.
  */
 @Injectable()
-export class RecoveryRunner implements BeforeApplicationShutdown {
+export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(RecoveryRunner.name);
-  private readonly running = new Map<string, { abort: AbortController; finished: Promise<void> }>();
+  private readonly jobs = new BackgroundJobs(this.logger);
 
   constructor(
     @InjectRepository(RecoveryEntity) private readonly recoveries: Repository<RecoveryEntity>,
@@ -28,20 +33,23 @@ export class RecoveryRunner implements BeforeApplicationShutdown {
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
+    private readonly objects: BackupObjects,
+    private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
+    private readonly registry: SchedulerRegistry,
   ) {}
 
-  /** Starts a PENDING recovery in the background; the promise settles when it has finished (never rejects). */
-  start(recoveryId: string): Promise<void> {
-    const abort = new AbortController();
-    const finished = this.run(recoveryId, abort.signal)
-      .catch((error: Error) => this.logger.error(`recovery ${recoveryId}: ${error.stack ?? error.message}`))
-      .finally(() => this.running.delete(recoveryId));
-    this.running.set(recoveryId, { abort, finished });
-    return finished;
+  /** Reaps the jobs of processes that died, now and every half lease. */
+  async onApplicationBootstrap(): Promise<void> {
+    await startReaper(this.registry, 'recovery-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
   }
 
-  private async run(recoveryId: string, signal: AbortSignal): Promise<void> {
+  /** Starts a PENDING recovery in the background; the promise settles when it has finished (never rejects). */
+  start(recoveryId: string, options: { trustUnsignedManifest: boolean }): Promise<void> {
+    return this.jobs.start(recoveryId, (signal) => this.run(recoveryId, options.trustUnsignedManifest, signal));
+  }
+
+  private async run(recoveryId: string, trustUnsignedManifest: boolean, signal: AbortSignal): Promise<void> {
     const startedAt = new Date();
     const claimed = await this.recoveries.update(
       { id: recoveryId, status: JobStatus.PENDING },
@@ -51,34 +59,45 @@ export class RecoveryRunner implements BeforeApplicationShutdown {
     const recovery = await this.recoveries.findOneByOrFail({ id: recoveryId });
     let storedBytes = 0;
     const heartbeat = new JobHeartbeat(this.recoveries, recovery.id, () => ({ bytesRestored: storedBytes }), 1000).start();
-    let stored: Readable | undefined;
     let raw: Readable | undefined;
     try {
       const backup = await this.backups.requireCompleted(recovery.backupId);
-      const manifest = await this.backups.manifest(backup.id);
-      if (manifest.artifact.sha256 !== backup.sha256) {
-        throw new Error(`manifest ${backup.manifestKey} records sha256 ${manifest.artifact.sha256}, the backup record ${backup.sha256}`);
+      const location = await this.locations.get(recovery.storageLocationId ?? backup.storageLocationId);
+      const driver = this.locations.driverFor(location);
+      const warnings: string[] = [];
+      const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
+      if (!signature.ok) {
+        if (!trustUnsignedManifest) {
+          throw new Error(`the manifest's signature does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`);
+        }
+        warnings.push(`restored although the manifest's signature does not verify: ${signature.reason}`);
+      }
+      const artifact = backup.objects.find((o) => o.role === 'artifact');
+      const listed = manifest.objects?.find((o) => o.role === 'artifact');
+      if (!artifact || !listed || listed.key !== artifact.key || listed.sha256 !== artifact.sha256) {
+        throw new Error(`manifest ${backup.manifestKey} does not describe the artifact the backup record names`);
       }
       const engine = this.engines.get(backup.engine);
       const target = plainToInstance(engine.targetClass, recovery.target);
-      const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
-      stored = await driver.read(backup.artifactKey!);
-      raw = this.pipeline.openRaw(stored, backup.artifactKey!, backup.sha256!, (n) => (storedBytes = n));
-      const { warnings } = await engine.restore(target, raw, recovery.overwrite, { signal, runId: recovery.id });
+      const decryption = await this.encryption.decryptionKeys(backup.encryption);
+      raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {
+        decryption,
+        onProgress: (n) => (storedBytes = n),
+      });
+      const result = await engine.restore(target, raw, recovery.overwrite, { signal, runId: recovery.id, scratchDir: this.config.scratchDir });
       await heartbeat.stop();
       const finishedAt = new Date();
       await this.recoveries.update(recovery.id, {
         status: JobStatus.COMPLETED,
-        warnings,
+        warnings: [...warnings, ...result.warnings] as never,
         bytesRestored: storedBytes,
         finishedAt,
         heartbeatAt: finishedAt,
         durationMs: finishedAt.getTime() - startedAt.getTime(),
       });
-      this.logger.log(`recovery ${recovery.id} of backup ${backup.id} completed in ${finishedAt.getTime() - startedAt.getTime()} ms`);
+      this.logger.log(`recovery ${recovery.id} of backup ${backup.id} from ${location.name} completed in ${finishedAt.getTime() - startedAt.getTime()} ms`);
     } catch (error) {
       raw?.destroy();
-      stored?.destroy();
       await heartbeat.stop();
       const finishedAt = new Date();
       const reason = signal.aborted ? 'interrupted: the service was shut down during the recovery' : describeError(error);
@@ -95,31 +114,12 @@ export class RecoveryRunner implements BeforeApplicationShutdown {
 
   /** Marks FAILED the recoveries whose process died (heartbeat older than the job lease). @returns their ids */
   async reapStale(): Promise<string[]> {
-    const cutoff = new Date(Date.now() - this.config.jobLeaseSeconds * 1000);
-    const stale = await this.recoveries.find({
-      where: [
-        { status: In([JobStatus.RUNNING]), heartbeatAt: LessThan(cutoff) },
-        { status: In([JobStatus.PENDING]), createdAt: LessThan(cutoff) },
-      ],
-    });
-    const reaped: string[] = [];
-    for (const r of stale) {
-      if (this.running.has(r.id)) continue;
-      const result = await this.recoveries
-        .createQueryBuilder()
-        .update()
-        .set({ status: JobStatus.FAILED, error: `interrupted: the process running this recovery stopped (no heartbeat for ${this.config.jobLeaseSeconds}s); the target may hold a partial restore`, finishedAt: new Date() })
-        .where('id = :id AND status IN (:...statuses)', { id: r.id, statuses: [JobStatus.RUNNING, JobStatus.PENDING] })
-        .andWhere('(heartbeat_at IS NULL OR heartbeat_at < :cutoff)', { cutoff })
-        .execute();
-      if (result.affected) reaped.push(r.id);
-    }
-    return reaped;
+    const reason = `interrupted: the process running this recovery stopped (no heartbeat for ${this.config.jobLeaseSeconds}s); the target may hold a partial restore`;
+    const reaped = await reapStaleJobs(this.recoveries, this.config.jobLeaseSeconds, this.jobs.ids(), reason);
+    return reaped.map((r) => r.id);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    const jobs = [...this.running.values()];
-    for (const job of jobs) abortQuietly(job.abort);
-    await settleWithin(Promise.all(jobs.map((j) => j.finished)), SHUTDOWN_GRACE_MS);
+    await this.jobs.abortAll();
   }
 }

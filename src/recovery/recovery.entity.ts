@@ -10,6 +10,8 @@ export type RecoveryType = 'FULL';
 export class RecoveryEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
   @Column({ name: 'backup_id', type: 'uuid' }) backupId: string;
+  /** Location read from: a copy's; null reads the backup's primary location. */
+  @Column({ name: 'storage_location_id', type: 'uuid', nullable: true }) storageLocationId: string | null;
   @Column({ type: 'varchar', length: 20 }) type: RecoveryType;
   /** Engine-specific target (a directory path or a database URL without password, plus secret names). */
   @Column({ type: 'jsonb' }) target: Record<string, unknown>;

@@ -1,14 +1,13 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { isUUID as isUuid } from 'class-validator';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { FindOptionsWhere, Repository } from 'typeorm';
 import { JobStatus } from '../backup/backup-status';
 import { BackupsService } from '../backup/backups.service';
 import { Page } from '../backup/dto/backup.dto';
-import { AppConfig } from '../config/app-config';
 import { EngineRegistry } from '../engines/engine-registry';
 import { DrError } from '../errors/dr-error';
+import { BackupEncryption } from '../pipeline/backup-encryption';
 import { validateNested } from '../errors/validation';
 import { CreateRecoveryDto, ListRecoveriesQuery } from './dto/recovery.dto';
 import { RecoveryRunner } from './recovery-runner.service';
@@ -16,29 +15,19 @@ import { RecoveryEntity } from './recovery.entity';
 
 /** Recovery records: accepting a restore request (after checking its target), reading and listing recoveries. */
 @Injectable()
-export class RecoveryService implements OnApplicationBootstrap {
-  private readonly logger = new Logger(RecoveryService.name);
-
+export class RecoveryService {
   constructor(
     @InjectRepository(RecoveryEntity) private readonly recoveries: Repository<RecoveryEntity>,
     private readonly backups: BackupsService,
     private readonly engines: EngineRegistry,
     private readonly runner: RecoveryRunner,
-    private readonly registry: SchedulerRegistry,
-    private readonly config: AppConfig,
+    private readonly encryption: BackupEncryption,
   ) {}
-
-  async onApplicationBootstrap(): Promise<void> {
-    await this.runner.reapStale();
-    const reaper = setInterval(() => void this.runner.reapStale().catch((e: Error) => this.logger.warn(`reaper: ${e.message}`)),
-      Math.max(1000, (this.config.jobLeaseSeconds * 1000) / 2));
-    this.registry.addInterval('recovery-reaper', reaper);
-  }
 
   /**
    * Checks the backup and the target, records a PENDING recovery and starts it.
-   * @throws DrError NOT_FOUND (backup), BACKUP_NOT_RESTORABLE, VALIDATION_FAILED (target fields),
-   *   TARGET_NOT_ALLOWED, TARGET_NOT_EMPTY, TARGET_EXISTS.
+   * @throws DrError NOT_FOUND (backup), BACKUP_NOT_RESTORABLE, VALIDATION_FAILED (target fields, a location
+   *   without a completed copy), TARGET_NOT_ALLOWED, TARGET_NOT_EMPTY, TARGET_EXISTS, DECRYPTION_KEY_UNAVAILABLE.
    */
   async create(dto: CreateRecoveryDto, createdBy: string | null): Promise<RecoveryEntity> {
     const backup = await this.backups.requireCompleted(dto.backupId);
@@ -46,9 +35,19 @@ export class RecoveryService implements OnApplicationBootstrap {
     const target = await validateNested(engine.targetClass, dto.target, 'target');
     const overwrite = dto.overwrite ?? false;
     await engine.checkTarget(target, overwrite);
+    if (dto.storageLocationId && dto.storageLocationId !== backup.storageLocationId) {
+      const copy = (await this.backups.copiesOf(backup.id)).find(
+        (c) => c.storageLocationId === dto.storageLocationId && c.status === JobStatus.COMPLETED,
+      );
+      if (!copy) {
+        throw DrError.validation([{ field: 'storageLocationId', message: `no completed copy of backup ${backup.id} in location ${dto.storageLocationId}` }]);
+      }
+    }
+    await this.encryption.decryptionKeys(backup.encryption); // refuse now, not after the target was prepared
     const recovery = await this.recoveries.save(
       this.recoveries.create({
         backupId: backup.id,
+        storageLocationId: dto.storageLocationId && dto.storageLocationId !== backup.storageLocationId ? dto.storageLocationId : null,
         type: dto.type,
         target: engine.describeTarget(target),
         overwrite,
@@ -56,7 +55,7 @@ export class RecoveryService implements OnApplicationBootstrap {
         createdBy,
       }),
     );
-    void this.runner.start(recovery.id);
+    void this.runner.start(recovery.id, { trustUnsignedManifest: dto.trustUnsignedManifest ?? false });
     return recovery;
   }
 

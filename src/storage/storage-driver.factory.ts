@@ -1,27 +1,53 @@
 import { Injectable } from '@nestjs/common';
+import { IsString, Matches } from 'class-validator';
+import { SecretResolver } from '../secrets/secret-resolver';
 import { LocalStorageDriver } from './local.driver';
 import { StorageDriver } from './storage-driver';
-import { StorageLocationEntity } from './storage-location.entity';
+import { StorageKind, StorageLocationEntity } from './storage-location.entity';
 
-/** Builds the driver for a storage location, keyed by the location's kind. */
+/** Settings of a `local` location (a local disk or an NFS mount). */
+export class LocalStorageSettings {
+  /** Absolute directory under which objects are kept. */
+  @IsString() @Matches(/^\//, { message: 'path must be an absolute path' })
+  path: string;
+}
+
+/** How to build the driver of one kind of location: the class its settings are validated against, and the driver. */
+export interface StorageKindDefinition<Settings extends object = object> {
+  settingsClass: new () => Settings;
+  create(settings: Settings, secrets: SecretResolver): StorageDriver;
+}
+
+/** Erases a definition's settings type, so definitions of every kind fit one table. */
+function defineKind<Settings extends object>(definition: StorageKindDefinition<Settings>): StorageKindDefinition<object> {
+  return definition as unknown as StorageKindDefinition<object>;
+}
+
+/** Every kind of storage location, keyed by kind (twenty's file-storage driver factory is the model). */
+export const STORAGE_KIND_DEFINITIONS: Partial<Record<StorageKind, StorageKindDefinition<object>>> = {
+  local: defineKind({ settingsClass: LocalStorageSettings, create: (s) => new LocalStorageDriver(s.path) }),
+};
+
+/** Builds the driver for a storage location, keyed by the location's kind; drivers are cached per location and settings. */
 @Injectable()
 export class StorageDriverFactory {
   private readonly cache = new Map<string, StorageDriver>();
 
-  /** The driver for `location`; drivers are cached per location id and settings. */
+  constructor(private readonly secrets: SecretResolver) {}
+
+  /** The definition of `kind`. @throws Error for a kind this build has no driver for */
+  definition(kind: StorageKind): StorageKindDefinition<object> {
+    const definition = STORAGE_KIND_DEFINITIONS[kind];
+    if (!definition) throw new Error(`no driver for storage kind ${kind}`);
+    return definition;
+  }
+
   forLocation(location: StorageLocationEntity): StorageDriver {
     const cacheKey = `${location.id}:${JSON.stringify(location.settings)}`;
     let driver = this.cache.get(cacheKey);
     if (!driver) {
-      switch (location.kind) {
-        case 'local':
-          driver = new LocalStorageDriver(location.settings.path);
-          break;
-        default: {
-          const unknownKind: never = location.kind;
-          throw new Error(`unsupported storage kind: ${String(unknownKind)}`);
-        }
-      }
+      const definition = this.definition(location.kind);
+      driver = definition.create(Object.assign(new definition.settingsClass(), location.settings), this.secrets);
       this.cache.set(cacheKey, driver);
     }
     return driver;

@@ -28,10 +28,13 @@ describe('configuration snapshots', () => {
     const paths = [`${etc}/app/*.yml`, `${etc}/app/conf.d/*.yml`];
     const first = await backupAndWait(service, { engine: 'configuration', source: { paths } });
     expect(first).toMatchObject({ status: 'COMPLETED', fileCount: 3 });
-    const manifest = (await service.http().get(`${API}/backups/${first.id}/manifest`).set('X-API-Key', ADMIN_KEY)).body;
-    const appYml = manifest.files.find((f: { path: string }) => f.path.endsWith('app/app.yml'));
+    const index = (await service.http().get(`${API}/backups/${first.id}/files`).set('X-API-Key', ADMIN_KEY)).body;
+    expect(index).toMatchObject({ total: 3, page: 1 });
+    const appYml = index.items.find((f: { path: string }) => f.path.endsWith('app/app.yml'));
     expect(appYml).toMatchObject({ type: 'file', sha256: sha256Hex('port: 8080\nmode: primary\n'), mode: '0644' });
-    expect(manifest.files.find((f: { path: string }) => f.path.endsWith('db.yml')).mode).toBe('0600');
+    expect(index.items.find((f: { path: string }) => f.path.endsWith('db.yml')).mode).toBe('0600');
+    const conf = await service.http().get(`${API}/backups/${first.id}/files`).query({ prefix: appYml.path.replace('app.yml', 'conf.d/') }).set('X-API-Key', ADMIN_KEY);
+    expect(conf.body.items.map((f: { path: string }) => f.path.split('/').pop())).toEqual(['cache.yml']);
 
     writeFileSync(join(etc, 'app', 'app.yml'), 'port: 9090\nmode: standby\n');
     rmSync(join(etc, 'app', 'db.yml'));

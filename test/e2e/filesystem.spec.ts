@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,20 +48,45 @@ describe('filesystem backups (real tar, real zstd, local storage)', () => {
     expect(statSync(join(target, 'big-hardlink.bin')).ino).toBe(statSync(join(target, 'big.bin')).ino);
   });
 
-  it('writes an artifact that standard tools alone restore (zstd -d | tar -x), with a manifest written beside it', async () => {
+  it('writes an artifact that standard tools alone restore (zstd -d | tar -x), with a signed manifest and a details object', async () => {
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: source, exclude: ['d1/**', 'big*'] } });
     expect(backup.status).toBe('COMPLETED');
+    const dir = join(service.dataDir, 'backups', backup.id);
     const artifact = join(service.dataDir, 'backups', backup.artifactKey);
-    const manifest = JSON.parse(readFileSync(join(service.dataDir, 'backups', backup.manifestKey), 'utf8'));
+    const manifestFile = join(service.dataDir, 'backups', backup.manifestKey);
+    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
     expect(manifest).toMatchObject({
       format: 'dr-backup-manifest',
       formatVersion: 1,
       backupId: backup.id,
       engine: 'filesystem',
-      artifact: { sha256: backup.sha256, storedBytes: backup.storedBytes, sizeBytes: backup.sizeBytes, compression: 'zstd' },
+      compression: { algorithm: 'zstd', level: 3 },
+      encryption: null,
     });
-    expect(execFileSync('sha256sum', [artifact]).toString().split(' ')[0]).toBe(backup.sha256);
+    expect(manifest.objects).toEqual([
+      expect.objectContaining({ key: backup.artifactKey, role: 'artifact', sha256: backup.sha256, sizeBytes: backup.storedBytes, rawSizeBytes: backup.sizeBytes }),
+      expect.objectContaining({ key: `${backup.id}/details.jsonl.zst`, role: 'details' }),
+    ]);
+    for (const object of manifest.objects) {
+      expect(execFileSync('sha256sum', [join(service.dataDir, 'backups', object.key)]).toString().split(' ')[0]).toBe(object.sha256);
+    }
     execFileSync('zstd', ['-q', '-t', artifact]); // every frame's checksum verifies with the standard tool
+    // the signature verifies with openssl and the public key the service wrote beside its generated private key
+    const signature = JSON.parse(readFileSync(join(dir, 'manifest.sig'), 'utf8'));
+    expect(signature).toMatchObject({ algorithm: 'ed25519', keyId: backup.signatureKeyId });
+    writeFileSync(join(dir, '..', 'sig.bin'), Buffer.from(signature.signature, 'base64'));
+    const pub = join(service.dataDir, 'manifest-signing-key.pub.pem');
+    expect(execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', manifestFile, '-sigfile', join(dir, '..', 'sig.bin')]).toString()).toContain('Signature Verified Successfully');
+    // the details object: a header line, then one index line per member, each file with its SHA-256
+    const details = execFileSync('zstd', ['-dc', join(dir, 'details.jsonl.zst')], { maxBuffer: 64 << 20 }).toString().trim().split('\n').map((l) => JSON.parse(l));
+    expect(details[0]).toMatchObject({ kind: 'dr-backup-details', backupId: backup.id, engine: 'filesystem', fileCount: details.length - 1 });
+    expect(details[0].source).toEqual({ path: source, exclude: ['d1/**', 'big*'] });
+    const files = details.slice(1).filter((e) => e.type === 'file');
+    expect(files.length).toBeGreaterThan(2000);
+    for (const entry of [files[0], files[files.length >> 1], files[files.length - 1]]) {
+      const onDisk = join(source, entry.path);
+      expect(entry).toMatchObject({ sizeBytes: statSync(onDisk).size, sha256: createHash('sha256').update(readFileSync(onDisk)).digest('hex') });
+    }
 
     const byHand = mkdtempSync(join(tmpdir(), 'dr-byhand-'));
     execFileSync('bash', ['-c', 'set -o pipefail; zstd -dc "$1" | tar -xf - -C "$2"', '_', artifact, byHand]);
@@ -108,12 +134,13 @@ describe('filesystem backups (real tar, real zstd, local storage)', () => {
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: join(source, 'd7') } });
     const ok = await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY);
     expect(ok.status).toBe(200);
-    expect(ok.body).toMatchObject({ ok: true, problems: [], bytesRead: backup.storedBytes });
+    const storedTotal = backup.objects.reduce((n: number, o: { sizeBytes: number }) => n + o.sizeBytes, 0);
+    expect(ok.body).toMatchObject({ status: 'COMPLETED', ok: true, problems: [], bytesRead: storedTotal, details: { signedBy: backup.signatureKeyId } });
 
     flipByte(join(service.dataDir, 'backups', backup.artifactKey), Math.floor(backup.storedBytes / 2));
     const bad = await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY);
     expect(bad.body.ok).toBe(false);
-    expect(bad.body.problems.join('\n')).toContain(`artifact ${backup.artifactKey} has sha256`);
+    expect(bad.body.problems.join('\n')).toContain(`${backup.artifactKey} (artifact) has sha256`);
 
     const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: join(service.restoreRoot, 'corrupt') } });
     expect(recovery.status).toBe('FAILED');

@@ -1,5 +1,9 @@
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsObject, IsOptional, IsUUID, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Max, MaxLength, Min } from 'class-validator';
+import type { TableDigest } from '../../engines/pg-dump-digest';
+import { ManifestEncryption, StoredObject } from '../../pipeline/manifest';
+import { BackupCopyEntity } from '../backup-copy.entity';
+import { VerificationEntity, VerificationMode } from '../verification.entity';
 import { ENGINE_NAMES, EngineName } from '../../engines/backup-engine';
 import { JobStatus } from '../backup-status';
 import { BackupEntity } from '../backup.entity';
@@ -41,6 +45,42 @@ export class ListBackupsQuery {
   limit: number = 50;
 }
 
+/** Query of `GET /backups/{id}/files`. */
+export class ListFilesQuery {
+  /** Only paths starting with this (as in the archive: relative, `/`-separated). */
+  @IsOptional() @IsString() @MaxLength(4096)
+  prefix?: string;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  page: number = 1;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000)
+  limit: number = 100;
+}
+
+/** A copy of a backup as the API shows it. */
+export class BackupCopyResponse {
+  id: string;
+  storageLocationId: string;
+  status: JobStatus;
+  error: string | null;
+  bytesCopied: number;
+  verifiedAt: string | null;
+  finishedAt: string | null;
+
+  static of(c: BackupCopyEntity): BackupCopyResponse {
+    return {
+      id: c.id,
+      storageLocationId: c.storageLocationId,
+      status: c.status,
+      error: c.error,
+      bytesCopied: c.bytesCopied,
+      verifiedAt: c.verifiedAt?.toISOString() ?? null,
+      finishedAt: c.finishedAt?.toISOString() ?? null,
+    };
+  }
+}
+
 /** A backup as the API shows it. Sizes in bytes, times ISO-8601, duration in ms. */
 export class BackupResponse {
   id: string;
@@ -57,8 +97,21 @@ export class BackupResponse {
   progressBytes: number;
   sha256: string | null;
   compression: string;
+  /** Recipients (public) or that a passphrase is used; null: not encrypted. */
+  encryption: ManifestEncryption;
+  /** Every object stored, with size and SHA-256. */
+  objects: StoredObject[];
+  signatureKeyId: string | null;
   fileCount: number | null;
+  /** Per-table digests recorded at backup time (postgres). */
+  tables: TableDigest[] | null;
   warnings: string[];
+  /** Copies in other locations (3-2-1). */
+  copies: BackupCopyResponse[];
+  /** Objects locked (immutability) until then. */
+  retainUntil: string | null;
+  deletedAt: string | null;
+  deletionReason: string | null;
   error: string | null;
   createdBy: string | null;
   createdAt: string;
@@ -66,7 +119,7 @@ export class BackupResponse {
   finishedAt: string | null;
   durationMs: number | null;
 
-  static of(b: BackupEntity): BackupResponse {
+  static of(b: BackupEntity, copies: BackupCopyEntity[] = []): BackupResponse {
     return {
       id: b.id,
       planId: b.planId,
@@ -82,8 +135,16 @@ export class BackupResponse {
       progressBytes: b.progressBytes,
       sha256: b.sha256,
       compression: 'zstd',
-      fileCount: b.fileIndex ? b.fileIndex.length : null,
-      warnings: b.manifest?.warnings ?? [],
+      encryption: b.manifest?.encryption ?? (b.encryption ? (b.encryption.passphraseSecret ? { format: 'age-v1', passphrase: true } : { format: 'age-v1', recipients: b.encryption.recipients ?? [] }) : null),
+      objects: b.objects,
+      signatureKeyId: b.signatureKeyId,
+      fileCount: b.fileCount,
+      tables: b.tables,
+      warnings: b.warnings,
+      copies: copies.map(BackupCopyResponse.of),
+      retainUntil: b.retainUntil?.toISOString() ?? null,
+      deletedAt: b.deletedAt?.toISOString() ?? null,
+      deletionReason: b.deletionReason,
       error: b.error,
       createdBy: b.createdBy,
       createdAt: b.createdAt.toISOString(),
@@ -102,16 +163,55 @@ export interface Page<T> {
   total: number;
 }
 
-/** Outcome of `POST /backups/{id}/verify`. */
-export interface VerificationResponse {
+/** `POST /backups/{id}/verify`. */
+export class VerifyBackupDto {
+  /** `checksum` (default): signature, manifest and every object's SHA-256. `restore`: that, then a scratch restore
+   * compared with the file index or the table digests recorded at backup time. */
+  @IsOptional() @IsIn(['checksum', 'restore'], { message: 'mode must be one of: checksum, restore' })
+  mode?: VerificationMode;
+
+  /** Verify the copy kept in this location instead of the primary objects. */
+  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  storageLocationId?: string;
+
+  /** How long the request waits for the outcome (default 30 s; 0 answers at once with 202). */
+  @IsOptional() @IsInt() @Min(0) @Max(300)
+  waitSeconds?: number;
+}
+
+/** A verification as the API shows it: `ok` and `problems` once COMPLETED; `error` when it could not run (FAILED). */
+export class VerificationResponse {
   id: string;
   backupId: string;
-  mode: string;
-  ok: boolean;
+  mode: VerificationMode;
+  status: JobStatus;
+  ok: boolean | null;
   problems: string[];
+  details: Record<string, unknown>;
+  error: string | null;
   bytesRead: number;
-  durationMs: number;
+  durationMs: number | null;
+  createdBy: string | null;
   createdAt: string;
+  finishedAt: string | null;
+
+  static of(v: VerificationEntity): VerificationResponse {
+    return {
+      id: v.id,
+      backupId: v.backupId,
+      mode: v.mode,
+      status: v.status,
+      ok: v.ok,
+      problems: v.problems,
+      details: v.details,
+      error: v.error,
+      bytesRead: v.bytesRead,
+      durationMs: v.durationMs,
+      createdBy: v.createdBy,
+      createdAt: v.createdAt.toISOString(),
+      finishedAt: v.finishedAt?.toISOString() ?? null,
+    };
+  }
 }
 
 /** `GET /backups/{id}/diff/{otherId}`: how the files of `otherId` differ from those of `id`. */

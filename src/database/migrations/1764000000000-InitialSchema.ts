@@ -21,8 +21,9 @@ export class InitialSchema1764000000000 implements MigrationInterface {
       CREATE TABLE storage_locations (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
         name varchar(100) NOT NULL UNIQUE,
-        kind varchar(20) NOT NULL CHECK (kind IN ('local')),
+        kind varchar(20) NOT NULL CHECK (kind IN ('local', 's3', 'azure-blob', 'gcs')),
         settings jsonb NOT NULL,
+        encryption jsonb,
         is_default boolean NOT NULL DEFAULT false,
         created_at timestamptz NOT NULL DEFAULT now()
       )`);
@@ -37,6 +38,10 @@ export class InitialSchema1764000000000 implements MigrationInterface {
         schedule varchar(120),
         timezone varchar(64) NOT NULL DEFAULT 'UTC',
         enabled boolean NOT NULL DEFAULT true,
+        encryption jsonb,
+        copy_location_ids uuid[] NOT NULL DEFAULT '{}',
+        retention jsonb,
+        immutable_days integer CHECK (immutable_days > 0),
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
@@ -47,8 +52,9 @@ export class InitialSchema1764000000000 implements MigrationInterface {
         engine varchar(30) NOT NULL,
         source jsonb NOT NULL,
         storage_location_id uuid NOT NULL REFERENCES storage_locations(id),
-        status varchar(12) NOT NULL CHECK (status IN ('PENDING','RUNNING','COMPLETED','FAILED')),
+        status varchar(12) NOT NULL CHECK (status IN ('PENDING','RUNNING','COMPLETED','FAILED','DELETED')),
         trigger varchar(12) NOT NULL CHECK (trigger IN ('MANUAL','SCHEDULED')),
+        encryption jsonb,
         artifact_key varchar(400),
         manifest_key varchar(400),
         size_bytes bigint,
@@ -56,7 +62,15 @@ export class InitialSchema1764000000000 implements MigrationInterface {
         progress_bytes bigint NOT NULL DEFAULT 0,
         sha256 char(64),
         manifest jsonb,
+        objects jsonb NOT NULL DEFAULT '[]',
         file_index jsonb,
+        file_count integer,
+        tables jsonb,
+        warnings jsonb NOT NULL DEFAULT '[]',
+        signature_key_id varchar(32),
+        retain_until timestamptz,
+        deleted_at timestamptz,
+        deletion_reason text,
         error text,
         created_by varchar(200),
         runner_id varchar(200),
@@ -67,6 +81,23 @@ export class InitialSchema1764000000000 implements MigrationInterface {
       )`);
     await q.query(`CREATE INDEX backups_status_idx ON backups (status)`);
     await q.query(`CREATE INDEX backups_plan_created_idx ON backups (plan_id, created_at)`);
+    await q.query(`
+      CREATE TABLE backup_copies (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        backup_id uuid NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+        storage_location_id uuid NOT NULL REFERENCES storage_locations(id),
+        status varchar(12) NOT NULL CHECK (status IN ('PENDING','RUNNING','COMPLETED','FAILED','DELETED')),
+        error text,
+        bytes_copied bigint NOT NULL DEFAULT 0,
+        verified_at timestamptz,
+        runner_id varchar(200),
+        heartbeat_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        started_at timestamptz,
+        finished_at timestamptz,
+        UNIQUE (backup_id, storage_location_id)
+      )`);
+    await q.query(`CREATE INDEX backup_copies_status_idx ON backup_copies (status)`);
     await q.query(`
       CREATE TABLE schedule_claims (
         plan_id uuid NOT NULL REFERENCES backup_plans(id) ON DELETE CASCADE,
@@ -82,19 +113,27 @@ export class InitialSchema1764000000000 implements MigrationInterface {
       CREATE TABLE verifications (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
         backup_id uuid NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
-        mode varchar(20) NOT NULL,
-        ok boolean NOT NULL,
-        problems jsonb NOT NULL,
-        bytes_read bigint NOT NULL,
-        duration_ms integer NOT NULL,
+        mode varchar(20) NOT NULL CHECK (mode IN ('checksum','restore')),
+        status varchar(12) NOT NULL CHECK (status IN ('PENDING','RUNNING','COMPLETED','FAILED')),
+        ok boolean,
+        problems jsonb NOT NULL DEFAULT '[]',
+        details jsonb NOT NULL DEFAULT '{}',
+        error text,
+        bytes_read bigint NOT NULL DEFAULT 0,
+        duration_ms integer,
         created_by varchar(200),
-        created_at timestamptz NOT NULL DEFAULT now()
+        runner_id varchar(200),
+        heartbeat_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        started_at timestamptz,
+        finished_at timestamptz
       )`);
     await q.query(`CREATE INDEX verifications_backup_idx ON verifications (backup_id, created_at)`);
     await q.query(`
       CREATE TABLE recoveries (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
         backup_id uuid NOT NULL REFERENCES backups(id),
+        storage_location_id uuid REFERENCES storage_locations(id),
         type varchar(20) NOT NULL,
         target jsonb NOT NULL,
         overwrite boolean NOT NULL DEFAULT false,
@@ -114,7 +153,7 @@ export class InitialSchema1764000000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const table of ['recoveries', 'verifications', 'schedule_claims', 'backups', 'backup_plans', 'storage_locations', 'api_keys']) {
+    for (const table of ['recoveries', 'verifications', 'backup_copies', 'schedule_claims', 'backups', 'backup_plans', 'storage_locations', 'api_keys']) {
       await q.query(`DROP TABLE IF EXISTS ${table}`);
     }
   }

@@ -20,6 +20,17 @@ export class CreateRecoveryDto {
   /** Restore over a non-empty directory or into an existing database. */
   @IsOptional() @IsBoolean()
   overwrite?: boolean;
+
+  /** Read the backup from its copy in this location (when the primary location is lost); default: the primary. */
+  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  storageLocationId?: string;
+
+  /**
+   * Restore even if the manifest's signature does not verify with a trusted key (the signing key was lost with
+   * the site). The objects' SHA-256 are still checked against the record; a warning records the choice.
+   */
+  @IsOptional() @IsBoolean()
+  trustUnsignedManifest?: boolean;
 }
 
 export class ListRecoveriesQuery {
@@ -40,6 +51,8 @@ export class ListRecoveriesQuery {
 export class RecoveryResponse {
   id: string;
   backupId: string;
+  /** Location read from (a copy's); null: the backup's primary location. */
+  storageLocationId: string | null;
   type: RecoveryType;
   target: Record<string, unknown>;
   overwrite: boolean;
@@ -57,6 +70,7 @@ export class RecoveryResponse {
     return {
       id: r.id,
       backupId: r.backupId,
+      storageLocationId: r.storageLocationId,
       type: r.type,
       target: r.target,
       overwrite: r.overwrite,

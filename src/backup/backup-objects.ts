@@ -1,0 +1,155 @@
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { Injectable } from '@nestjs/common';
+import { FileIndex } from '../engines/file-index';
+import { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
+import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
+import { ManifestSignature, ManifestSigner, SignatureCheck } from '../pipeline/manifest-signer';
+import { ArtifactManifest, BackupDetailsHeader, FileIndexEntry, StoredObject } from '../pipeline/manifest';
+import { StorageDriver, UploadOptions } from '../storage/storage-driver';
+
+/** Storage keys of a backup's objects, all under `<backupId>/`. */
+export interface BackupKeys {
+  prefix: string;
+  /** `artifact.<ext>.zst`, plus `.age` when encrypted. */
+  artifactKey: string;
+  /** `details.jsonl.zst`, plus `.age` when encrypted. */
+  detailsKey: string;
+  manifestKey: string;
+  /** `manifest.sig`, written last: a backup whose signature is missing is not complete. */
+  signatureKey: string;
+}
+
+/** The keys of backup `backupId`'s objects. `extension` is the engine's (`pgdump`, `tar`). */
+export function backupKeys(backupId: string, extension: string, encrypted: boolean): BackupKeys {
+  const age = encrypted ? '.age' : '';
+  return {
+    prefix: `${backupId}/`,
+    artifactKey: `${backupId}/artifact.${extension}.zst${age}`,
+    detailsKey: `${backupId}/details.jsonl.zst${age}`,
+    manifestKey: `${backupId}/manifest.json`,
+    signatureKey: `${backupId}/manifest.sig`,
+  };
+}
+
+/** The signature key that goes with a manifest key. */
+export function signatureKeyOf(manifestKey: string): string {
+  return manifestKey.replace(/manifest\.json$/, 'manifest.sig');
+}
+
+/** A manifest as read back from storage, with its exact bytes and what its signature says. */
+export interface ReadManifest {
+  manifest: ArtifactManifest;
+  bytes: Buffer;
+  signature: SignatureCheck;
+}
+
+/**
+ * Writes and reads the objects around an artifact: the details object (JSON lines: a {@link BackupDetailsHeader}
+ * then the file index), `manifest.json` and its detached signature `manifest.sig`. Format: docs/artifact-format.md.
+ */
+@Injectable()
+export class BackupObjects {
+  constructor(
+    private readonly pipeline: ArtifactPipeline,
+    private readonly signer: ManifestSigner,
+  ) {}
+
+  /**
+   * Streams the details object (header line, then one line per indexed member) through the pipeline, compressed
+   * and encrypted like the artifact, and publishes it.
+   * @returns its description for the manifest.
+   */
+  async writeDetails(
+    driver: StorageDriver,
+    key: string,
+    header: BackupDetailsHeader,
+    files: FileIndex | undefined,
+    encryption: AgeEncryptionKey | null,
+    upload: UploadOptions,
+  ): Promise<StoredObject> {
+    const lines = Readable.from(detailsLines(header, files), { objectMode: false });
+    const staged = await driver.createUpload(key, upload);
+    try {
+      const stored = await this.pipeline.store(lines, staged.stream, { encryption });
+      await staged.publish();
+      return {
+        key,
+        role: 'details',
+        contentType: 'application/x-ndjson',
+        rawSizeBytes: stored.sizeBytes,
+        sizeBytes: stored.storedBytes,
+        sha256: stored.sha256,
+      };
+    } catch (error) {
+      await staged.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Publishes `manifest.json`, then its signature: the backup is complete from that moment.
+   * @returns the id of the key that signed it.
+   */
+  async publishManifest(driver: StorageDriver, keys: BackupKeys, manifest: ArtifactManifest, upload: UploadOptions): Promise<string> {
+    const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+    const signature = this.signer.sign(bytes);
+    await driver.putObject(keys.manifestKey, bytes, upload);
+    await driver.putObject(keys.signatureKey, Buffer.from(`${JSON.stringify(signature, null, 2)}\n`), upload);
+    return signature.keyId;
+  }
+
+  /**
+   * Reads `manifest.json` and `manifest.sig` and checks the signature against the trusted keys.
+   * @throws ObjectNotFoundError when the manifest is missing; a SyntaxError when it is not JSON.
+   */
+  async readManifest(driver: StorageDriver, manifestKey: string): Promise<ReadManifest> {
+    const bytes = await driver.readObject(manifestKey);
+    const manifest = JSON.parse(bytes.toString('utf8')) as ArtifactManifest;
+    let signature: SignatureCheck;
+    try {
+      const sig = JSON.parse((await driver.readObject(signatureKeyOf(manifestKey))).toString('utf8')) as ManifestSignature;
+      signature = this.signer.check(bytes, sig);
+    } catch (error) {
+      signature = { ok: false, reason: `${signatureKeyOf(manifestKey)} cannot be read: ${(error as Error).message}` };
+    }
+    return { manifest, bytes, signature };
+  }
+
+  /**
+   * Reads the details object: its header, then the file index entry by entry (streamed, decrypted and checked
+   * against its SHA-256 as it is read).
+   */
+  async readDetails(
+    driver: StorageDriver,
+    object: StoredObject,
+    decryption: AgeDecryptionKeys | null,
+  ): Promise<{ header: BackupDetailsHeader; files: AsyncIterable<FileIndexEntry> }> {
+    const raw = await this.pipeline.openRaw(await driver.read(object.key), object.key, object.sha256, { decryption });
+    const lines = createInterface({ input: raw, crlfDelay: Infinity })[Symbol.asyncIterator]();
+    const first = await lines.next();
+    if (first.done) throw new Error(`${object.key} is empty`);
+    const header = JSON.parse(first.value) as BackupDetailsHeader;
+    async function* files(): AsyncIterable<FileIndexEntry> {
+      for (let next = await lines.next(); !next.done; next = await lines.next()) {
+        if (next.value) yield JSON.parse(next.value) as FileIndexEntry;
+      }
+    }
+    return { header, files: files() };
+  }
+}
+
+/** The details object's lines: the header, then the index (bytes, in blocks of about 64 KiB). */
+async function* detailsLines(header: BackupDetailsHeader, files: FileIndex | undefined): AsyncIterable<Buffer> {
+  yield Buffer.from(`${JSON.stringify(header)}\n`);
+  if (!files) return;
+  let block = '';
+  for await (const entry of files.entries()) {
+    block += `${JSON.stringify(entry)}\n`;
+    if (block.length >= 65536) {
+      yield Buffer.from(block);
+      block = '';
+    }
+  }
+  if (block) yield Buffer.from(block);
+}

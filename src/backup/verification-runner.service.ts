@@ -1,0 +1,204 @@
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { InjectRepository } from '@nestjs/typeorm';
+import { plainToInstance } from 'class-transformer';
+import { Repository } from 'typeorm';
+import { AppConfig } from '../config/app-config';
+import { RecordedContent } from '../engines/backup-engine';
+import { EngineRegistry } from '../engines/engine-registry';
+import { DrError } from '../errors/dr-error';
+import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
+import { JobHeartbeat } from '../jobs/job-heartbeat';
+import { reapStaleJobs } from '../jobs/stale-jobs';
+import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
+import { BackupEncryption } from '../pipeline/backup-encryption';
+import { StoredObject } from '../pipeline/manifest';
+import { StorageDriver } from '../storage/storage-driver';
+import { StorageLocationsService } from '../storage/storage-locations.service';
+import { BackupObjects } from './backup-objects';
+import { JobStatus } from './backup-status';
+import { BackupEntity } from './backup.entity';
+import { VerificationEntity } from './verification.entity';
+
+/**
+ * Runs verifications. Every mode checks the manifest's signature against the trusted keys, the manifest against
+ * the backup record, and every object (re-read and hashed: size and SHA-256). `restore` mode then restores the
+ * artifact into a scratch target and compares it with what the backup recorded (the file index, the table
+ * digests). Differences found are the verification's `problems` (`ok: false`); a verification that cannot run at
+ * all (no key to decrypt, the scratch server unreachable) is FAILED with the reason.
+ */
+@Injectable()
+export class VerificationRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(VerificationRunner.name);
+  private readonly jobs = new BackgroundJobs(this.logger);
+
+  constructor(
+    @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
+    @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
+    private readonly engines: EngineRegistry,
+    private readonly locations: StorageLocationsService,
+    private readonly pipeline: ArtifactPipeline,
+    private readonly objects: BackupObjects,
+    private readonly encryption: BackupEncryption,
+    private readonly config: AppConfig,
+    private readonly registry: SchedulerRegistry,
+  ) {}
+
+  /** Reaps the jobs of processes that died, now and every half lease. */
+  async onApplicationBootstrap(): Promise<void> {
+    await startReaper(this.registry, 'verification-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
+  }
+
+  /** Starts a PENDING verification. @returns a promise that settles when it has finished (never rejects). */
+  start(verificationId: string, storageLocationId: string | null): Promise<void> {
+    return this.jobs.start(verificationId, (signal) => this.run(verificationId, storageLocationId, signal));
+  }
+
+  private async run(id: string, storageLocationId: string | null, signal: AbortSignal): Promise<void> {
+    const startedAt = new Date();
+    const claimed = await this.verifications.update(
+      { id, status: JobStatus.PENDING },
+      { status: JobStatus.RUNNING, startedAt, heartbeatAt: startedAt, runnerId: this.config.instanceId },
+    );
+    if (!claimed.affected) return;
+    const verification = await this.verifications.findOneByOrFail({ id });
+    let bytesRead = 0;
+    const heartbeat = new JobHeartbeat(this.verifications, id, () => ({ bytesRead }), 1000).start();
+    try {
+      const backup = await this.backups.findOneByOrFail({ id: verification.backupId });
+      const location = await this.locations.get(storageLocationId ?? backup.storageLocationId);
+      const driver = this.locations.driverFor(location);
+      const problems: string[] = [];
+      const details: Record<string, unknown> = { location: location.name };
+      const intact = await this.checkObjects(backup, driver, problems, details, (n) => (bytesRead += n));
+      if (verification.mode === 'restore') {
+        if (!intact) problems.push('restore not attempted: the artifact failed its checks above');
+        else details.restore = await this.checkRestore(id, backup, driver, problems, signal);
+      }
+      await heartbeat.stop();
+      const finishedAt = new Date();
+      await this.verifications.update(id, {
+        status: JobStatus.COMPLETED,
+        ok: problems.length === 0,
+        problems: problems as never,
+        details: details as never,
+        bytesRead,
+        finishedAt,
+        heartbeatAt: finishedAt,
+        durationMs: finishedAt.getTime() - startedAt.getTime(),
+      });
+      const outcome = problems.length ? `${problems.length} problem(s): ${problems[0]}` : 'ok';
+      this.logger.log(`verification ${id} (${verification.mode}) of backup ${backup.id}: ${outcome}`);
+    } catch (error) {
+      await heartbeat.stop();
+      const finishedAt = new Date();
+      const reason = signal.aborted ? 'interrupted: the service was shut down during the verification' : describeError(error);
+      await this.verifications.update(id, {
+        status: JobStatus.FAILED,
+        error: reason,
+        bytesRead,
+        finishedAt,
+        durationMs: finishedAt.getTime() - startedAt.getTime(),
+      });
+      this.logger.warn(`verification ${id} could not run: ${reason}`);
+    }
+  }
+
+  /**
+   * The signature, the manifest against the record, and every object's size and SHA-256.
+   * @returns whether the artifact itself is intact (a restore can be tried).
+   */
+  private async checkObjects(
+    backup: BackupEntity,
+    driver: StorageDriver,
+    problems: string[],
+    details: Record<string, unknown>,
+    onRead: (bytes: number) => void,
+  ): Promise<boolean> {
+    const manifestKey = backup.manifestKey!;
+    try {
+      const { manifest, signature } = await this.objects.readManifest(driver, manifestKey);
+      if (signature.ok) details.signedBy = signature.keyId;
+      else problems.push(`manifest ${manifestKey}: signature not valid: ${signature.reason}`);
+      if (manifest.backupId !== backup.id) problems.push(`manifest ${manifestKey} belongs to backup ${manifest.backupId}`);
+      const listed = new Map((manifest.objects ?? []).map((o) => [o.key, o]));
+      for (const object of backup.objects) {
+        const inManifest = listed.get(object.key);
+        if (!inManifest) problems.push(`manifest ${manifestKey} does not list ${object.key}`);
+        else if (inManifest.sha256 !== object.sha256 || inManifest.sizeBytes !== object.sizeBytes) {
+          problems.push(`manifest ${manifestKey} records ${object.key} as ${inManifest.sizeBytes} bytes sha256 ${inManifest.sha256}, the backup record ${object.sizeBytes} bytes sha256 ${object.sha256}`);
+        }
+        listed.delete(object.key);
+      }
+      for (const key of listed.keys()) problems.push(`manifest ${manifestKey} lists ${key}, which the backup record does not`);
+    } catch (error) {
+      problems.push(`manifest ${manifestKey} is missing or unreadable: ${(error as Error).message}`);
+    }
+    let artifactIntact = true;
+    for (const object of backup.objects) {
+      const problem = await this.checkObject(driver, object, onRead);
+      if (problem) {
+        problems.push(problem);
+        if (object.role === 'artifact' || object.role === 'details') artifactIntact = false;
+      }
+    }
+    details.objects = backup.objects.length;
+    return artifactIntact;
+  }
+
+  /** Re-reads one object and compares size and SHA-256 with the record. @returns the problem, or null */
+  private async checkObject(driver: StorageDriver, object: StoredObject, onRead: (bytes: number) => void): Promise<string | null> {
+    const stat = await driver.stat(object.key);
+    if (!stat) return `${object.key} (${object.role}) is missing`;
+    const { bytes, sha256 } = await this.pipeline.digest(await driver.read(object.key));
+    onRead(bytes);
+    if (bytes !== object.sizeBytes) return `${object.key} (${object.role}) holds ${bytes} bytes, recorded ${object.sizeBytes}`;
+    if (sha256 !== object.sha256) return `${object.key} (${object.role}) has sha256 ${sha256}, recorded ${object.sha256}`;
+    return null;
+  }
+
+  /** Restores into the engine's scratch target and compares with what was recorded. */
+  private async checkRestore(
+    verificationId: string,
+    backup: BackupEntity,
+    driver: StorageDriver,
+    problems: string[],
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
+    const engine = this.engines.get(backup.engine);
+    const decryption = await this.encryption.decryptionKeys(backup.encryption);
+    const artifact = backup.objects.find((o) => o.role === 'artifact')!;
+    const recorded: RecordedContent = { tables: backup.tables ?? undefined };
+    const detailsObject = backup.objects.find((o) => o.role === 'details');
+    if (detailsObject && backup.fileCount !== null) {
+      recorded.files = (await this.objects.readDetails(driver, detailsObject, decryption)).files;
+    }
+    const source = plainToInstance(engine.sourceClass, backup.source);
+    try {
+      const raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption });
+      const check = await engine.verifyRestore(source, raw, recorded, { signal, runId: verificationId, scratchDir: this.config.scratchDir });
+      problems.push(...check.problems);
+      return { ...check.checked, scratchTarget: check.scratchTarget };
+    } catch (error) {
+      if (error instanceof DrError || signal.aborted) throw error; // cannot verify (configuration), or shutdown
+      problems.push(`restore into a scratch target failed: ${describeError(error)}`);
+      return {};
+    }
+  }
+
+  /** Marks FAILED the verifications whose process died. @returns their ids */
+  async reapStale(): Promise<string[]> {
+    const reaped = await reapStaleJobs(this.verifications, this.config.jobLeaseSeconds, this.jobs.ids(),
+      `interrupted: the process running this verification stopped (no heartbeat for ${this.config.jobLeaseSeconds}s)`);
+    return reaped.map((v) => v.id);
+  }
+
+  /** The promise of a verification's end, if it runs in this process. */
+  finished(id: string): Promise<void> | undefined {
+    return this.jobs.finished(id);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.jobs.abortAll();
+  }
+}

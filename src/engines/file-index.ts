@@ -1,0 +1,76 @@
+import { createReadStream, createWriteStream, WriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { finished } from 'node:stream/promises';
+import { FileIndexEntry } from '../pipeline/manifest';
+
+/** The per-file index of a backup (path, type, size, mode, mtime, SHA-256 of each member), however it is held. */
+export interface FileIndex {
+  /** Entries recorded. */
+  readonly count: number;
+  /** The entries, in archive order. */
+  entries(): AsyncIterable<FileIndexEntry>;
+  /** Frees what holds the index (a scratch file). Safe to call more than once. */
+  dispose(): Promise<void>;
+}
+
+/** An index small enough to hold in memory (configuration snapshots); kept in the backup record for diffs. */
+export class MemoryFileIndex implements FileIndex {
+  readonly all: FileIndexEntry[] = [];
+
+  get count(): number {
+    return this.all.length;
+  }
+
+  add(entry: FileIndexEntry): void {
+    this.all.push(entry);
+  }
+
+  async *entries(): AsyncIterable<FileIndexEntry> {
+    yield* this.all;
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+/**
+ * An index of any size (a directory tree of millions of files), spooled to a scratch file as JSON lines while the
+ * backup runs, so memory stays bounded; read back once to write the backup's details object.
+ */
+export class SpooledFileIndex implements FileIndex {
+  count = 0;
+  private readonly out: WriteStream;
+
+  private constructor(private readonly path: string) {
+    this.out = createWriteStream(path, { mode: 0o600, highWaterMark: 1 << 20 });
+  }
+
+  /** Creates `<scratchDir>/<runId>.index.jsonl` (mode 0600). */
+  static async create(scratchDir: string, runId: string): Promise<SpooledFileIndex> {
+    await mkdir(scratchDir, { recursive: true, mode: 0o700 });
+    return new SpooledFileIndex(join(scratchDir, `${runId}.index.jsonl`));
+  }
+
+  add(entry: FileIndexEntry): void {
+    this.count++;
+    this.out.write(`${JSON.stringify(entry)}\n`);
+  }
+
+  /** Flushes the spool; call once the archive has been read to its end. */
+  async close(): Promise<void> {
+    if (!this.out.writableEnded) this.out.end();
+    await finished(this.out);
+  }
+
+  async *entries(): AsyncIterable<FileIndexEntry> {
+    await this.close();
+    const lines = createInterface({ input: createReadStream(this.path), crlfDelay: Infinity });
+    for await (const line of lines) if (line) yield JSON.parse(line) as FileIndexEntry;
+  }
+
+  async dispose(): Promise<void> {
+    this.out.destroy();
+    await rm(this.path, { force: true });
+  }
+}

@@ -1,0 +1,45 @@
+import { In, LessThan, ObjectLiteral, Repository } from 'typeorm';
+import { JobStatus } from '../backup/backup-status';
+
+/** The columns a job table has in common (backups, recoveries, verifications, copies). */
+export interface JobRow extends ObjectLiteral {
+  id: string;
+  status: JobStatus;
+  heartbeatAt: Date | null;
+  createdAt: Date;
+}
+
+/**
+ * Marks FAILED, with `reason`, the jobs whose process died: RUNNING with a heartbeat older than `leaseSeconds`,
+ * or PENDING for longer than that (accepted, never started). Each row is claimed with a conditional UPDATE, so
+ * with several replicas every stale job is reaped exactly once.
+ * @param running ids this process is running itself (never reaped: their heartbeat may just be late).
+ * @returns the rows reaped (as they were before), for the caller's own cleanup.
+ */
+export async function reapStaleJobs<T extends JobRow>(
+  repository: Repository<T>,
+  leaseSeconds: number,
+  running: ReadonlySet<string>,
+  reason: string,
+): Promise<T[]> {
+  const cutoff = new Date(Date.now() - leaseSeconds * 1000);
+  const stale = await repository.find({
+    where: [
+      { status: In([JobStatus.RUNNING]), heartbeatAt: LessThan(cutoff) },
+      { status: In([JobStatus.PENDING]), createdAt: LessThan(cutoff) },
+    ] as never,
+  });
+  const reaped: T[] = [];
+  for (const row of stale) {
+    if (running.has(row.id)) continue;
+    const result = await repository
+      .createQueryBuilder()
+      .update()
+      .set({ status: JobStatus.FAILED, error: reason, finishedAt: new Date() } as never)
+      .where('id = :id AND status IN (:...statuses)', { id: row.id, statuses: [JobStatus.RUNNING, JobStatus.PENDING] })
+      .andWhere('(heartbeat_at IS NULL OR heartbeat_at < :cutoff)', { cutoff })
+      .execute();
+    if (result.affected) reaped.push(row);
+  }
+  return reaped;
+}
