@@ -37,6 +37,16 @@ export function signatureKeyOf(manifestKey: string): string {
   return manifestKey.replace(/manifest\.json$/, 'manifest.sig');
 }
 
+/** Raised when `manifest.json` is not JSON; carries what its signature check said. */
+export class ManifestParseError extends Error {
+  constructor(
+    message: string,
+    readonly signature: SignatureCheck,
+  ) {
+    super(message);
+  }
+}
+
 /** A manifest as read back from storage, with its exact bytes and what its signature says. */
 export interface ReadManifest {
   manifest: ArtifactManifest;
@@ -100,18 +110,25 @@ export class BackupObjects {
   }
 
   /**
-   * Reads `manifest.json` and `manifest.sig` and checks the signature against the trusted keys.
-   * @throws ObjectNotFoundError when the manifest is missing; a SyntaxError when it is not JSON.
+   * Reads `manifest.json` and `manifest.sig` and checks the signature over the manifest's raw bytes (before
+   * parsing them) against the trusted keys.
+   * @throws ObjectNotFoundError when the manifest is missing; ManifestParseError (with the signature check) when
+   *   its bytes are not JSON.
    */
   async readManifest(driver: StorageDriver, manifestKey: string): Promise<ReadManifest> {
     const bytes = await driver.readObject(manifestKey);
-    const manifest = JSON.parse(bytes.toString('utf8')) as ArtifactManifest;
     let signature: SignatureCheck;
     try {
       const sig = JSON.parse((await driver.readObject(signatureKeyOf(manifestKey))).toString('utf8')) as ManifestSignature;
       signature = this.signer.check(bytes, sig);
     } catch (error) {
       signature = { ok: false, reason: `${signatureKeyOf(manifestKey)} cannot be read: ${(error as Error).message}` };
+    }
+    let manifest: ArtifactManifest;
+    try {
+      manifest = JSON.parse(bytes.toString('utf8')) as ArtifactManifest;
+    } catch (error) {
+      throw new ManifestParseError(`${manifestKey} is not JSON: ${(error as Error).message}`, signature);
     }
     return { manifest, bytes, signature };
   }

@@ -2,7 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { EngineRegistry } from '../engines/engine-registry';
-import { DrError } from '../errors/dr-error';
+import { DrError, FieldProblem } from '../errors/dr-error';
+import { checkEncryptionSettings } from '../pipeline/backup-encryption';
+import { RetentionPolicy } from './retention-policy';
 import { validateNested } from '../errors/validation';
 import { isValidCron } from '../jobs/cron-occurrence';
 import { StorageLocationsService } from '../storage/storage-locations.service';
@@ -25,6 +27,7 @@ export class BackupPlansService {
     const timezone = dto.timezone ?? 'UTC';
     this.checkSchedule(dto.schedule ?? null, timezone);
     const location = await this.locations.resolve(dto.storageLocationId);
+    const protection = await this.checkProtection(location.id, dto);
     if (await this.plans.existsBy({ name: dto.name })) {
       throw new DrError('CONFLICT', `a backup plan named "${dto.name}" exists`, [{ field: 'name', message: 'already used' }]);
     }
@@ -37,6 +40,7 @@ export class BackupPlansService {
         schedule: dto.schedule ?? null,
         timezone,
         enabled: dto.enabled ?? true,
+        ...protection,
       }),
     );
   }
@@ -52,6 +56,13 @@ export class BackupPlansService {
     if (dto.timezone !== undefined) plan.timezone = dto.timezone;
     if (dto.enabled !== undefined) plan.enabled = dto.enabled;
     this.checkSchedule(plan.schedule, plan.timezone);
+    const merged = {
+      encryption: dto.encryption !== undefined ? dto.encryption : plan.encryption,
+      copyLocationIds: dto.copyLocationIds ?? plan.copyLocationIds,
+      retention: dto.retention !== undefined ? dto.retention : plan.retention,
+      immutableDays: dto.immutableDays !== undefined ? dto.immutableDays : plan.immutableDays,
+    };
+    Object.assign(plan, await this.checkProtection(plan.storageLocationId, merged));
     return this.plans.save(plan);
   }
 
@@ -75,6 +86,55 @@ export class BackupPlansService {
   async delete(id: string): Promise<void> {
     const plan = await this.get(id);
     await this.plans.delete(plan.id);
+  }
+
+  /**
+   * Checks encryption, copy locations, retention and immutability together: exactly one kind of encryption,
+   * copy locations that exist and differ from the primary, a valid retention policy, and immutability only on
+   * stores that can lock objects. @throws DrError VALIDATION_FAILED naming each bad field
+   */
+  private async checkProtection(
+    primaryLocationId: string,
+    dto: Pick<CreateBackupPlanDto, 'encryption' | 'copyLocationIds' | 'retention' | 'immutableDays'>,
+  ): Promise<Pick<BackupPlanEntity, 'encryption' | 'copyLocationIds' | 'retention' | 'immutableDays'>> {
+    const problems: FieldProblem[] = [];
+    if (dto.encryption) {
+      try {
+        checkEncryptionSettings(dto.encryption, 'encryption');
+      } catch (error) {
+        problems.push(...(error as DrError).details);
+      }
+    }
+    const copyLocationIds = [...new Set(dto.copyLocationIds ?? [])];
+    for (const [i, id] of copyLocationIds.entries()) {
+      if (id === primaryLocationId) problems.push({ field: `copyLocationIds.${i}`, message: 'a copy must go to another location than the primary' });
+      else if (!(await this.locations.exists(id))) problems.push({ field: `copyLocationIds.${i}`, message: `storage location ${id} does not exist` });
+    }
+    const retention = dto.retention ? await this.retentionPolicy(dto.retention, problems) : null;
+    if (dto.immutableDays) {
+      for (const id of [primaryLocationId, ...copyLocationIds]) {
+        if ((await this.locations.exists(id)) && !(await this.locations.capabilitiesOf(id)).immutability) {
+          problems.push({ field: 'immutableDays', message: `storage location ${id} cannot lock objects (no immutability support)` });
+        }
+      }
+    }
+    if (problems.length) throw DrError.validation(problems);
+    return {
+      encryption: dto.encryption ? { ...dto.encryption } : null,
+      copyLocationIds,
+      retention: retention as Record<string, unknown> | null,
+      immutableDays: dto.immutableDays ?? null,
+    };
+  }
+
+  /** Validates a retention policy (restic's forget rules). */
+  private async retentionPolicy(raw: Record<string, unknown>, problems: FieldProblem[]): Promise<object | null> {
+    try {
+      return { ...(await validateNested(RetentionPolicy, raw, 'retention')) };
+    } catch (error) {
+      problems.push(...(error as DrError).details);
+      return null;
+    }
   }
 
   private checkSchedule(schedule: string | null, timezone: string): void {

@@ -9,6 +9,7 @@ import { BackupPlansService } from './backup-plans.service';
 import { BackupRunner } from './backup-runner.service';
 import { BackupScheduler } from './backup-scheduler';
 import { BackupEntity } from './backup.entity';
+import { BackupCopier } from './backup-copier.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { BackupObjects } from './backup-objects';
 import { BackupsController, VerificationsController } from './backups.controller';
@@ -32,6 +33,7 @@ import { VerificationEntity } from './verification.entity';
     BackupPlansService,
     BackupRunner,
     BackupObjects,
+    BackupCopier,
     VerificationRunner,
     ScheduledBackupsService,
     BackupScheduler,

@@ -17,14 +17,20 @@ import {
   VerificationResponse,
   VerifyBackupDto,
   ListFilesQuery,
+  BackupCopyResponse,
+  CopyBackupDto,
 } from './dto/backup.dto';
+import { BackupCopier } from './backup-copier.service';
 import { FileIndexEntry } from '../pipeline/manifest';
 import { SignatureCheck } from '../pipeline/manifest-signer';
 
 /** Backups: start on demand, read, list, verify, read the manifest, diff configuration snapshots. */
 @Controller(`${API_PREFIX}/backups`)
 export class BackupsController {
-  constructor(private readonly backups: BackupsService) {}
+  constructor(
+    private readonly backups: BackupsService,
+    private readonly copier: BackupCopier,
+  ) {}
 
   /** Starts a backup; answers 202 at once with its id; poll `GET /backups/{id}` for the outcome. */
   @Post()
@@ -77,6 +83,14 @@ export class BackupsController {
   @Roles(...ANY_ROLE)
   async files(@Param('id', uuidPipe('id')) id: string, @Query() query: ListFilesQuery): Promise<Page<FileIndexEntry>> {
     return this.backups.files(id, query);
+  }
+
+  /** Copies the backup to another location (again, if an earlier copy there failed); 202, poll `GET /backups/{id}`. */
+  @Post(':id/copies')
+  @HttpCode(202)
+  @Roles(Role.BACKUP_ADMIN, Role.OPERATOR)
+  async copy(@Param('id', uuidPipe('id')) id: string, @Body() dto: CopyBackupDto): Promise<BackupCopyResponse> {
+    return BackupCopyResponse.of(await this.copier.copy(await this.backups.get(id), dto.storageLocationId));
   }
 
   /** The verifications of a backup, newest first. */

@@ -15,7 +15,7 @@ import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StoredObject } from '../pipeline/manifest';
 import { StorageDriver } from '../storage/storage-driver';
 import { StorageLocationsService } from '../storage/storage-locations.service';
-import { BackupObjects } from './backup-objects';
+import { BackupObjects, ManifestParseError } from './backup-objects';
 import { JobStatus } from './backup-status';
 import { BackupEntity } from './backup.entity';
 import { VerificationEntity } from './verification.entity';
@@ -132,6 +132,9 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       }
       for (const key of listed.keys()) problems.push(`manifest ${manifestKey} lists ${key}, which the backup record does not`);
     } catch (error) {
+      if (error instanceof ManifestParseError && !error.signature.ok) {
+        problems.push(`manifest ${manifestKey}: signature not valid: ${error.signature.reason}`);
+      }
       problems.push(`manifest ${manifestKey} is missing or unreadable: ${(error as Error).message}`);
     }
     let artifactIntact = true;

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { IsString, Matches } from 'class-validator';
+import { DrError } from '../errors/dr-error';
 import { SecretResolver } from '../secrets/secret-resolver';
 import { LocalStorageDriver } from './local.driver';
 import { StorageDriver } from './storage-driver';
@@ -35,10 +36,10 @@ export class StorageDriverFactory {
 
   constructor(private readonly secrets: SecretResolver) {}
 
-  /** The definition of `kind`. @throws Error for a kind this build has no driver for */
+  /** The definition of `kind`. @throws DrError VALIDATION_FAILED (field `kind`) for a kind without a driver */
   definition(kind: StorageKind): StorageKindDefinition<object> {
     const definition = STORAGE_KIND_DEFINITIONS[kind];
-    if (!definition) throw new Error(`no driver for storage kind ${kind}`);
+    if (!definition) throw DrError.validation([{ field: 'kind', message: `no driver for storage kind ${kind}` }]);
     return definition;
   }
 

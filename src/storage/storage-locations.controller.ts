@@ -1,26 +1,27 @@
 import { Body, Controller, Get, Param, Post } from '@nestjs/common';
 import { Type } from 'class-transformer';
-import { IsIn, IsObject, IsString, Length, Matches, ValidateNested } from 'class-validator';
+import { IsIn, IsObject, IsOptional, IsString, Length, Matches, ValidateNested } from 'class-validator';
+import { EncryptionSettings } from '../pipeline/backup-encryption';
 import { ANY_ROLE, Roles } from '../auth/roles.decorator';
 import { API_PREFIX } from '../http/api-prefix';
 import { uuidPipe } from '../http/uuid-pipe';
-import { StorageLocationEntity } from './storage-location.entity';
+import { STORAGE_KINDS, StorageKind, StorageLocationEntity } from './storage-location.entity';
 import { StorageLocationsService } from './storage-locations.service';
-
-export class LocalSettingsDto {
-  @IsString() @Matches(/^\//, { message: 'path must be an absolute path' })
-  path: string;
-}
 
 export class CreateStorageLocationDto {
   @IsString() @Length(1, 100) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: 'name may hold letters, digits, . _ -' })
   name: string;
 
-  @IsIn(['local'])
-  kind: 'local';
+  @IsIn(STORAGE_KINDS, { message: `kind must be one of: ${STORAGE_KINDS.join(', ')}` })
+  kind: StorageKind;
 
-  @IsObject() @ValidateNested() @Type(() => LocalSettingsDto)
-  settings: LocalSettingsDto;
+  /** The driver's settings, validated against its kind (e.g. `{"path":"/mnt/nfs"}`, `{"bucket":"b","region":"eu-west-1"}`). */
+  @IsObject()
+  settings: Record<string, unknown>;
+
+  /** Encrypt backups stored here (age) unless their plan says otherwise. */
+  @IsOptional() @ValidateNested() @Type(() => EncryptionSettings)
+  encryption?: EncryptionSettings;
 }
 
 export class StorageLocationResponse {
@@ -28,11 +29,20 @@ export class StorageLocationResponse {
   name: string;
   kind: string;
   settings: Record<string, unknown>;
+  encryption: EncryptionSettings | null;
   isDefault: boolean;
   createdAt: string;
 
   static of(l: StorageLocationEntity): StorageLocationResponse {
-    return { id: l.id, name: l.name, kind: l.kind, settings: { ...l.settings }, isDefault: l.isDefault, createdAt: l.createdAt.toISOString() };
+    return {
+      id: l.id,
+      name: l.name,
+      kind: l.kind,
+      settings: { ...l.settings },
+      encryption: l.encryption,
+      isDefault: l.isDefault,
+      createdAt: l.createdAt.toISOString(),
+    };
   }
 }
 
@@ -44,7 +54,7 @@ export class StorageLocationsController {
   @Post()
   @Roles()
   async create(@Body() dto: CreateStorageLocationDto): Promise<StorageLocationResponse> {
-    return StorageLocationResponse.of(await this.locations.create(dto.name, dto.kind, dto.settings));
+    return StorageLocationResponse.of(await this.locations.create(dto.name, dto.kind, dto.settings, dto.encryption));
   }
 
   @Get()

@@ -1,11 +1,13 @@
 import { mkdir } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
-import { StorageDriver } from './storage-driver';
+import { validateNested } from '../errors/validation';
+import { checkEncryptionSettings, EncryptionSettings } from '../pipeline/backup-encryption';
+import { StorageCapabilities, StorageDriver } from './storage-driver';
 import { StorageDriverFactory } from './storage-driver.factory';
 import { StorageKind, StorageLocationEntity } from './storage-location.entity';
 
@@ -61,20 +63,39 @@ export class StorageLocationsService implements OnApplicationBootstrap {
     return location;
   }
 
-  /** @throws DrError CONFLICT on a duplicate name, VALIDATION_FAILED on bad settings */
-  async create(name: string, kind: StorageKind, settings: { path: string }): Promise<StorageLocationEntity> {
-    if (!isAbsolute(settings.path)) {
-      throw DrError.validation([{ field: 'settings.path', message: 'must be an absolute path' }]);
-    }
+  /**
+   * Records a location after validating its settings against its kind's settings class (secrets only as
+   * references) and its encryption settings. An unreachable store is accepted (it may come up later) and logged.
+   * @throws DrError CONFLICT on a duplicate name, VALIDATION_FAILED on bad settings (naming `settings.<field>`)
+   */
+  async create(
+    name: string,
+    kind: StorageKind,
+    rawSettings: Record<string, unknown>,
+    encryption?: EncryptionSettings | null,
+  ): Promise<StorageLocationEntity> {
+    const definition = this.drivers.definition(kind);
+    const settings = await validateNested(definition.settingsClass, rawSettings, 'settings');
+    if (encryption) checkEncryptionSettings(encryption, 'encryption');
     if (await this.locations.existsBy({ name })) {
       throw new DrError('CONFLICT', `a storage location named "${name}" exists`, [{ field: 'name', message: 'already used' }]);
     }
-    const location = this.locations.create({ name, kind, settings: { path: settings.path }, isDefault: false });
+    const location = this.locations.create({ name, kind, settings: { ...settings }, encryption: encryption ? { ...encryption } : null, isDefault: false });
     const saved = await this.locations.save(location);
     await this.driverFor(saved).checkHealth().catch((error: Error) => {
-      this.logger.warn(`storage location ${name} is not writable yet: ${error.message}`);
+      this.logger.warn(`storage location ${name} is not reachable or writable yet: ${error.message}`);
     });
     return saved;
+  }
+
+  /** Whether location `id` exists. */
+  async exists(id: string): Promise<boolean> {
+    return this.locations.existsBy({ id });
+  }
+
+  /** What the store of location `id` can do (immutability). @throws DrError NOT_FOUND */
+  async capabilitiesOf(id: string): Promise<StorageCapabilities> {
+    return this.driverFor(await this.get(id)).capabilities;
   }
 
   driverFor(location: StorageLocationEntity): StorageDriver {

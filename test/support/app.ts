@@ -28,7 +28,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Te
   const database = await createDatabase('drt');
   const dataDir = mkdtempSync(join(tmpdir(), 'dr-data-'));
   const restoreRoot = mkdtempSync(join(tmpdir(), 'dr-restores-'));
-  Object.assign(process.env, {
+  const settings: Record<string, string> = {
     DATABASE_URL: databaseUrl(database),
     DR_DATA_DIR: dataDir,
     DR_RESTORE_ROOTS: restoreRoot,
@@ -36,7 +36,10 @@ export async function startService(env: Record<string, string> = {}): Promise<Te
     DR_SCHEDULER_ENABLED: 'false',
     DR_LOG_LEVEL: 'error',
     ...env,
-  });
+  };
+  // Test files run one after another in one process: what this one sets is put back on close.
+  const previous = Object.fromEntries(Object.keys(settings).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, settings);
   const app = await createApp(AppConfig.fromEnv());
   await app.init();
   return {
@@ -48,6 +51,10 @@ export async function startService(env: Record<string, string> = {}): Promise<Te
     close: async () => {
       await app.close();
       await dropDatabase(database);
+      for (const [k, v] of Object.entries(previous)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     },
   };
 }

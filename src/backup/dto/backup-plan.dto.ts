@@ -1,4 +1,22 @@
-import { IsBoolean, IsIn, IsObject, IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateNested,
+} from 'class-validator';
+import { EncryptionSettings } from '../../pipeline/backup-encryption';
 import { ENGINE_NAMES, EngineName } from '../../engines/backup-engine';
 import { BackupPlanEntity } from '../backup-plan.entity';
 
@@ -24,6 +42,22 @@ export class CreateBackupPlanDto {
 
   @IsOptional() @IsBoolean()
   enabled?: boolean;
+
+  /** Encrypt this plan's backups (age): `{"recipients":["age1..."]}` or `{"passphraseSecret":"env:NAME"}`; null: the location's. */
+  @IsOptional() @ValidateNested() @Type(() => EncryptionSettings)
+  encryption?: EncryptionSettings | null;
+
+  /** Locations each completed backup is copied to (3-2-1); the copies are verified by hash. */
+  @IsOptional() @IsArray() @ArrayMaxSize(5) @IsUUID('all', { each: true, message: 'each copy location must be a UUID' })
+  copyLocationIds?: string[];
+
+  /** Which backups to keep, with restic's forget rules (keepLast, keepDaily, ..., keepWithin); null keeps all. */
+  @IsOptional() @IsObject()
+  retention?: Record<string, unknown> | null;
+
+  /** Lock each backup's objects for this many days (storage with immutability: S3 Object Lock, Azure policies). */
+  @IsOptional() @IsInt() @Min(1) @Max(36500)
+  immutableDays?: number | null;
 }
 
 /** `PATCH /backup-plans/{id}`: any subset of the plan's fields except its engine. */
@@ -42,6 +76,22 @@ export class UpdateBackupPlanDto {
 
   @IsOptional() @IsBoolean()
   enabled?: boolean;
+
+  /** Encrypt this plan's backups (age): `{"recipients":["age1..."]}` or `{"passphraseSecret":"env:NAME"}`; null: the location's. */
+  @IsOptional() @ValidateNested() @Type(() => EncryptionSettings)
+  encryption?: EncryptionSettings | null;
+
+  /** Locations each completed backup is copied to (3-2-1); the copies are verified by hash. */
+  @IsOptional() @IsArray() @ArrayMaxSize(5) @IsUUID('all', { each: true, message: 'each copy location must be a UUID' })
+  copyLocationIds?: string[];
+
+  /** Which backups to keep, with restic's forget rules (keepLast, keepDaily, ..., keepWithin); null keeps all. */
+  @IsOptional() @IsObject()
+  retention?: Record<string, unknown> | null;
+
+  /** Lock each backup's objects for this many days (storage with immutability: S3 Object Lock, Azure policies). */
+  @IsOptional() @IsInt() @Min(1) @Max(36500)
+  immutableDays?: number | null;
 }
 
 export class BackupPlanResponse {
@@ -53,6 +103,10 @@ export class BackupPlanResponse {
   schedule: string | null;
   timezone: string;
   enabled: boolean;
+  encryption: EncryptionSettings | null;
+  copyLocationIds: string[];
+  retention: Record<string, unknown> | null;
+  immutableDays: number | null;
   createdAt: string;
   updatedAt: string;
 
@@ -66,6 +120,10 @@ export class BackupPlanResponse {
       schedule: p.schedule,
       timezone: p.timezone,
       enabled: p.enabled,
+      encryption: p.encryption,
+      copyLocationIds: p.copyLocationIds,
+      retention: p.retention,
+      immutableDays: p.immutableDays,
       createdAt: p.createdAt.toISOString(),
       updatedAt: p.updatedAt.toISOString(),
     };

@@ -58,6 +58,12 @@ export class ListFilesQuery {
   limit: number = 100;
 }
 
+/** `POST /backups/{id}/copies`. */
+export class CopyBackupDto {
+  @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  storageLocationId: string;
+}
+
 /** A copy of a backup as the API shows it. */
 export class BackupCopyResponse {
   id: string;
