@@ -93,7 +93,7 @@ export class ResticRepo {
     const worker = async () => {
       while (next < wallTimes.length) {
         const wall = wallTimes[next++];
-        // --force: no parent snapshot, so restic does not load every snapshot of the repository first
+        // --force: no parent snapshot to look up among all the snapshots of the repository
         const out = await this.restic(timezone, ['backup', '--json', '--quiet', '--force', '--host', host, '--time', wall, source]);
         const summary = out
           .split('\n')
