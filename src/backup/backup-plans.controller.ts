@@ -6,7 +6,8 @@ import { API_PREFIX } from '../http/api-prefix';
 import { uuidPipe } from '../http/uuid-pipe';
 import { BackupPlansService } from './backup-plans.service';
 import { BackupsService } from './backups.service';
-import { BackupPlanResponse, CreateBackupPlanDto, UpdateBackupPlanDto } from './dto/backup-plan.dto';
+import { ApplyRetentionDto, BackupPlanResponse, CreateBackupPlanDto, UpdateBackupPlanDto } from './dto/backup-plan.dto';
+import { RetentionReport, RetentionService } from './retention.service';
 import { BackupResponse } from './dto/backup.dto';
 
 /** Backup plans: what to back up, where and when. */
@@ -15,6 +16,7 @@ export class BackupPlansController {
   constructor(
     private readonly plans: BackupPlansService,
     private readonly backups: BackupsService,
+    private readonly retentionService: RetentionService,
   ) {}
 
   @Post()
@@ -46,6 +48,17 @@ export class BackupPlansController {
   @Roles(Role.BACKUP_ADMIN)
   async delete(@Param('id', uuidPipe('id')) id: string): Promise<void> {
     await this.plans.delete(id);
+  }
+
+  /**
+   * Applies the plan's retention policy: by default a dry run listing what would be removed and why each kept
+   * backup is kept; `{"dryRun": false}` deletes (every deletion is recorded on the backup).
+   */
+  @Post(':id/retention')
+  @HttpCode(200)
+  @Roles(Role.BACKUP_ADMIN)
+  async retention(@Param('id', uuidPipe('id')) id: string, @Body() dto: ApplyRetentionDto): Promise<RetentionReport> {
+    return this.retentionService.apply(id, { dryRun: dto.dryRun ?? true });
   }
 
   /** Runs the plan now (same as `POST /backups {"planId"}`). */

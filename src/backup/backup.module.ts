@@ -13,6 +13,7 @@ import { BackupCopier } from './backup-copier.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { BackupObjects } from './backup-objects';
 import { BackupsController, VerificationsController } from './backups.controller';
+import { RetentionService } from './retention.service';
 import { VerificationRunner } from './verification-runner.service';
 import { BackupsService } from './backups.service';
 import { ScheduleClaimEntity } from './schedule-claim.entity';
@@ -34,6 +35,7 @@ import { VerificationEntity } from './verification.entity';
     BackupRunner,
     BackupObjects,
     BackupCopier,
+    RetentionService,
     VerificationRunner,
     ScheduledBackupsService,
     BackupScheduler,

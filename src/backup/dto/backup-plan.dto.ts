@@ -94,6 +94,13 @@ export class UpdateBackupPlanDto {
   immutableDays?: number | null;
 }
 
+/** `POST /backup-plans/{id}/retention`. */
+export class ApplyRetentionDto {
+  /** true (the default): report only; false: delete what the policy does not keep. */
+  @IsOptional() @IsBoolean()
+  dryRun?: boolean;
+}
+
 export class BackupPlanResponse {
   id: string;
   name: string;
