@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
@@ -52,7 +52,17 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
     expect(manifest.encryption).toEqual({ format: 'age-v1', recipients: [recipient] });
     expect(JSON.stringify(manifest)).not.toContain(source); // the source's path is in the encrypted details only
 
-    // by hand, with the service gone: the commands of docs/artifact-format.md
+    // by hand, with the service gone: the commands of docs/artifact-format.md, step 1 verbatim
+    copyFileSync(join(service.dataDir, 'manifest-signing-key.pub.pem'), join(dir, 'manifest-signing-key.pub.pem'));
+    const checked = execFileSync('bash', ['-c', [
+      'set -euo pipefail',
+      'jq -r .signature manifest.sig | base64 -d > /tmp/manifest.sig.bin',
+      'openssl pkeyutl -verify -pubin -inkey manifest-signing-key.pub.pem -rawin -in manifest.json -sigfile /tmp/manifest.sig.bin',
+      `jq -r '.objects[] | "\\(.sha256)  \\(.key | sub("^[^/]+/"; ""))"' manifest.json | sha256sum -c`,
+    ].join('\n')], { cwd: dir }).toString();
+    expect(checked).toContain('Signature Verified Successfully');
+    expect(checked).toContain('artifact.tar.zst.age: OK');
+    expect(checked).toContain('details.jsonl.zst.age: OK');
     const byHand = join(work, 'by-hand');
     mkdirSync(byHand);
     execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc | tar -x --preserve-permissions -f - -C "$3"', '_', identityFile, artifact, byHand]);
