@@ -46,6 +46,9 @@ const CONFIG = {
   restoreRoot: path.join(BENCH_DIR, 'restores'),
   serviceLog: path.join(BENCH_DIR, 'service.log'),
   resultsFile: path.join(BENCH_DIR, 'results.json'),
+  ageKeyFile: path.join(BENCH_DIR, 'age.key'),
+  /** Encrypted runs (service with an age recipient vs tar | zstd | age): on when the age command is installed. */
+  age: false,
 };
 const DB = { src: 'bench_src', meta: 'bench_meta', restoreSvc: 'bench_restore_svc', restoreStd: 'bench_restore_std' };
 /** Fixed admin key given to the service through DR_ADMIN_API_KEY (40 characters). */
@@ -344,6 +347,7 @@ async function startService() {
     PORT: String(port),
     HOST: '127.0.0.1',
     DR_SCHEDULER_ENABLED: 'false',
+    ...(CONFIG.age ? { DR_AGE_IDENTITY_SECRET: `file:${CONFIG.ageKeyFile}` } : {}),
   };
   delete env.DISASTER_RECOVERY_PORT; // it would take precedence over PORT
   const logStream = fs.createWriteStream(CONFIG.serviceLog, { flags: 'w' });
@@ -564,6 +568,7 @@ async function runRepeat(r, service, ops, checks, source) {
   const dumpFile = path.join(std, 'out.dump');
   const dumpZst = path.join(std, 'out.zst');
   const treeZst = path.join(std, 'tree.tar.zst');
+  const treeAge = path.join(std, 'tree.tar.zst.age');
   log(`repeat ${r + 1}/${CONFIG.repeat}`);
 
   // PostgreSQL backup: service vs pg_dump -Fc -Z0 | zstd -3 (same work) and vs pg_dump -Fc (gzip).
@@ -672,6 +677,76 @@ async function runRepeat(r, service, ops, checks, source) {
       await fsp.rm(dir, { recursive: true, force: true });
     },
   );
+  if (!CONFIG.age) return;
+
+  // Encrypted filesystem backup: service into the age-encrypted location vs tar | zstd -3 | age -r.
+  let encBackup = null;
+  await alternate(
+    r,
+    async () => {
+      const record = await measureServiceJob(ops.fsBackupEnc, service, 'backups', {
+        engine: 'filesystem',
+        source: { path: CONFIG.treeDir },
+        storageLocationId: service.encryptedLocationId,
+      });
+      if (record?.status === 'COMPLETED') {
+        encBackup = record;
+        ops.fsBackupEnc.sizes.serviceStoredBytes = record.storedBytes;
+      }
+    },
+    async () => {
+      await fsp.rm(treeAge, { force: true });
+      await measureStandard(ops.fsBackupEnc, `tar -cf - -C ${sq(CONFIG.treeDir)} . | zstd -3 -q | age -r ${sq(service.ageRecipient)} -o ${sq(treeAge)}`);
+      ops.fsBackupEnc.sizes.standardStoredBytes = await fileSize(treeAge);
+    },
+  );
+  // Encrypted filesystem restore: service vs age -d | zstd -dc | tar -x.
+  await alternate(
+    r,
+    async () => {
+      if (!encBackup) return void ops.fsRestoreEnc.errors.push('skipped: no completed encrypted service backup');
+      const dir = path.join(CONFIG.restoreRoot, `tree-enc-${r + 1}`);
+      await fsp.rm(dir, { recursive: true, force: true });
+      const record = await measureServiceJob(ops.fsRestoreEnc, service, 'recovery', { backupId: encBackup.id, type: 'FULL', target: { path: dir } });
+      if (record?.status === 'COMPLETED') checks.treeServiceEnc.push(await compareTrees(CONFIG.treeDir, dir));
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+    async () => {
+      if (!fs.existsSync(treeAge)) return void ops.fsRestoreEnc.errors.push('skipped: no standard encrypted archive');
+      const dir = path.join(CONFIG.stdRestoreDir, `tree-enc-${r + 1}`);
+      await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.mkdir(dir, { recursive: true });
+      await measureStandard(ops.fsRestoreEnc, `age -d -i ${sq(CONFIG.ageKeyFile)} ${sq(treeAge)} | zstd -dc | tar -xf - -C ${sq(dir)}`);
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  );
+}
+
+/** Generates the age identity of the encrypted runs, if the age command is installed. */
+async function prepareAge() {
+  const { code } = await run('bash', ['-c', 'command -v age && command -v age-keygen'], { allowFail: true });
+  if (code !== 0) {
+    log('age is not installed: skipping the encrypted runs');
+    return;
+  }
+  await fsp.rm(CONFIG.ageKeyFile, { force: true });
+  await run('age-keygen', ['-o', CONFIG.ageKeyFile]);
+  CONFIG.age = true;
+}
+
+/** Creates the service's age-encrypted storage location; records its id and recipient on `service`. */
+async function createEncryptedLocation(service) {
+  const key = await fsp.readFile(CONFIG.ageKeyFile, 'utf8');
+  service.ageRecipient = key.match(/public key: (age1[0-9a-z]+)/)[1];
+  const dir = path.join(CONFIG.serviceDataDir, 'encrypted');
+  await fsp.mkdir(dir, { recursive: true });
+  const location = await api(service, 'POST', '/storage-locations', {
+    name: `bench-encrypted-${Date.now()}`,
+    kind: 'local',
+    settings: { path: dir },
+    encryption: { recipients: [service.ageRecipient] },
+  });
+  service.encryptedLocationId = location.id;
 }
 
 /** Starts from a clean service state: fresh metadata database, no stored artifacts, no leftover restores. */
@@ -801,6 +876,21 @@ function installSignalHandlers() {
   }
 }
 
+/**
+ * What encryption adds to the service's own backup: for each repeat, the encrypted backup's job time over the
+ * plain one's (the two ran in the same repeat, minutes apart at most). @returns the median ratio, or null
+ */
+function encryptionOverhead(ops) {
+  const ratios = [];
+  for (let i = 0; i < Math.min(ops.fsBackup.service.length, ops.fsBackupEnc.service.length); i++) {
+    const plain = ops.fsBackup.service[i];
+    const enc = ops.fsBackupEnc.service[i];
+    if (plain.status === 'COMPLETED' && enc.status === 'COMPLETED') ratios.push((enc.jobMs ?? enc.ms) / (plain.jobMs ?? plain.ms));
+  }
+  ratios.sort((a, b) => a - b);
+  return ratios.length ? Math.round(ratios[Math.floor(ratios.length / 2)] * 100) / 100 : null;
+}
+
 async function main() {
   installSignalHandlers();
   await fsp.mkdir(CONFIG.benchDir, { recursive: true });
@@ -809,6 +899,7 @@ async function main() {
   const machine = await machineInfo();
   const source = await preparePostgres();
   const tree = await prepareTree();
+  await prepareAge();
   await resetServiceState();
 
   const ops = {
@@ -817,14 +908,17 @@ async function main() {
     pgRestore: new Operation('postgres restore', 'POST /recovery create=true', 'createdb && pg_restore -j2 (-Fc dump)'),
     fsBackup: new Operation('filesystem backup', 'POST /backups engine=filesystem', 'tar -cf - | zstd -3'),
     fsRestore: new Operation('filesystem restore', 'POST /recovery path=restores/tree-n', 'zstd -dc | tar -xf -'),
+    fsBackupEnc: new Operation('filesystem backup, age', 'POST /backups into an age-encrypted location', 'tar | zstd -3 | age -r'),
+    fsRestoreEnc: new Operation('filesystem restore, age', 'POST /recovery of the encrypted backup', 'age -d | zstd -dc | tar -x'),
   };
   ops.pgBackupGzip.service = ops.pgBackup.service; // one set of service runs, compared with two standard commands
-  const checks = { pgService: [], pgStandard: [], treeService: [], treeStandard: [] };
+  const checks = { pgService: [], pgStandard: [], treeService: [], treeStandard: [], treeServiceEnc: [] };
   let servicePeakRssMb = null;
   let serviceExit = null;
   const startedAt = new Date().toISOString();
   try {
     activeService = await startService();
+    if (CONFIG.age) await createEncryptedLocation(activeService);
     for (let r = 0; r < CONFIG.repeat; r++) await runRepeat(r, activeService, ops, checks, source);
     const hwm = procStatusKb(activeService.pid, 'VmHWM');
     servicePeakRssMb = hwm == null ? null : Math.round((hwm / 1024) * 10) / 10;
@@ -840,7 +934,8 @@ async function main() {
     { name: 'postgres backup svc/std, median of back-to-back pairs (vs pg_dump -Z0 | zstd -3)', value: byName['postgres backup'].pairRatioMedian, target: `<= ${TARGETS.backupRatio}` },
     { name: 'filesystem backup svc/std, median of back-to-back pairs (vs tar | zstd -3)', value: byName['filesystem backup'].pairRatioMedian, target: `<= ${TARGETS.backupRatio}` },
     { name: 'service peak RSS MB (VmHWM)', value: servicePeakRssMb, target: `<= ${TARGETS.peakRssMb}` },
-  ].map((t, i) => ({ ...t, verdict: verdict(t.value, i < 2 ? TARGETS.backupRatio : TARGETS.peakRssMb) }));
+    ...(CONFIG.age ? [{ name: 'encrypted / plain service filesystem backup (median of same-repeat pairs)', value: encryptionOverhead(ops), target: `<= ${TARGETS.backupRatio}` }] : []),
+  ].map((t, i) => ({ ...t, verdict: verdict(t.value, i === 2 ? TARGETS.peakRssMb : TARGETS.backupRatio) }));
   const results = {
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -856,6 +951,7 @@ async function main() {
       'postgres restore (standard) pgbench_accounts checksum': collapse(checks.pgStandard),
       'filesystem restore (service) diff -r': collapse(checks.treeService),
       'filesystem restore (standard) diff -r': collapse(checks.treeStandard),
+      ...(CONFIG.age ? { 'encrypted filesystem restore (service) diff -r': collapse(checks.treeServiceEnc) } : {}),
     },
     serviceExit,
   };

@@ -75,16 +75,16 @@ describe('ArtifactPipeline (libzstd through zstd-napi; checked against the zstd 
     execFileSync('zstd', ['-q', '-f', '-19', join(dir, 'cli.raw'), '-o', file]);
     const stored = readFileSync(file);
     const p = pipelineWith(1);
-    expect(sha256(await readAll(p.openRaw(Readable.from([stored]), 'cli.zst', sha256(stored))))).toBe(sha256(data));
+    expect(sha256(await readAll(await p.openRaw(Readable.from([stored]), 'cli.zst', sha256(stored))))).toBe(sha256(data));
     const own = await storeToBuffer(p, pipeLike(data));
-    expect(sha256(await readAll(p.openRaw(Readable.from([own.stored]), 'own.zst', own.sha256)))).toBe(sha256(data));
+    expect(sha256(await readAll(await p.openRaw(Readable.from([own.stored]), 'own.zst', own.sha256)))).toBe(sha256(data));
   });
 
   it('produces raw output only as fast as it is read: a 1000:1 artifact does not balloon memory', async () => {
     const zeros = Buffer.alloc(256 * MiB); // compresses to a few kB
     const { stored, sha256: digest } = await storeToBuffer(pipelineWith(1), pipeLike(zeros));
     expect(stored.length).toBeLessThan(256 * 1024);
-    const raw = pipelineWith(1).openRaw(Readable.from([stored]), 'zeros', digest);
+    const raw = await pipelineWith(1).openRaw(Readable.from([stored]), 'zeros', digest);
     let peakBuffered = 0;
     let total = 0;
     // A slow consumer (1 ms per chunk for the first 200 chunks). zstd-napi's own DecompressStream, given the same
@@ -108,12 +108,12 @@ describe('ArtifactPipeline (libzstd through zstd-napi; checked against the zstd 
     const p = pipelineWith(1);
     const { stored, sha256: digest } = await storeToBuffer(p, pipeLike(data));
     const truncated = stored.subarray(0, stored.length - 100);
-    await expect(readAll(p.openRaw(Readable.from([truncated]), 'k', sha256(truncated)))).rejects.toThrow(CorruptArtifactError);
+    await expect(p.openRaw(Readable.from([truncated]), 'k', sha256(truncated)).then(readAll)).rejects.toThrow(CorruptArtifactError);
     // right bytes, wrong recorded hash: every byte decompresses, then the stream errors instead of ending
-    await expect(readAll(p.openRaw(Readable.from([stored]), 'k', '0'.repeat(64)))).rejects.toThrow(ChecksumMismatchError);
+    await expect(p.openRaw(Readable.from([stored]), 'k', '0'.repeat(64)).then(readAll)).rejects.toThrow(ChecksumMismatchError);
     const flipped = Buffer.from(stored);
     flipped[Math.floor(flipped.length / 2)] ^= 0x40;
-    await expect(readAll(p.openRaw(Readable.from([flipped]), 'k', digest))).rejects.toThrow(/k/);
+    await expect(p.openRaw(Readable.from([flipped]), 'k', digest).then(readAll)).rejects.toThrow(/k/);
   });
 
   it('keeps back-pressure on the way in: a sink that stops reading stops the source', async () => {
