@@ -84,7 +84,11 @@ export async function startS3Server(bucket = 'dr-test'): Promise<S3TestServer> {
     return stopping;
   };
 
-  await start();
+  await start().catch((error: unknown) => {
+    process.removeListener('exit', killOnExit);
+    rmSync(directory, { recursive: true, force: true });
+    throw error;
+  });
   return {
     endpoint,
     bucket,
