@@ -51,7 +51,7 @@ export class S3StorageSettings {
   @IsString() @Matches(BUCKET_NAME, { message: 'bucket must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)' })
   bucket: string;
 
-  /** Key prefix inside the bucket, e.g. `dr/prod/` (a missing trailing `/` is added). Empty: the bucket's root. */
+  /** Key prefix inside the bucket, e.g. `dr/prod/` (a missing trailing `/` is added). Unset: the bucket's root. */
   @IsOptional() @IsString() @MaxLength(512)
   @Matches(KEY_PREFIX, { message: 'prefix must be a relative path (no leading /, no empty, . or .. segment)' })
   prefix?: string;
