@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Logger } from '@nestjs/common';
 import { ApiError, Bucket, File, FileMetadata, GetFilesOptions, IdempotencyStrategy, Storage, StorageOptions } from '@google-cloud/storage';
 import { IsBoolean, IsDivisibleBy, IsIn, IsInt, IsOptional, IsString, IsUrl, Matches, Max, MaxLength, Min } from 'class-validator';
 import { DrError } from '../errors/dr-error';
+import { Crc32c } from './crc32c';
 import { SECRET_REF_PATTERN, SecretRef, SecretResolver } from '../engines/secret-resolver';
 import {
   assertValidKey,
@@ -66,8 +66,8 @@ export class GcsStorageSettings {
   anonymous?: boolean;
 
   /**
-   * Bytes per resumable-upload request, a multiple of 256 KiB (default 16 MiB). The driver holds up to about twice
-   * this in memory per upload (the chunk in flight, which the client keeps for a retry, and the next one).
+   * Bytes per resumable-upload request, a multiple of 256 KiB (default 16 MiB). An upload holds about this much in
+   * memory (the chunk in flight, which the client keeps to resend it on a retry) plus 256 KiB.
    */
   @IsOptional() @IsInt() @Min(GCS_CHUNK_GRANULARITY_BYTES) @Max(1024 * MiB)
   @IsDivisibleBy(GCS_CHUNK_GRANULARITY_BYTES, { message: 'chunkSizeBytes must be a multiple of 262144 (256 KiB)' })
@@ -91,7 +91,10 @@ export class GcsStorageSettings {
 }
 
 interface Clients {
-  /** Retries transient failures (5 tries in all, 1 s doubling to 8 s between them): an unreachable server fails in about 20 s. */
+  /**
+   * Retries transient failures and refused connections 3 times, waiting 1, 2 and 4 s (+ up to 1 s of jitter each):
+   * an unreachable server fails in about 10 s.
+   */
   data: Bucket;
   /** No retry, {@link HEALTH_TIMEOUT_MS} per request. */
   health: Bucket;
@@ -101,11 +104,12 @@ interface Clients {
  * Google Cloud Storage, through the JSON API (@google-cloud/storage 7).
  *
  * Uploads are published atomically by deferring the finalization of a resumable upload: the stream's bytes go to
- * the upload session of the final object name in chunks of `chunkSizeBytes` as intermediate chunks (`isPartialUpload`),
- * always holding the last 1..chunkSizeBytes bytes back, so nothing exists under the name when the stream ends;
- * `publish()` sends those bytes as the final chunk, which creates the object whole (GCS object writes are atomic,
- * a replaced object stays readable until then) and checks the CRC32C of the whole object end to end. An object that
- * fits in one chunk is written by one single-request upload in `publish()`. No staging copy is made, so publishing
+ * the upload session of the final object name as intermediate chunks of `chunkSizeBytes` (`isPartialUpload`; the
+ * last intermediate chunk may be shorter, a multiple of 256 KiB), always holding the last 1..256 KiB back, so
+ * nothing exists under the name when the stream ends; `publish()` sends those bytes as the final chunk, which
+ * creates the object whole (GCS object writes are atomic, a replaced object stays readable until then) and checks
+ * the CRC32C of the whole object end to end. An object of at most 256 KiB is written by one single-request upload
+ * in `publish()`. No staging copy is made, so publishing
  * costs no server-side copy and no early-deletion charge in Nearline/Coldline/Archive buckets, and the retention
  * is set when the object is created.
  *
@@ -113,6 +117,10 @@ interface Clients {
  * `<dir>/.<name>.partial-<12 hex>` (custom metadata `drStagingFor`), deleted by `publish()` and `abort()`;
  * `removeStaged` deletes the markers a crashed process left. The abandoned sessions themselves expire in GCS after
  * a week. Listing skips names with a segment that starts with `.` (markers, the health probe), like the local driver.
+ *
+ * Immutability is GCS Object Retention Lock, per object ({@link GcsStorageSettings.objectRetentionMode}). A
+ * bucket-level retention policy or default event-based hold would also cover the markers and the health probe,
+ * which then could not be deleted: use per-object retention instead.
  */
 export class GcsStorageDriver implements StorageDriver {
   readonly capabilities: StorageCapabilities;
@@ -360,7 +368,7 @@ export class GcsStorageDriver implements StorageDriver {
   /** Resolves the key secret (when named) and builds the two clients; no request is made yet. */
   private async createClients(): Promise<Clients> {
     const s = this.settings;
-    const base: StorageOptions = { projectId: s.projectId };
+    const base: StorageOptions = { projectId: s.projectId, crc32cGenerator: () => new Crc32c() };
     if (s.apiEndpoint) {
       base.apiEndpoint = s.apiEndpoint.replace(/\/+$/, '');
       base.useAuthWithCustomEndpoint = !s.anonymous;
@@ -387,11 +395,11 @@ export class GcsStorageDriver implements StorageDriver {
       timeout,
       retryOptions: {
         autoRetry: true,
-        maxRetries: 4,
+        maxRetries: 3,
         retryDelayMultiplier: 2,
-        maxRetryDelay: 8,
-        // The resumable upload counts this from its start and never resets its retry count: a long upload still
-        // gets its 4 retries, and no more, whenever they happen.
+        maxRetryDelay: 4,
+        // A resumable upload counts this from its start, and its retry count is never reset: however long the upload,
+        // it gets 3 retries in all (a limit of @google-cloud/storage 7), so the total must not cut them off.
         totalTimeout: 7 * 24 * 3600,
         idempotencyStrategy: IdempotencyStrategy.RetryAlways,
       },
@@ -422,8 +430,9 @@ export class GcsStorageDriver implements StorageDriver {
 }
 
 /**
- * The upload behind {@link GcsStorageDriver.createUpload}: whole chunks go to a partial resumable upload of the
- * final name, the last 1..chunkSize bytes are held until `publish()`.
+ * The upload behind {@link GcsStorageDriver.createUpload}: bytes go on, in multiples of 256 KiB, to a partial
+ * resumable upload of the final name (which sends them in chunks of `chunkSize`); the last 1..256 KiB are held until
+ * `publish()`.
  */
 class GcsStagedUpload implements StagedUpload {
   readonly stream: Writable;
@@ -498,15 +507,19 @@ class GcsStagedUpload implements StagedUpload {
     });
   }
 
-  /** Holds `chunk`; forwards every whole chunk while more than `chunkSize` bytes are held. */
+  /**
+   * Holds `chunk`, then forwards all held bytes but the last 1..256 KiB, in a multiple of 256 KiB: whatever the
+   * partial upload sends as its last intermediate chunk is then a size GCS accepts, and the final chunk is never empty.
+   */
   private async accept(chunk: Buffer): Promise<void> {
     this.held.push(chunk);
     this.heldBytes += chunk.length;
-    if (this.heldBytes <= this.chunkSize) return;
-    const forward = Math.floor((this.heldBytes - 1) / this.chunkSize) * this.chunkSize;
+    if (this.heldBytes <= GCS_CHUNK_GRANULARITY_BYTES) return;
+    const forward = Math.floor((this.heldBytes - 1) / GCS_CHUNK_GRANULARITY_BYTES) * GCS_CHUNK_GRANULARITY_BYTES;
     const partial = this.startPartial();
     for (const buffer of this.take(forward)) {
-      if (!partial.write(buffer)) await once(partial, 'drain');
+      if (partial.destroyed) throw new Error('the resumable upload stream was closed');
+      if (!partial.write(buffer)) await drained(partial);
     }
   }
 
@@ -554,6 +567,21 @@ class GcsStagedUpload implements StagedUpload {
     this.sentBytes += bytes;
     return out;
   }
+}
+
+/** Resolves when `stream` drains; rejects when it fails or closes first. */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error) => {
+      stream.off('drain', onDrain).off('error', onError).off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onError = (error: Error) => settle(error);
+    const onClose = () => settle(new Error('the resumable upload stream was closed'));
+    stream.on('drain', onDrain).on('error', onError).on('close', onClose);
+  });
 }
 
 /** Adds `timeout` (ms) to every request of the client, resumable-upload requests included. */

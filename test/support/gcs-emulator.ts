@@ -28,7 +28,7 @@ export interface GcsEmulator {
   start(): Promise<void>;
   /** Kills the process if it runs and deletes the data directory. */
   close(): Promise<void>;
-  /** Requests received on upload sessions since the first start. */
+  /** Requests received on upload sessions since the last start (the log lives in the emulator process). */
   sessionRequests(): Promise<SessionRequest[]>;
 }
 
