@@ -36,6 +36,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { DrError } from '../../src/errors/dr-error';
+import { validateNested } from '../../src/errors/validation';
 import { SecretResolver } from '../../src/engines/secret-resolver';
 import { GcsStorageDriver, GcsStorageSettings } from '../../src/storage/gcs.driver';
 import { ImmutabilityNotSupportedError } from '../../src/storage/storage-driver';
@@ -165,6 +166,18 @@ describe('GCS driver specifics', () => {
       ImmutabilityNotSupportedError,
     );
     expect(driver({ objectRetentionMode: 'Locked' }).capabilities.immutability).toBe(true);
+  });
+
+  it('validates settings: bucket name, prefix, secret reference, chunk size, retention mode; anonymous only with an endpoint', async () => {
+    const problems = async (value: object) =>
+      (await validateNested(GcsStorageSettings, value, 'settings').then(() => [], (e: DrError) => e.details)).map((p) => p.field);
+    expect(await problems({ bucket: 'acme-dr', prefix: 'prod/eu/', chunkSizeBytes: 8 * MiB, keyFileSecret: 'file:/etc/dr/gcs.json' })).toEqual([]);
+    expect(await problems({ bucket: 'Bad_Bucket!' })).toEqual(['settings.bucket']);
+    expect(await problems({ bucket: 'acme', prefix: 'a/../b' })).toEqual(['settings.prefix']);
+    expect(await problems({ bucket: 'acme', keyFileSecret: '{"private_key":"x"}' })).toEqual(['settings.keyFileSecret']);
+    expect(await problems({ bucket: 'acme', chunkSizeBytes: 1_000_000 })).toEqual(['settings.chunkSizeBytes']);
+    expect(await problems({ bucket: 'acme', objectRetentionMode: 'Forever' })).toEqual(['settings.objectRetentionMode']);
+    expect(() => new GcsStorageDriver({ bucket: 'acme', anonymous: true }, new SecretResolver())).toThrow(DrError);
   });
 
   it.skip('a retained object cannot be deleted (ObjectLockedError) — the emulator drops `retention` and holds, and never refuses a delete', () => {
