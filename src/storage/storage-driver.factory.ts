@@ -2,7 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { IsString, Matches } from 'class-validator';
 import { DrError } from '../errors/dr-error';
 import { SecretResolver } from '../secrets/secret-resolver';
+import { AzureBlobStorageDriver } from './azure-blob.driver';
+import { AzureBlobStorageSettings } from './azure-blob.settings';
+import { GcsStorageDriver, GcsStorageSettings } from './gcs.driver';
 import { LocalStorageDriver } from './local.driver';
+import { S3StorageSettings } from './s3-storage-settings';
+import { S3StorageDriver } from './s3.driver';
 import { StorageDriver } from './storage-driver';
 import { StorageKind, StorageLocationEntity } from './storage-location.entity';
 
@@ -25,8 +30,11 @@ function defineKind<Settings extends object>(definition: StorageKindDefinition<S
 }
 
 /** Every kind of storage location, keyed by kind (twenty's file-storage driver factory is the model). */
-export const STORAGE_KIND_DEFINITIONS: Partial<Record<StorageKind, StorageKindDefinition<object>>> = {
+export const STORAGE_KIND_DEFINITIONS: Record<StorageKind, StorageKindDefinition<object>> = {
   local: defineKind({ settingsClass: LocalStorageSettings, create: (s) => new LocalStorageDriver(s.path) }),
+  s3: defineKind({ settingsClass: S3StorageSettings, create: (s, secrets) => new S3StorageDriver(s, secrets) }),
+  'azure-blob': defineKind({ settingsClass: AzureBlobStorageSettings, create: (s, secrets) => new AzureBlobStorageDriver(s, secrets) }),
+  gcs: defineKind({ settingsClass: GcsStorageSettings, create: (s, secrets) => new GcsStorageDriver(s, secrets) }),
 };
 
 /** Builds the driver for a storage location, keyed by the location's kind; drivers are cached per location and settings. */

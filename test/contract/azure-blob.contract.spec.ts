@@ -25,7 +25,7 @@ import { generateBlobSASQueryParameters, BlobServiceClient, ContainerSASPermissi
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { finished, pipeline } from 'node:stream/promises';
-import { SecretResolver } from '../../src/engines/secret-resolver';
+import { SecretResolver } from '../../src/secrets/secret-resolver';
 import { DrError } from '../../src/errors/dr-error';
 import { toFieldProblems } from '../../src/errors/validation';
 import { AzureBlobStorageDriver, AzureBlobStorageSettings } from '../../src/storage/azure-blob.driver';

@@ -32,7 +32,7 @@ import { crc32 } from 'node:zlib';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { DrError } from '../../src/errors/dr-error';
 import { validateNested } from '../../src/errors/validation';
-import { SecretResolver } from '../../src/engines/secret-resolver';
+import { SecretResolver } from '../../src/secrets/secret-resolver';
 import { S3StorageDriver, S3StorageError, S3StorageSettings } from '../../src/storage/s3.driver';
 import { ImmutabilityNotSupportedError, ObjectLockedError } from '../../src/storage/storage-driver';
 import { freePort } from '../support/server-process';
