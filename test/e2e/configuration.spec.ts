@@ -20,7 +20,7 @@ describe('configuration snapshots', () => {
   });
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     rmSync(etc, { recursive: true, force: true });
   });
 

@@ -18,7 +18,7 @@ describe('copies (two real local locations)', () => {
   });
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     rmSync(work, { recursive: true, force: true });
   });
 

@@ -25,7 +25,7 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -116,7 +116,7 @@ describe('encrypted backups without the identity configured', () => {
   });
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     rmSync(work, { recursive: true, force: true });
   });
 

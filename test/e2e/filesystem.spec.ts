@@ -27,7 +27,7 @@ describe('filesystem backups (real tar, real zstd, local storage)', () => {
   });
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     rmSync(source, { recursive: true, force: true });
   });
 

@@ -16,7 +16,7 @@ describe('postgres backups (real pg_dump / pg_restore on the local server)', () 
   });
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     for (const db of [source, ...restored]) await dropDatabase(db);
   });
 

@@ -15,7 +15,7 @@ describe('retention (real local storage, a copy location)', () => {
   });
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     rmSync(work, { recursive: true, force: true });
   });
 

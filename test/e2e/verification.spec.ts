@@ -29,7 +29,7 @@ describe('verification (real storage, real pg_dump / pg_restore / tar)', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await service.close();
+    await service?.close();
     rmSync(work, { recursive: true, force: true });
   });
 
