@@ -17,7 +17,7 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { StorageClass } from '@aws-sdk/client-s3';
+import type { StorageClass } from '@aws-sdk/client-s3';
 import { SECRET_REF_PATTERN } from '../secrets/secret-resolver';
 
 const MiB = 1 << 20;
@@ -29,8 +29,14 @@ export const S3_DEFAULTS = { region: 'us-east-1', partSizeBytes: 16 * MiB, queue
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 /** Relative, `/`-separated, no empty, `.` or `..` segment; a trailing `/` is optional. */
 const KEY_PREFIX = /^(?!\/)(?!.*\/\/)(?!(?:.*\/)?\.\.?(?:\/|$))[^\\\0]+$/;
-/** S3's storage classes, less those whose objects must be restored before they can be read (verify reads at once). */
-export const S3_STORAGE_CLASSES = Object.values(StorageClass).filter((c) => c !== 'GLACIER' && c !== 'DEEP_ARCHIVE');
+/**
+ * S3's storage classes (the SDK's `StorageClass` values, listed here so that the SDK is loaded only when an S3
+ * location is used), less those whose objects must be restored before they can be read (verify reads at once).
+ */
+export const S3_STORAGE_CLASSES: StorageClass[] = [
+  'STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'REDUCED_REDUNDANCY', 'EXPRESS_ONEZONE',
+  'OUTPOSTS', 'SNOW', 'FSX_ONTAP', 'FSX_OPENZFS', 'AWS_BACKUP_WARM', 'AWS_BACKUP_LOW_COST_WARM',
+];
 
 /** S3 Object Lock settings of a location whose bucket was created with Object Lock enabled. */
 export class S3ObjectLockSettings {

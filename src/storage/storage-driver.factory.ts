@@ -2,12 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { IsString, Matches } from 'class-validator';
 import { DrError } from '../errors/dr-error';
 import { SecretResolver } from '../secrets/secret-resolver';
-import { AzureBlobStorageDriver } from './azure-blob.driver';
 import { AzureBlobStorageSettings } from './azure-blob.settings';
-import { GcsStorageDriver, GcsStorageSettings } from './gcs.driver';
+import { GcsStorageSettings } from './gcs.settings';
 import { LocalStorageDriver } from './local.driver';
 import { S3StorageSettings } from './s3-storage-settings';
-import { S3StorageDriver } from './s3.driver';
 import { StorageDriver } from './storage-driver';
 import { StorageKind, StorageLocationEntity } from './storage-location.entity';
 
@@ -32,9 +30,19 @@ function defineKind<Settings extends object>(definition: StorageKindDefinition<S
 /** Every kind of storage location, keyed by kind (twenty's file-storage driver factory is the model). */
 export const STORAGE_KIND_DEFINITIONS: Record<StorageKind, StorageKindDefinition<object>> = {
   local: defineKind({ settingsClass: LocalStorageSettings, create: (s) => new LocalStorageDriver(s.path) }),
-  s3: defineKind({ settingsClass: S3StorageSettings, create: (s, secrets) => new S3StorageDriver(s, secrets) }),
-  'azure-blob': defineKind({ settingsClass: AzureBlobStorageSettings, create: (s, secrets) => new AzureBlobStorageDriver(s, secrets) }),
-  gcs: defineKind({ settingsClass: GcsStorageSettings, create: (s, secrets) => new GcsStorageDriver(s, secrets) }),
+  // The cloud drivers are loaded when a location of their kind is first used: each SDK costs about 20 MB of memory.
+  s3: defineKind({
+    settingsClass: S3StorageSettings,
+    create: (s, secrets) => new (require('./s3.driver') as typeof import('./s3.driver')).S3StorageDriver(s, secrets),
+  }),
+  'azure-blob': defineKind({
+    settingsClass: AzureBlobStorageSettings,
+    create: (s, secrets) => new (require('./azure-blob.driver') as typeof import('./azure-blob.driver')).AzureBlobStorageDriver(s, secrets),
+  }),
+  gcs: defineKind({
+    settingsClass: GcsStorageSettings,
+    create: (s, secrets) => new (require('./gcs.driver') as typeof import('./gcs.driver')).GcsStorageDriver(s, secrets),
+  }),
 };
 
 /** Builds the driver for a storage location, keyed by the location's kind; drivers are cached per location and settings. */
