@@ -5,6 +5,7 @@ import { EnginesModule } from '../engines/engines.module';
 import { PipelineModule } from '../pipeline/pipeline.module';
 import { StorageModule } from '../storage/storage.module';
 import { RecoveryController } from './recovery.controller';
+import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryRunner } from './recovery-runner.service';
 import { RecoveryEntity } from './recovery.entity';
 import { RecoveryService } from './recovery.service';
@@ -13,7 +14,7 @@ import { RecoveryService } from './recovery.service';
 @Module({
   imports: [TypeOrmModule.forFeature([RecoveryEntity]), BackupModule, EnginesModule, PipelineModule, StorageModule],
   controllers: [RecoveryController],
-  providers: [RecoveryService, RecoveryRunner],
+  providers: [RecoveryService, RecoveryRunner, RecoveryApprovals],
   exports: [RecoveryService],
 })
 export class RecoveryModule {}
