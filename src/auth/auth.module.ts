@@ -15,7 +15,7 @@ import { JwtStrategy, MIN_HS256_SECRET_BYTES } from './jwt.strategy';
  * The HS256 secret is resolved here, at boot, so a missing or short secret stops the start.
  * @throws ConfigurationError naming DR_JWT_SECRET (never its value).
  */
-async function jwtStrategyOf(config: AppConfig, secrets: SecretResolver): Promise<JwtStrategy | null> {
+export async function jwtStrategyOf(config: AppConfig, secrets: SecretResolver): Promise<JwtStrategy | null> {
   if (!config.jwt) return null;
   let secret: string | undefined;
   if (config.jwt.secretRef) {

@@ -1,4 +1,4 @@
-import { CanActivate, ExecutionContext, Injectable, Logger, Optional } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { AppConfig } from '../config/app-config';
@@ -28,7 +28,7 @@ export class CredentialsGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly apiKeys: ApiKeysService,
     private readonly config: AppConfig,
-    @Optional() jwtStrategy?: JwtStrategy | null,
+    @Optional() @Inject(JwtStrategy) jwtStrategy?: JwtStrategy | null,
   ) {
     if (jwtStrategy) this.jwtGuard = new JwtAuthGuard();
   }
