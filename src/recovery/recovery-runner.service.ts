@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Readable } from 'node:stream';
 import { plainToInstance } from 'class-transformer';
+import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
 import { BackupObjects } from '../backup/backup-objects';
 import { JobStatus } from '../backup/backup-status';
@@ -26,6 +27,8 @@ import { RecoveryEntity } from './recovery.entity';
 export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(RecoveryRunner.name);
   private readonly jobs = new BackgroundJobs(this.logger);
+  /** Ids of recoveries this process has finished running, whatever the outcome (metrics read the record). */
+  readonly ended = new Subject<string>();
 
   constructor(
     @InjectRepository(RecoveryEntity) private readonly recoveries: Repository<RecoveryEntity>,
@@ -46,7 +49,9 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
 
   /** Starts a PENDING recovery in the background; the promise settles when it has finished (never rejects). */
   start(recoveryId: string, options: { trustUnsignedManifest: boolean }): Promise<void> {
-    return this.jobs.start(recoveryId, (signal) => this.run(recoveryId, options.trustUnsignedManifest, signal));
+    return this.jobs
+      .start(recoveryId, (signal) => this.run(recoveryId, options.trustUnsignedManifest, signal))
+      .then(() => this.ended.next(recoveryId));
   }
 
   private async run(recoveryId: string, trustUnsignedManifest: boolean, signal: AbortSignal): Promise<void> {
