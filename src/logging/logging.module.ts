@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { LoggerModule, Params } from 'nestjs-pino';
-import type { Options } from 'pino-http';
 import { stdSerializers } from 'pino';
+import type { Options } from 'pino-http';
 import { AppConfig } from '../config/app-config';
 import { requestIdOf } from './request-id';
 import { scrubDeep, scrubSecrets } from './secret-scrubber';
@@ -52,9 +52,10 @@ export function pinoHttpOptions(config: AppConfig): Options {
     autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/actuator/') },
     customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     serializers: {
-      // with wrapSerializers (the default) these receive pino's standard serializations
-      req: (req: Record<string, unknown>) => scrubDeep(req),
-      err: (err: Error) => scrubDeep(stdSerializers.err(err)),
+      // with wrapSerializers (the default) these receive pino's standard serializations, objects whose
+      // prototype holds the non-enumerable raw request or error: their own (logged) members are copied and scrubbed
+      req: (req: object) => scrubDeep({ ...req }),
+      err: (err: object) => scrubDeep({ ...(err instanceof Error ? stdSerializers.err(err) : err) }),
     },
     formatters: {
       // top-level strings of a log call's object (context and the like); nested request data went through the serializers

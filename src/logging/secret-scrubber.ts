@@ -18,6 +18,9 @@ const PATTERNS: [RegExp, string][] = [
   [/("\w*(?:password|secret|token|api[_-]?key)"\s*:\s*)"(?:[^"\\]|\\.)*"/gi, '$1"***"'],
 ];
 
+/** Names of members whose values are secrets whatever they look like (query parameters, JSON bodies, headers). */
+const SECRET_NAME = /pass(word|wd)?$|^pwd$|secret|token|api[-_]?key|authorization|cookie|credential/i;
+
 /** `text` with every secret the {@link PATTERNS} recognise replaced by `***`. */
 export function scrubSecrets(text: string): string {
   let result = text;
@@ -26,7 +29,8 @@ export function scrubSecrets(text: string): string {
 }
 
 /**
- * A copy of `value` with {@link scrubSecrets} applied to every string, recursing through plain objects and arrays
+ * A copy of `value` with {@link scrubSecrets} applied to every string and the values of members named like
+ * secrets ({@link SECRET_NAME}: `password`, `token`, `apiKey`...) replaced by `***`, recursing through plain objects and arrays
  * up to `depth` levels (deeper values are left out). Other objects (streams, requests) are returned as they are:
  * only already-serialized log data should be passed here.
  */
@@ -37,5 +41,7 @@ export function scrubDeep(value: unknown, depth = 6): unknown {
   if (Array.isArray(value)) return value.map((v) => scrubDeep(v, depth - 1));
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubDeep(v, depth - 1)]));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, typeof v === 'string' && SECRET_NAME.test(k) ? '***' : scrubDeep(v, depth - 1)]),
+  );
 }
