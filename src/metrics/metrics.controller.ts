@@ -16,6 +16,8 @@ export class MetricsController {
   @Header('Cache-Control', 'no-store')
   async scrape(@Res() response: Response): Promise<void> {
     const body = await this.metrics.scrape();
-    response.status(200).type(this.metrics.contentType).send(body);
+    // written as is: Express's send() would reorder the content type's parameters
+    response.status(200).setHeader('Content-Type', this.metrics.contentType);
+    response.end(body);
   }
 }
