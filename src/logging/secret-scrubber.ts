@@ -6,6 +6,8 @@
 const PATTERNS: [RegExp, string][] = [
   // userinfo password of any URL: postgresql://user:pw@host → postgresql://user:***@host (RFC 3986 §3.2.1)
   [/\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*):[^\s/?#@]*@/gi, '$1:***@'],
+  // the same URL percent-encoded, as a query parameter of a logged request URL: postgresql%3A%2F%2Fu%3Apw%40host
+  [/\b([a-z][a-z0-9+.-]*%3A%2F%2F[^\s%/?#@&]*)%3A[^\s/?#@&]*?%40/gi, '$1%3A***%40'],
   // age X25519 identities (https://age-encryption.org/v1): AGE-SECRET-KEY-1 + Bech32 data
   [/AGE-SECRET-KEY-1[0-9A-Za-z]+/g, 'AGE-SECRET-KEY-1***'],
   // HTTP bearer tokens (RFC 6750 §2.1 b64token)
