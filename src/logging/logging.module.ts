@@ -38,7 +38,7 @@ function prettyAvailable(): boolean {
 /**
  * The pino-http options of the service: JSON lines on stdout at `DR_LOG_LEVEL`, one request id per request
  * ({@link requestIdOf}), secret headers redacted ({@link REDACTED_PATHS}) and secrets scrubbed from messages,
- * URLs, query values and errors ({@link scrubSecrets}). Successful actuator probes and scrapes are not logged.
+ * URLs, query values and errors ({@link scrubSecrets}). Actuator probes and scrapes are not logged.
  */
 export function pinoHttpOptions(config: AppConfig): Options {
   const pretty = config.logFormat === 'pretty' && prettyAvailable();
