@@ -83,6 +83,9 @@ class EnvironmentVariables {
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   DR_LOG_LEVEL?: string;
 
+  @IsOptional() @IsIn(['json', 'pretty'], { message: 'DR_LOG_FORMAT must be json or pretty' })
+  DR_LOG_FORMAT?: string;
+
   @IsOptional() @Matches(SECRET_REF, { message: 'DR_AGE_IDENTITY_SECRET must be env:NAME or file:/absolute/path' })
   DR_AGE_IDENTITY_SECRET?: string;
 
@@ -181,6 +184,8 @@ export class AppConfig {
   /** Identifies this process in schedule claims and job ownership. */
   readonly instanceId: string;
   readonly logLevel: string;
+  /** `json` (default): one JSON object a line; `pretty`: human lines through pino-pretty, when it is installed. */
+  readonly logFormat: 'json' | 'pretty';
   /** Attempts to reach the metadata store at boot before giving up (3 s apart). */
   readonly dbConnectRetries: number;
   /** Secret reference to the age identities (`AGE-SECRET-KEY-1...` lines) that decrypt backups for restore and verification. */
@@ -255,6 +260,7 @@ export class AppConfig {
       planSyncSeconds: parsed.DR_PLAN_SYNC_SECONDS ?? 30,
       instanceId: parsed.DR_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
       logLevel: parsed.DR_LOG_LEVEL ?? 'log',
+      logFormat: (parsed.DR_LOG_FORMAT ?? 'json') as 'json' | 'pretty',
       dbConnectRetries: parsed.DR_DB_CONNECT_RETRIES ?? 9,
       ageIdentitySecret: parsed.DR_AGE_IDENTITY_SECRET,
       manifestSigningKeySecret: parsed.DR_MANIFEST_SIGNING_KEY_SECRET,

@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Readable } from 'node:stream';
 import { plainToInstance } from 'class-transformer';
+import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
 import { BackupObjects } from '../backup/backup-objects';
 import { JobStatus } from '../backup/backup-status';
@@ -26,6 +27,8 @@ import { RecoveryEntity } from './recovery.entity';
 export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(RecoveryRunner.name);
   private readonly jobs = new BackgroundJobs(this.logger);
+  /** Ids of recoveries this process has finished running, whatever the outcome (metrics read the record). */
+  readonly ended = new Subject<string>();
 
   constructor(
     @InjectRepository(RecoveryEntity) private readonly recoveries: Repository<RecoveryEntity>,
@@ -46,10 +49,10 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
 
   /**
    * Starts a PENDING recovery in the background (with the request's `trustUnsignedManifest` choice, kept on the
-   * record); the promise settles when it has finished (never rejects).
+   * record); the promise settles when it has finished (never rejects). `ended` emits its id when it has.
    */
   start(recoveryId: string): Promise<void> {
-    return this.jobs.start(recoveryId, (signal) => this.run(recoveryId, signal));
+    return this.jobs.start(recoveryId, (signal) => this.run(recoveryId, signal)).then(() => this.ended.next(recoveryId));
   }
 
   private async run(recoveryId: string, signal: AbortSignal): Promise<void> {
