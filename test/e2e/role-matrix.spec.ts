@@ -48,6 +48,7 @@ const EXPECTED: Record<string, string[] | typeof PUBLIC> = {
   ['GET /actuator/health']: PUBLIC,
   ['GET /actuator/health/liveness']: PUBLIC,
   ['GET /actuator/health/readiness']: PUBLIC,
+  ['GET /actuator/prometheus']: PUBLIC,
 };
 
 interface Route {
@@ -60,7 +61,9 @@ function servedRoutes(service: TestService): Route[] {
   const express = service.app.getHttpAdapter().getInstance();
   const stack: { route?: { path: string; methods: Record<string, boolean> } }[] = (express.router ?? express._router).stack;
   return stack
-    .filter((layer) => layer.route)
+    // `/{*path}` layers on every method are the catch-all Nest registers for middleware bound to all routes
+    // (the request logger), not handlers
+    .filter((layer) => layer.route && layer.route.path !== '/{*path}')
     .flatMap((layer) => Object.keys(layer.route!.methods).map((m) => ({ method: m.toUpperCase(), path: layer.route!.path })));
 }
 
