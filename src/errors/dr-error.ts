@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'PLAN_BUSY'
   | 'DECRYPTION_KEY_UNAVAILABLE'
   | 'MANIFEST_UNTRUSTED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMITED'
   | 'INTERNAL';
 
 /** Maps an error code to its HTTP status (exhaustive: a new code fails to compile until it is mapped). */
@@ -42,6 +44,10 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'DECRYPTION_KEY_UNAVAILABLE':
     case 'MANIFEST_UNTRUSTED':
       return 409;
+    case 'PAYLOAD_TOO_LARGE':
+      return 413;
+    case 'RATE_LIMITED':
+      return 429;
     case 'INTERNAL':
       return 500;
   }
