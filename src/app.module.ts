@@ -7,6 +7,7 @@ import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { HttpExceptionFilter } from './errors/http-exception.filter';
 import { HealthModule } from './health/health.module';
+import { RateLimitModule } from './hardening/rate-limit.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { StorageModule } from './storage/storage.module';
@@ -15,6 +16,7 @@ import { StorageModule } from './storage/storage.module';
 @Module({
   imports: [
     ConfigModule,
+    RateLimitModule, // before AuthModule: its guard runs first, so unauthenticated requests are limited too
     SecretsModule,
     DatabaseModule,
     ScheduleModule.forRoot(),

@@ -1,9 +1,11 @@
 import { INestApplication, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import helmet from 'helmet';
 import { AppModule } from './app.module';
 import { AppConfig } from './config/app-config';
 import { createValidationPipe } from './errors/validation';
+import { serveApiDocs } from './openapi/serve-docs';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -13,7 +15,9 @@ export function logLevelsFrom(level: string): LogLevel[] {
 }
 
 /**
- * Builds the HTTP application (not yet listening): validation pipe, shutdown hooks, 1 MiB body limit.
+ * Builds the HTTP application (not yet listening): validation pipe, shutdown hooks, 1 MiB body limit (larger: 413
+ * PAYLOAD_TOO_LARGE), helmet's security headers, CORS only for `DR_CORS_ORIGINS`, Swagger UI at `/api-docs` unless
+ * `DR_API_DOCS_ENABLED=false`. Rate limiting is a global guard (RateLimitModule).
  * Configuration is validated here, before any module starts.
  */
 export async function createApp(config = AppConfig.fromEnv()): Promise<INestApplication> {
@@ -25,5 +29,8 @@ export async function createApp(config = AppConfig.fromEnv()): Promise<INestAppl
   app.useGlobalPipes(createValidationPipe());
   app.enableShutdownHooks();
   app.disable('x-powered-by');
+  app.use(helmet());
+  if (config.corsOrigins.length > 0) app.enableCors({ origin: config.corsOrigins, allowedHeaders: ['Content-Type', 'X-API-Key', 'Authorization'] });
+  if (config.apiDocsEnabled) serveApiDocs(app);
   return app;
 }

@@ -98,6 +98,15 @@ class EnvironmentVariables {
 
   @IsOptional() @Matches(SECRET_REF, { message: 'DR_VERIFY_PG_PASSWORD_SECRET must be env:NAME or file:/absolute/path' })
   DR_VERIFY_PG_PASSWORD_SECRET?: string;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  DR_API_DOCS_ENABLED?: boolean;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000)
+  DR_RATE_LIMIT_PER_MINUTE?: number;
+
+  @IsOptional() @IsString()
+  DR_CORS_ORIGINS?: string;
 }
 
 /** Raised at boot when the environment is invalid; lists every bad variable. */
@@ -147,6 +156,12 @@ export class AppConfig {
   /** Server on which deep verification creates its scratch databases; unset: the backup's source server. */
   readonly verifyPgUrl?: string;
   readonly verifyPgPasswordSecret?: string;
+  /** Serve Swagger UI at `/api-docs` and the document at `/api-docs/openapi.json` (default true). */
+  readonly apiDocsEnabled: boolean;
+  /** API requests allowed per client address per minute (default 600); 0 turns rate limiting off. */
+  readonly rateLimitPerMinute: number;
+  /** Origins allowed by CORS (`DR_CORS_ORIGINS`, comma separated, e.g. `https://ops.example.com`); empty: CORS off. */
+  readonly corsOrigins: string[];
 
   private constructor(values: Omit<AppConfig, never>) {
     Object.assign(this, values);
@@ -171,6 +186,10 @@ export class AppConfig {
     const trustedKeyFiles = (parsed.DR_MANIFEST_TRUSTED_KEYS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
     for (const file of trustedKeyFiles) {
       if (!isAbsolute(file)) problems.push(`DR_MANIFEST_TRUSTED_KEYS: "${file}" is not an absolute path`);
+    }
+    const corsOrigins = (parsed.DR_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+    for (const origin of corsOrigins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`DR_CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port])`);
     }
     if (parsed.DR_PG_BIN_DIR !== undefined && !isAbsolute(parsed.DR_PG_BIN_DIR)) {
       problems.push('DR_PG_BIN_DIR: must be an absolute path');
@@ -201,6 +220,9 @@ export class AppConfig {
       manifestTrustedKeyFiles: trustedKeyFiles,
       verifyPgUrl: parsed.DR_VERIFY_PG_URL,
       verifyPgPasswordSecret: parsed.DR_VERIFY_PG_PASSWORD_SECRET,
+      apiDocsEnabled: parsed.DR_API_DOCS_ENABLED ?? true,
+      rateLimitPerMinute: parsed.DR_RATE_LIMIT_PER_MINUTE ?? 600,
+      corsOrigins,
     } as AppConfig);
   }
 }
