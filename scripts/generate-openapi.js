@@ -4,7 +4,7 @@
  *
  *   node scripts/generate-openapi.js            writes api-docs/openapi.yaml
  *   node scripts/generate-openapi.js --check    exits 1 with a diff when the committed file differs
- *   node scripts/generate-openapi.js --out F    writes F instead
+ *   node scripts/generate-openapi.js --file F   writes (or with --check: compares with) F instead
  *
  * How: compiles `src/` with the TypeScript compiler API and `@nestjs/swagger`'s compiler plugin (the transformer
  * `nest build` runs; it adds the DTO property types, enums, optionality and doc comments as metadata) into
@@ -86,30 +86,30 @@ async function generate() {
 }
 
 async function main(args) {
+  const fileIndex = args.indexOf('--file');
+  const target = fileIndex >= 0 ? resolve(args[fileIndex + 1]) : COMMITTED;
   const yaml = await generate();
   if (args.includes('--check')) {
     const fresh = join(mkdtempSync(join(tmpdir(), 'dr-openapi-')), 'openapi.yaml');
     writeFileSync(fresh, yaml);
     let committed = '';
     try {
-      committed = readFileSync(COMMITTED, 'utf8');
+      committed = readFileSync(target, 'utf8');
     } catch {
       /* missing: differs */
     }
     if (committed === yaml) {
-      process.stdout.write('openapi: api-docs/openapi.yaml is up to date\n');
+      process.stdout.write(`openapi: ${target} is up to date\n`);
       return 0;
     }
     try {
-      execFileSync('diff', ['-u', COMMITTED, fresh], { stdio: 'inherit' });
+      execFileSync('diff', ['-u', target, fresh], { stdio: 'inherit' });
     } catch {
       /* diff exits 1 on differences */
     }
-    process.stderr.write('openapi: api-docs/openapi.yaml differs from the code; run `npm run openapi:generate` and commit it\n');
+    process.stderr.write(`openapi: ${target} differs from the code; run \`npm run openapi:generate\` and commit it\n`);
     return 1;
   }
-  const outIndex = args.indexOf('--out');
-  const target = outIndex >= 0 ? resolve(args[outIndex + 1]) : COMMITTED;
   writeFileSync(target, yaml);
   process.stdout.write(`openapi: wrote ${target}\n`);
   return 0;
