@@ -5,7 +5,7 @@ import helmet from 'helmet';
 import { AppModule } from './app.module';
 import { AppConfig } from './config/app-config';
 import { createValidationPipe } from './errors/validation';
-import { rejectPrototypeKeys } from './hardening/json-body';
+import { rejectUnsafeJson } from './hardening/json-body';
 import { serveApiDocs } from './openapi/serve-docs';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -26,7 +26,7 @@ export async function createApp(config = AppConfig.fromEnv()): Promise<INestAppl
     logger: logLevelsFrom(config.logLevel),
     bodyParser: false,
   });
-  app.useBodyParser('json', { limit: '1mb', reviver: rejectPrototypeKeys });
+  app.useBodyParser('json', { limit: '1mb', reviver: rejectUnsafeJson });
   app.useGlobalPipes(createValidationPipe());
   app.enableShutdownHooks();
   app.disable('x-powered-by');

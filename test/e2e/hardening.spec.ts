@@ -38,6 +38,18 @@ describe('hardening', () => {
       expect(res.body).toEqual({ statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' });
     });
 
+    it('refuses JSON bodies with prototype keys or NUL characters with 400 (not a 500 from the ORM or class-transformer)', async () => {
+      const bodies = [
+        '{"name":"k","roles":["VIEWER"],"constructor":{"prototype":{}}}',
+        '{"name":"k","roles":["VIEWER"],"__proto__":{"isAdmin":true}}',
+        '{"name":"nul\\u0000byte","roles":["VIEWER"]}',
+      ];
+      for (const body of bodies) {
+        const res = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).set('Content-Type', 'application/json').send(body);
+        expect({ body, status: res.status, code: res.body.code }).toEqual({ body, status: 400, code: 'VALIDATION_FAILED' });
+      }
+    });
+
     it('serves Swagger UI and the committed OpenAPI document without credentials', async () => {
       const ui = await service.http().get('/api-docs/');
       expect(ui.status).toBe(200);
