@@ -179,6 +179,11 @@ function badBody(schema: Schema, f: Fixtures): { kind: string; body: unknown } {
   const body = example(s, 'body', f) as Record<string, unknown>;
   const props = Object.keys(s.properties ?? {});
   const roll = random();
+  if (props.includes('target') && roll < 0.25) {
+    // A restore target outside the restore roots (absolute, traversal out of a root, relative): must be refused.
+    body.target = { path: pick([...OUTSIDE, `${f.restoreRoot}/../../etc`, `${f.restoreRoot}/../escape`, ...TRAVERSAL]) };
+    return { kind: 'body:target-outside-roots', body };
+  }
   if (roll < 0.1) return { kind: 'body:wrong-top-level', body: pick([[], [body], 'string', 42, null, true, HUGE]) };
   if (roll < 0.22 && (s.required ?? []).length > 0) {
     delete body[pick(s.required as string[])];
@@ -322,6 +327,7 @@ describe('fuzzing every route with bad requests', () => {
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
         const where = `${key} [${r.kind}] ${r.url.slice(0, 120)} -> ${res.status}`;
+        if (r.kind === 'body:target-outside-roots' && res.status < 400) failures.push(`accepted a target outside the roots: ${where} ${JSON.stringify(r.body)}`);
         if (res.status >= 500) failures.push(`5xx: ${where} ${res.text.slice(0, 300)}`);
         if (res.status >= 400) {
           const b = res.body ?? {};
