@@ -30,7 +30,9 @@ export async function createApp(config = AppConfig.fromEnv()): Promise<INestAppl
   app.useGlobalPipes(createValidationPipe());
   app.enableShutdownHooks();
   app.disable('x-powered-by');
-  app.use(helmet());
+  // helmet's defaults, less `upgrade-insecure-requests`: the service often serves plain HTTP inside a cluster, where
+  // upgrading Swagger UI's script loads to https would break the page.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (config.corsOrigins.length > 0) app.enableCors({ origin: config.corsOrigins, allowedHeaders: ['Content-Type', 'X-API-Key', 'Authorization'] });
   if (config.apiDocsEnabled) serveApiDocs(app);
   return app;
