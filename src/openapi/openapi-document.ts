@@ -43,7 +43,23 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     extraModels: [ErrorResponse, FieldProblemDoc],
     operationIdFactory: (controllerKey, methodKey) => `${controllerKey.replace(/Controller$/, '')}_${methodKey}`,
   });
+  markDefaultedParametersOptional(document);
   return document;
+}
+
+/**
+ * A query DTO field with an initializer (`page: number = 1`) has no `?`, so the compiler plugin marks it required;
+ * the validation pipe treats it as optional (`@IsOptional`) and the default applies: a parameter with a default is
+ * documented as optional.
+ */
+function markDefaultedParametersOptional(document: OpenAPIObject): void {
+  for (const item of Object.values(document.paths)) {
+    for (const operation of Object.values(item)) {
+      for (const parameter of (operation as { parameters?: { required?: boolean; schema?: { default?: unknown } }[] }).parameters ?? []) {
+        if (parameter.schema?.default !== undefined) parameter.required = false;
+      }
+    }
+  }
 }
 
 /**
