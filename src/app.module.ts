@@ -9,6 +9,7 @@ import { HttpExceptionFilter } from './errors/http-exception.filter';
 import { HealthModule } from './health/health.module';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { RateLimitModule } from './hardening/rate-limit.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { StorageModule } from './storage/storage.module';
@@ -18,6 +19,7 @@ import { StorageModule } from './storage/storage.module';
   imports: [
     ConfigModule,
     LoggingModule,
+    RateLimitModule, // before AuthModule: its guard runs first, so unauthenticated requests are limited too
     SecretsModule,
     DatabaseModule,
     ScheduleModule.forRoot(),

@@ -122,6 +122,15 @@ class EnvironmentVariables {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(30 * 24 * 3600)
   DR_APPROVAL_TTL_SECONDS?: number;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  DR_API_DOCS_ENABLED?: boolean;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000)
+  DR_RATE_LIMIT_PER_MINUTE?: number;
+
+  @IsOptional() @IsString()
+  DR_CORS_ORIGINS?: string;
 }
 
 /**
@@ -204,6 +213,12 @@ export class AppConfig {
   readonly jwt?: JwtSettings;
   /** A production recovery not approved within this many seconds becomes EXPIRED (default 3600). */
   readonly approvalTtlSeconds: number;
+  /** Serve Swagger UI at `/api-docs` and the document at `/api-docs/openapi.json` (default true). */
+  readonly apiDocsEnabled: boolean;
+  /** API requests allowed per client address per minute (default 600); 0 turns rate limiting off. */
+  readonly rateLimitPerMinute: number;
+  /** Origins allowed by CORS (`DR_CORS_ORIGINS`, comma separated, e.g. `https://ops.example.com`); empty: CORS off. */
+  readonly corsOrigins: string[];
 
   private constructor(values: Omit<AppConfig, never>) {
     Object.assign(this, values);
@@ -228,6 +243,10 @@ export class AppConfig {
     const trustedKeyFiles = (parsed.DR_MANIFEST_TRUSTED_KEYS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
     for (const file of trustedKeyFiles) {
       if (!isAbsolute(file)) problems.push(`DR_MANIFEST_TRUSTED_KEYS: "${file}" is not an absolute path`);
+    }
+    const corsOrigins = (parsed.DR_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+    for (const origin of corsOrigins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`DR_CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port])`);
     }
     if (parsed.DR_PG_BIN_DIR !== undefined && !isAbsolute(parsed.DR_PG_BIN_DIR)) {
       problems.push('DR_PG_BIN_DIR: must be an absolute path');
@@ -269,6 +288,9 @@ export class AppConfig {
       verifyPgPasswordSecret: parsed.DR_VERIFY_PG_PASSWORD_SECRET,
       jwt: jwtSettingsOf(parsed),
       approvalTtlSeconds: parsed.DR_APPROVAL_TTL_SECONDS ?? 3600,
+      apiDocsEnabled: parsed.DR_API_DOCS_ENABLED ?? true,
+      rateLimitPerMinute: parsed.DR_RATE_LIMIT_PER_MINUTE ?? 600,
+      corsOrigins,
     } as AppConfig);
   }
 }

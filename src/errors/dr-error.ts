@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'SELF_APPROVAL'
   | 'APPROVAL_EXPIRED'
   | 'NOT_AWAITING_APPROVAL'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMITED'
   | 'INTERNAL';
 
 /** Maps an error code to its HTTP status (exhaustive: a new code fails to compile until it is mapped). */
@@ -48,6 +50,10 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'APPROVAL_EXPIRED':
     case 'NOT_AWAITING_APPROVAL':
       return 409;
+    case 'PAYLOAD_TOO_LARGE':
+      return 413;
+    case 'RATE_LIMITED':
+      return 429;
     case 'INTERNAL':
       return 500;
   }

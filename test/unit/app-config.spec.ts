@@ -25,4 +25,15 @@ describe('AppConfig.fromEnv', () => {
     for (const name of ['PORT', 'DATABASE_URL', 'DR_ADMIN_API_KEY', 'DR_RESTORE_ROOTS', 'DR_ZSTD_LEVEL']) expect(message).toContain(name);
     expect(message).not.toContain('short'); // the value of a secret is never echoed
   });
+
+  it('reads the hardening settings: docs on, 600 requests a minute and CORS off by default', () => {
+    expect(AppConfig.fromEnv({}, '/')).toMatchObject({ apiDocsEnabled: true, rateLimitPerMinute: 600, corsOrigins: [] });
+    const config = AppConfig.fromEnv(
+      { DR_API_DOCS_ENABLED: 'false', DR_RATE_LIMIT_PER_MINUTE: '0', DR_CORS_ORIGINS: 'https://ops.example.com, http://localhost:3000' },
+      '/',
+    );
+    expect(config).toMatchObject({ apiDocsEnabled: false, rateLimitPerMinute: 0, corsOrigins: ['https://ops.example.com', 'http://localhost:3000'] });
+    expect(() => AppConfig.fromEnv({ DR_CORS_ORIGINS: '*' }, '/')).toThrow(/DR_CORS_ORIGINS: "\*" is not an origin/);
+    expect(() => AppConfig.fromEnv({ DR_RATE_LIMIT_PER_MINUTE: '-1' }, '/')).toThrow(/DR_RATE_LIMIT_PER_MINUTE/);
+  });
 });

@@ -1,0 +1,105 @@
+import { ADMIN_KEY, API, startService, TestService } from '../support/app';
+
+/** Security headers, rate limiting, body size limit, CORS and the served API docs, on the real application. */
+describe('hardening', () => {
+  describe('with the defaults', () => {
+    let service: TestService;
+    beforeAll(async () => {
+      service = await startService();
+    });
+    afterAll(() => service?.close());
+
+    it('sends helmet security headers and no X-Powered-By', async () => {
+      const res = await service.http().get(`${API}/backups`).set('X-API-Key', ADMIN_KEY);
+      expect(res.status).toBe(200);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(res.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
+      expect(res.headers['x-powered-by']).toBeUndefined();
+    });
+
+    it('answers CORS requests without CORS headers when no origin is configured', async () => {
+      const get = await service.http().get(`${API}/backups`).set('X-API-Key', ADMIN_KEY).set('Origin', 'https://evil.example');
+      expect(get.headers['access-control-allow-origin']).toBeUndefined();
+      const preflight = await service.http().options(`${API}/backups`).set('Origin', 'https://evil.example').set('Access-Control-Request-Method', 'POST');
+      expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+      expect(preflight.headers['access-control-allow-methods']).toBeUndefined();
+    });
+
+    it('refuses a body over 1 MiB with 413 in the error shape', async () => {
+      const res = await service
+        .http()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
+        .set('Content-Type', 'application/json')
+        .send(JSON.stringify({ name: 'x'.repeat(1024 * 1024 + 10) }));
+      expect(res.status).toBe(413);
+      expect(res.body).toEqual({ statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' });
+    });
+
+    it('refuses JSON bodies with prototype keys or NUL characters with 400 (not a 500 from the ORM or class-transformer)', async () => {
+      const bodies = [
+        '{"name":"k","roles":["VIEWER"],"constructor":{"prototype":{}}}',
+        '{"name":"k","roles":["VIEWER"],"__proto__":{"isAdmin":true}}',
+        '{"name":"nul\\u0000byte","roles":["VIEWER"]}',
+      ];
+      for (const body of bodies) {
+        const res = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).set('Content-Type', 'application/json').send(body);
+        expect({ body, status: res.status, code: res.body.code }).toEqual({ body, status: 400, code: 'VALIDATION_FAILED' });
+      }
+    });
+
+    it('serves Swagger UI and the committed OpenAPI document without credentials', async () => {
+      const ui = await service.http().get('/api-docs/');
+      expect(ui.status).toBe(200);
+      expect(ui.text).toContain('swagger-ui');
+      const json = await service.http().get('/api-docs/openapi.json');
+      expect(json.status).toBe(200);
+      expect(json.body.openapi).toMatch(/^3\./);
+      expect(Object.keys(json.body.paths)).toContain('/api/v1/disaster-recovery/backups');
+      expect(json.body.components.securitySchemes['api-key']).toEqual(expect.objectContaining({ in: 'header', name: 'X-API-Key' }));
+      // The UI's own scripts load under the helmet content security policy (same origin).
+      const init = await service.http().get('/api-docs/swagger-ui-init.js');
+      expect(init.status).toBe(200);
+    });
+  });
+
+  describe('with a small rate limit, a CORS origin and docs off', () => {
+    let service: TestService;
+    beforeAll(async () => {
+      service = await startService({
+        DR_RATE_LIMIT_PER_MINUTE: '5',
+        DR_CORS_ORIGINS: 'https://ops.example.com',
+        DR_API_DOCS_ENABLED: 'false',
+      });
+    });
+    afterAll(() => service?.close());
+
+    it('answers 429 RATE_LIMITED after the limit, counts requests without a key, and never limits health probes', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await service.http().get(`${API}/backups`).set('X-API-Key', ADMIN_KEY)).status);
+      statuses.push((await service.http().get(`${API}/backups`)).status); // unauthenticated: 401, still counted
+      const limited = await service.http().get(`${API}/backups`).set('X-API-Key', ADMIN_KEY);
+      expect(statuses).toEqual([200, 200, 200, 200, 401]);
+      expect(limited.status).toBe(429);
+      expect(limited.body).toEqual({ statusCode: 429, code: 'RATE_LIMITED', message: expect.stringContaining('5 per minute') });
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      for (let i = 0; i < 10; i++) {
+        expect((await service.http().get('/actuator/health/liveness')).status).toBe(200);
+      }
+    });
+
+    it('sends CORS headers to the configured origin only', async () => {
+      const ok = await service.http().options(`${API}/backups`).set('Origin', 'https://ops.example.com').set('Access-Control-Request-Method', 'GET');
+      expect(ok.headers['access-control-allow-origin']).toBe('https://ops.example.com');
+      const other = await service.http().options(`${API}/backups`).set('Origin', 'https://evil.example').set('Access-Control-Request-Method', 'GET');
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    });
+
+    it('does not serve the API docs when DR_API_DOCS_ENABLED=false', async () => {
+      expect((await service.http().get('/api-docs/openapi.json')).status).toBe(404);
+    });
+  });
+});
