@@ -1,3 +1,4 @@
+import { AuditChainHeadEntity, AuditEntryEntity } from '../audit/audit-entry.entity';
 import { ApiKeyEntity } from '../auth/api-key.entity';
 import { BackupCopyEntity } from '../backup/backup-copy.entity';
 import { BackupPlanEntity } from '../backup/backup-plan.entity';
@@ -7,6 +8,7 @@ import { VerificationEntity } from '../backup/verification.entity';
 import { RecoveryEntity } from '../recovery/recovery.entity';
 import { StorageLocationEntity } from '../storage/storage-location.entity';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSchema';
+import { AuditTrail1764040000000 } from './migrations/1764040000000-AuditTrail';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -18,7 +20,9 @@ export const ENTITIES = [
   ScheduleClaimEntity,
   VerificationEntity,
   RecoveryEntity,
+  AuditEntryEntity,
+  AuditChainHeadEntity,
 ];
 
 /** Every migration, in order. The schema changes only through these (never `synchronize`). */
-export const MIGRATIONS = [InitialSchema1764000000000];
+export const MIGRATIONS = [InitialSchema1764000000000, AuditTrail1764040000000];
