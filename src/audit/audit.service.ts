@@ -165,13 +165,15 @@ function clip(value: string, max: number): string {
 }
 
 /**
- * Makes details safe to store and hash reproducibly: strings clipped to 500 characters with control characters
- * replaced by U+FFFD, non-finite or fractional numbers turned to strings (jsonb and jq may print them differently),
+ * Makes details safe to store and hash reproducibly: strings clipped to 500 characters, tabs and line breaks
+ * turned to a space and other control characters to U+FFFD, non-finite or fractional numbers turned to strings (jsonb and jq may print them differently),
  * depth limited to 4.
  */
 export function sanitizeDetails(value: unknown, depth = 0): unknown {
   if (value === null || value === undefined) return null;
-  if (typeof value === 'string') return clip(value.replace(/[\u0000-\u001f\u007f\ud800-\udfff]/gu, '\ufffd'), MAX_STRING);
+  if (typeof value === 'string') {
+    return clip(value.replace(/[\t\n\r]+/g, ' ').replace(/[\u0000-\u001f\u007f\ud800-\udfff]/gu, '\ufffd'), MAX_STRING);
+  }
   if (typeof value === 'number') return Number.isSafeInteger(value) ? value : String(value);
   if (typeof value === 'boolean') return value;
   if (depth >= 4) return '[nested]';
