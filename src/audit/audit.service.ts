@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { AuditChainChecker, auditEntryHash, auditRecordJson, AuditRecordJson, ChainProblem } from './audit-chain';
@@ -48,7 +48,7 @@ const MAX_STRING = 500;
  * where advisory locks would not, every connection sharing one session).
  */
 @Injectable()
-export class AuditService {
+export class AuditService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(AuditService.name);
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -56,6 +56,11 @@ export class AuditService {
     @InjectRepository(AuditEntryEntity) private readonly entries: Repository<AuditEntryEntity>,
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
+
+  /** On shutdown: waits for the appends already queued (a request's entry is written after its response). */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.queue;
+  }
 
   /**
    * Appends an entry. Never throws: a failure to record is logged as an error (the audited work has already
