@@ -23,6 +23,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY api-docs ./api-docs
+COPY i18n ./i18n
 RUN mkdir -p /var/lib/dr && chown node:node /var/lib/dr
 USER node
 VOLUME ["/var/lib/dr"]

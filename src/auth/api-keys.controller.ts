@@ -61,7 +61,7 @@ export class ApiKeysController {
 
   @Delete(':id')
   @HttpCode(200)
-  async revoke(@Param('id', uuidPipe('id')) id: string): Promise<ApiKeyResponse> {
-    return ApiKeyResponse.of(await this.apiKeys.revoke(id));
+  async revoke(@Param('id', uuidPipe('id')) id: string, @CurrentPrincipal() principal: Principal): Promise<ApiKeyResponse> {
+    return ApiKeyResponse.of(await this.apiKeys.revoke(id, actorOf(principal)));
   }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { IsNull, Repository } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { ApiKeyEntity } from './api-key.entity';
@@ -35,6 +36,7 @@ export class ApiKeysService implements OnApplicationBootstrap {
   constructor(
     @InjectRepository(ApiKeyEntity) private readonly keys: Repository<ApiKeyEntity>,
     private readonly config: AppConfig,
+    private readonly audit: AuditService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -76,6 +78,7 @@ export class ApiKeysService implements OnApplicationBootstrap {
     const key = await this.keys.save(
       this.keys.create({ name, prefix, secretSha256: sha256(secret), roles: [...new Set(roles)], createdBy }),
     );
+    await this.audit.record({ actor: createdBy, action: 'api-key.create', targetType: 'api-keys', targetId: key.id, outcome: 'SUCCESS', details: { name, prefix, roles: key.roles } });
     return { key, secret };
   }
 
@@ -83,13 +86,14 @@ export class ApiKeysService implements OnApplicationBootstrap {
     return this.keys.find({ order: { createdAt: 'ASC' } });
   }
 
-  /** @throws DrError NOT_FOUND */
-  async revoke(id: string): Promise<ApiKeyEntity> {
+  /** Revokes a key; `revokedBy` is written to the audit trail. @throws DrError NOT_FOUND */
+  async revoke(id: string, revokedBy: string | null = null): Promise<ApiKeyEntity> {
     const key = await this.keys.findOneBy({ id });
     if (!key) throw DrError.notFound('API key', id);
     if (!key.revokedAt) {
       key.revokedAt = new Date();
       await this.keys.save(key);
+      await this.audit.record({ actor: revokedBy, action: 'api-key.revoke', targetType: 'api-keys', targetId: key.id, outcome: 'SUCCESS', details: { name: key.name, prefix: key.prefix } });
     }
     return key;
   }

@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { pipeline } from 'node:stream/promises';
 import { In, Repository } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
@@ -38,6 +39,7 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
     private readonly runner: BackupRunner,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
+    private readonly audit: AuditService,
   ) {}
 
   /** Follows completed backups (their plan's copies), and reaps copies whose process died. */
@@ -116,6 +118,7 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
       await heartbeat.stop();
       const finishedAt = new Date();
       await this.copies.update(copyId, { status: JobStatus.COMPLETED, bytesCopied, verifiedAt: finishedAt, finishedAt, heartbeatAt: finishedAt });
+      await this.audit.record({ action: 'copy.run', targetType: 'copies', targetId: copyId, outcome: 'SUCCESS', details: { backupId: backup.id, storageLocationId: copy.storageLocationId, bytesCopied } });
       this.logger.log(`copy ${copyId} of backup ${backup.id} completed: ${written.length} objects, ${bytesCopied} bytes, verified`);
     } catch (error) {
       await heartbeat.stop();
@@ -124,6 +127,7 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
       const reason = signal.aborted ? 'interrupted: the service was shut down during the copy' : describeError(error);
       await this.copies.update(copyId, { status: JobStatus.FAILED, error: reason, finishedAt: new Date(), bytesCopied });
       this.logger.warn(`copy ${copyId} of backup ${backup.id} failed: ${reason}`);
+      await this.audit.record({ action: 'copy.run', targetType: 'copies', targetId: copyId, outcome: 'FAILURE', details: { backupId: backup.id, storageLocationId: copy.storageLocationId, error: reason } });
     }
   }
 

@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { Repository } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
 import { EngineRegistry } from '../engines/engine-registry';
 import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
@@ -49,6 +50,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
+    private readonly audit: AuditService,
   ) {}
 
   /** Reaps the jobs of processes that died, now and every half lease. */
@@ -164,6 +166,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         heartbeatAt: finishedAt,
       });
       this.logger.log(`backup ${backup.id} (${engine.name}) completed: ${stored.sizeBytes} bytes → ${stored.storedBytes} stored`);
+      await this.audit.record({ actor: backup.createdBy, action: 'backup.run', targetType: 'backups', targetId: backup.id, outcome: 'SUCCESS', details: { engine: engine.name, planId: backup.planId, trigger: backup.trigger, storedBytes: stored.storedBytes } });
       this.completed.next(backup.id);
     } catch (error) {
       runAbort.abort();
@@ -176,6 +179,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       const reason = signal.aborted ? 'interrupted: the service was shut down during the backup' : describeError(error);
       await this.backups.update(backup.id, { status: JobStatus.FAILED, error: reason, finishedAt: new Date(), progressBytes: rawBytes });
       this.logger.warn(`backup ${backup.id} (${engine.name}) failed: ${reason}`);
+      await this.audit.record({ actor: backup.createdBy, action: 'backup.run', targetType: 'backups', targetId: backup.id, outcome: 'FAILURE', details: { engine: engine.name, planId: backup.planId, trigger: backup.trigger, error: reason } });
     } finally {
       await files?.dispose().catch(() => undefined);
       signal.removeEventListener('abort', onShutdown);
@@ -217,6 +221,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         this.logger.warn(`backup ${backup.id}: could not remove partial objects: ${(error as Error).message}`);
       }
       this.logger.warn(`backup ${backup.id} marked FAILED: ${reason}`);
+      await this.audit.record({ action: 'backup.run', targetType: 'backups', targetId: backup.id, outcome: 'FAILURE', details: { engine: backup.engine, error: reason } });
     }
     return reaped.map((b) => b.id);
   }

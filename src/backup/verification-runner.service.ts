@@ -4,6 +4,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
 import { RecordedContent } from '../engines/backup-engine';
 import { EngineRegistry } from '../engines/engine-registry';
@@ -45,6 +46,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
+    private readonly audit: AuditService,
   ) {}
 
   /** Reaps the jobs of processes that died, now and every half lease. */
@@ -94,6 +96,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       });
       const outcome = problems.length ? `${problems.length} problem(s): ${problems[0]}` : 'ok';
       this.logger.log(`verification ${id} (${verification.mode}) of backup ${backup.id}: ${outcome}`);
+      await this.audit.record({ actor: verification.createdBy, action: 'verification.run', targetType: 'verifications', targetId: id, outcome: problems.length ? 'FAILURE' : 'SUCCESS', details: { backupId: backup.id, mode: verification.mode, ok: problems.length === 0, problems: problems.length } });
     } catch (error) {
       await heartbeat.stop();
       const finishedAt = new Date();
@@ -106,6 +109,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
         durationMs: finishedAt.getTime() - startedAt.getTime(),
       });
       this.logger.warn(`verification ${id} could not run: ${reason}`);
+      await this.audit.record({ actor: verification.createdBy, action: 'verification.run', targetType: 'verifications', targetId: id, outcome: 'FAILURE', details: { backupId: verification.backupId, mode: verification.mode, error: reason } });
     }
   }
 

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AuditCoreModule } from '../audit/audit.module';
 import { BackupModule } from '../backup/backup.module';
 import { ConfigModule } from '../config/config.module';
 import { DatabaseModule } from '../database/database.module';
@@ -16,7 +17,7 @@ import { VerifyCommand } from './verify.command';
  * in-process. The scheduler's cron jobs stay off (`DR_SCHEDULER_ENABLED=false`, set by the entry point).
  */
 @Module({
-  imports: [ConfigModule, SecretsModule, DatabaseModule, ScheduleModule.forRoot(), StorageModule, BackupModule, RecoveryModule],
+  imports: [ConfigModule, SecretsModule, DatabaseModule, AuditCoreModule, ScheduleModule.forRoot(), StorageModule, BackupModule, RecoveryModule],
   providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand],
 })
 export class CliModule {}

@@ -47,7 +47,10 @@ export async function typeOrmOptions(config: AppConfig, embedded: EmbeddedPostgr
     port: endpoint.port,
     username: 'postgres',
     database: 'postgres',
-    extra: { max: POOL_SIZE },
+    // One connection: pglite-socket (0.2.17) queues protocol messages one by one and keeps a connection's messages
+    // together only inside a transaction, so two connections' Parse/Bind/Execute outside one can interleave (seen
+    // as `portal "" does not exist` or parameters bound to another statement). PGlite runs one session anyway.
+    extra: { max: 1 },
   };
 }
 

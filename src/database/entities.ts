@@ -1,3 +1,4 @@
+import { AuditChainHeadEntity, AuditEntryEntity } from '../audit/audit-entry.entity';
 import { ApiKeyEntity } from '../auth/api-key.entity';
 import { BackupCopyEntity } from '../backup/backup-copy.entity';
 import { BackupPlanEntity } from '../backup/backup-plan.entity';
@@ -8,6 +9,7 @@ import { RecoveryEntity } from '../recovery/recovery.entity';
 import { StorageLocationEntity } from '../storage/storage-location.entity';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSchema';
 import { RecoveryApproval1764010400000 } from './migrations/1764010400000-RecoveryApproval';
+import { AuditTrail1764040000000 } from './migrations/1764040000000-AuditTrail';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -19,10 +21,13 @@ export const ENTITIES = [
   ScheduleClaimEntity,
   VerificationEntity,
   RecoveryEntity,
+  AuditEntryEntity,
+  AuditChainHeadEntity,
 ];
 
 /** Every migration, in order. The schema changes only through these (never `synchronize`). */
 export const MIGRATIONS = [
   InitialSchema1764000000000,
   RecoveryApproval1764010400000,
+  AuditTrail1764040000000,
 ];

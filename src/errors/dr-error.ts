@@ -4,27 +4,37 @@ export interface FieldProblem {
   message: string;
 }
 
+/**
+ * Stable error codes of the API, in one list: the type {@link ErrorCode} is derived from it, and the i18n
+ * completeness test walks it (every code needs a message in every catalogue of `i18n/<lang>/errors.json`).
+ */
+export const ERROR_CODES = [
+  'VALIDATION_FAILED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'TARGET_NOT_EMPTY',
+  'TARGET_EXISTS',
+  'TARGET_NOT_ALLOWED',
+  'BACKUP_NOT_RESTORABLE',
+  'SECRET_UNAVAILABLE',
+  'PLAN_BUSY',
+  'DECRYPTION_KEY_UNAVAILABLE',
+  'MANIFEST_UNTRUSTED',
+  'SELF_APPROVAL',
+  'APPROVAL_EXPIRED',
+  'NOT_AWAITING_APPROVAL',
+  'PAYLOAD_TOO_LARGE',
+  'RATE_LIMITED',
+  'INTERNAL',
+] as const;
+
 /** Stable error codes of the API. Each maps to one HTTP status in {@link httpStatusOf}. */
-export type ErrorCode =
-  | 'VALIDATION_FAILED'
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'TARGET_NOT_EMPTY'
-  | 'TARGET_EXISTS'
-  | 'TARGET_NOT_ALLOWED'
-  | 'BACKUP_NOT_RESTORABLE'
-  | 'SECRET_UNAVAILABLE'
-  | 'PLAN_BUSY'
-  | 'DECRYPTION_KEY_UNAVAILABLE'
-  | 'MANIFEST_UNTRUSTED'
-  | 'SELF_APPROVAL'
-  | 'APPROVAL_EXPIRED'
-  | 'NOT_AWAITING_APPROVAL'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'RATE_LIMITED'
-  | 'INTERNAL';
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Values interpolated into a localized message (`{fields}`, `{id}`): ids and field names, never secrets. */
+export type ErrorArgs = Record<string, string | number>;
 
 /** Maps an error code to its HTTP status (exhaustive: a new code fails to compile until it is mapped). */
 export function httpStatusOf(code: ErrorCode): number {
@@ -61,23 +71,28 @@ export function httpStatusOf(code: ErrorCode): number {
 
 /**
  * A failure the caller can act on: a stable code, a message free of secrets, and per-field problems for bad input.
- * Thrown by services; turned into the one error response shape by the HTTP exception filter.
+ * Thrown by services; turned into the one error response shape by the HTTP exception filter, which localizes
+ * the message from the code (catalogues in `i18n/`, interpolating {@link args}) and keeps this English `message`
+ * as the response's `detail` (it names the specific location, database, variable, ...).
  */
 export class DrError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly details: FieldProblem[] = [],
+    readonly args: ErrorArgs = {},
   ) {
     super(message);
   }
 
-  /** Bad input on named fields (HTTP 400). */
+  /** Bad input on named fields (HTTP 400). `args.fields`: the field names, comma-separated. */
   static validation(details: FieldProblem[]): DrError {
-    return new DrError('VALIDATION_FAILED', `invalid request: ${details.map((d) => d.field).join(', ')}`, details);
+    const fields = [...new Set(details.map((d) => d.field))].join(', ');
+    return new DrError('VALIDATION_FAILED', `invalid request: ${fields}`, details, { fields });
   }
 
+  /** An unknown id (HTTP 404). `args.id`: the id. */
   static notFound(what: string, id: string): DrError {
-    return new DrError('NOT_FOUND', `${what} ${id} not found`);
+    return new DrError('NOT_FOUND', `${what} ${id} not found`, [], { id });
   }
 }

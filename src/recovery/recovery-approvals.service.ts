@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { isUUID as isUuid } from 'class-validator';
 import { Repository } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { RecoveryRunner } from './recovery-runner.service';
@@ -32,6 +33,7 @@ export class RecoveryApprovals implements OnApplicationBootstrap {
     private readonly runner: RecoveryRunner,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
+    private readonly audit: AuditService,
   ) {}
 
   /** Starts the periodic sweep for overdue approvals. */
@@ -54,10 +56,21 @@ export class RecoveryApprovals implements OnApplicationBootstrap {
       .createQueryBuilder()
       .update()
       .set({ status: RecoveryStatus.EXPIRED, finishedAt: now, error: 'not approved in time' })
-      .where('status = :status AND approval_expires_at <= :now', { status: RecoveryStatus.AWAITING_APPROVAL, now });
+      .where('status = :status AND approval_expires_at <= :now', { status: RecoveryStatus.AWAITING_APPROVAL, now })
+      .returning('id, backup_id, created_by');
     if (id) query.andWhere('id = :id', { id });
     const result = await query.execute();
-    const expired = result.affected ?? 0;
+    const rows = (result.raw ?? []) as { id: string; backup_id: string; created_by: string | null }[];
+    const expired = result.affected ?? rows.length;
+    for (const row of rows) {
+      await this.audit.record({
+        action: 'recovery.approval-expired',
+        targetType: 'recovery',
+        targetId: row.id,
+        outcome: 'FAILURE',
+        details: { backupId: row.backup_id, requestedBy: row.created_by, approvalTtlSeconds: this.config.approvalTtlSeconds },
+      });
+    }
     if (expired > 0 && !id) this.logger.log(`${expired} production recovery request(s) expired without approval`);
     return expired;
   }

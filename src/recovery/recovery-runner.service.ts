@@ -8,6 +8,7 @@ import { Repository } from 'typeorm';
 import { BackupObjects } from '../backup/backup-objects';
 import { JobStatus } from '../backup/backup-status';
 import { BackupsService } from '../backup/backups.service';
+import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
 import { EngineRegistry } from '../engines/engine-registry';
 import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
@@ -40,6 +41,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
+    private readonly audit: AuditService,
   ) {}
 
   /** Reaps the jobs of processes that died, now and every half lease. */
@@ -102,6 +104,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
         heartbeatAt: finishedAt,
         durationMs: finishedAt.getTime() - startedAt.getTime(),
       });
+      await this.audit.record({ actor: recovery.createdBy, action: 'recovery.run', targetType: 'recovery', targetId: recovery.id, outcome: 'SUCCESS', details: { backupId: backup.id, type: recovery.type, durationMs: finishedAt.getTime() - startedAt.getTime() } });
       this.logger.log(`recovery ${recovery.id} of backup ${backup.id} from ${location.name} completed in ${finishedAt.getTime() - startedAt.getTime()} ms`);
     } catch (error) {
       raw?.destroy();
@@ -116,6 +119,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
         bytesRestored: storedBytes,
       });
       this.logger.warn(`recovery ${recovery.id} failed: ${reason}`);
+      await this.audit.record({ actor: recovery.createdBy, action: 'recovery.run', targetType: 'recovery', targetId: recovery.id, outcome: 'FAILURE', details: { backupId: recovery.backupId, type: recovery.type, error: reason } });
     }
   }
 
@@ -125,6 +129,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     // Only PENDING and RUNNING rows are reaped, whose statuses are JobStatus values; the wider type is safe here.
     const repository = this.recoveries as unknown as Repository<JobRow>;
     const reaped = await reapStaleJobs(repository, this.config.jobLeaseSeconds, this.jobs.ids(), reason);
+    for (const r of reaped) await this.audit.record({ action: 'recovery.run', targetType: 'recovery', targetId: r.id, outcome: 'FAILURE', details: { backupId: (r as unknown as RecoveryEntity).backupId, error: reason } });
     return reaped.map((r) => r.id);
   }
 

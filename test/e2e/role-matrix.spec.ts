@@ -49,6 +49,9 @@ const EXPECTED: Record<string, string[] | typeof PUBLIC> = {
   ['GET /actuator/health/liveness']: PUBLIC,
   ['GET /actuator/health/readiness']: PUBLIC,
   ['GET /actuator/prometheus']: PUBLIC,
+  [`GET ${API}/audit`]: ['VIEWER'],
+  [`GET ${API}/audit/verify`]: ['VIEWER'],
+  [`GET ${API}/audit/export`]: ['VIEWER'],
 };
 
 interface Route {
