@@ -7,6 +7,7 @@ import { VerificationEntity } from '../backup/verification.entity';
 import { RecoveryEntity } from '../recovery/recovery.entity';
 import { StorageLocationEntity } from '../storage/storage-location.entity';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSchema';
+import { ExternalRecoveries1795525273144 } from './migrations/1795525273144-ExternalRecoveries';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -21,4 +22,4 @@ export const ENTITIES = [
 ];
 
 /** Every migration, in order. The schema changes only through these (never `synchronize`). */
-export const MIGRATIONS = [InitialSchema1764000000000];
+export const MIGRATIONS = [InitialSchema1764000000000, ExternalRecoveries1795525273144];
