@@ -11,6 +11,8 @@
 #   DR_POLL_SECONDS  interval between polls (default 2)
 #   DR_HTTP_TIMEOUT  time limit of one HTTP request in seconds (default 60)
 #
+# The helpers end with `|| exit 1` after each request, so that they also stop when called where errexit is off
+# (in an `if` condition, e.g. integrity-check.sh).
 # Exit codes of the scripts: 0 success, 1 failure (job FAILED, verification not ok, HTTP error, service
 # unreachable, wait timed out), 2 bad usage (unknown option, missing argument, DR_API_KEY unset).
 
@@ -130,7 +132,7 @@ dr_wait() {
   local path="$1" what="$2" record status deadline
   deadline=$((SECONDS + DR_WAIT_SECONDS))
   while :; do
-    record=$(dr_api GET "$path")
+    record=$(dr_api GET "$path") || exit 1
     status=$(jq -r '.status' <<<"$record")
     case "$status" in
       COMPLETED | FAILED | DELETED)
@@ -148,7 +150,7 @@ dr_wait() {
 # dr_latest_backup ENGINE: the id of the newest COMPLETED backup of that engine; exits 1 if there is none.
 dr_latest_backup() {
   local page id
-  page=$(dr_api GET "/backups?status=COMPLETED&engine=$1&limit=1")
+  page=$(dr_api GET "/backups?status=COMPLETED&engine=$1&limit=1") || exit 1
   id=$(jq -r '.items[0].id // empty' <<<"$page")
   [ -n "$id" ] || dr_die "no COMPLETED $1 backup found"
   printf '%s' "$id"
@@ -174,14 +176,14 @@ dr_result() {
 # dr_run_backup BODY [--no-wait]: POST /backups, waits for the end, prints the result; exits 1 on FAILED.
 dr_run_backup() {
   local body="$1" wait="${2:-wait}" created id record status text
-  created=$(dr_api POST /backups "$body")
+  created=$(dr_api POST /backups "$body") || exit 1
   id=$(jq -r .id <<<"$created")
   if [ "$wait" = no-wait ]; then
     dr_result "$created" "backup $id $(jq -r .status <<<"$created")"
     return 0
   fi
   dr_info "backup $id started; waiting for it to end"
-  record=$(dr_wait "/backups/$id" "backup $id")
+  record=$(dr_wait "/backups/$id" "backup $id") || exit 1
   status=$(jq -r .status <<<"$record")
   if [ "$status" = COMPLETED ]; then
     text=$(jq -r '"backup \(.id) COMPLETED: engine \(.engine), \(.sizeBytes) bytes, \(.storedBytes) stored, sha256 \(.sha256), \(.durationMs) ms"' <<<"$record")
@@ -195,14 +197,14 @@ dr_run_backup() {
 # dr_run_recovery BODY [no-wait]: POST /recovery, waits for the end, prints the result; exits 1 on FAILED.
 dr_run_recovery() {
   local body="$1" wait="${2:-wait}" created id record status text
-  created=$(dr_api POST /recovery "$body")
+  created=$(dr_api POST /recovery "$body") || exit 1
   id=$(jq -r .id <<<"$created")
   if [ "$wait" = no-wait ]; then
     dr_result "$created" "recovery $id $(jq -r .status <<<"$created")"
     return 0
   fi
   dr_info "recovery $id started; waiting for it to end"
-  record=$(dr_wait "/recovery/$id" "recovery $id")
+  record=$(dr_wait "/recovery/$id" "recovery $id") || exit 1
   status=$(jq -r .status <<<"$record")
   if [ "$status" = COMPLETED ]; then
     text=$(jq -r '"recovery \(.id) COMPLETED: backup \(.backupId) into \(.target | tostring), \(.bytesRestored) bytes in \(.durationMs) ms"
@@ -217,9 +219,9 @@ dr_run_recovery() {
 # dr_run_verification BACKUP_ID MODE: POST /backups/{id}/verify, waits, prints the result; exits 1 unless ok.
 dr_run_verification() {
   local id="$1" mode="$2" created vid record status ok text
-  created=$(dr_api POST "/backups/$id/verify" "$(jq -cn --arg mode "$mode" '{mode: $mode, waitSeconds: 30}')")
+  created=$(dr_api POST "/backups/$id/verify" "$(jq -cn --arg mode "$mode" '{mode: $mode, waitSeconds: 30}')") || exit 1
   vid=$(jq -r .id <<<"$created")
-  record=$(dr_wait "/verifications/$vid" "verification $vid of backup $id")
+  record=$(dr_wait "/verifications/$vid" "verification $vid of backup $id") || exit 1
   status=$(jq -r .status <<<"$record")
   ok=$(jq -r .ok <<<"$record")
   if [ "$status" = COMPLETED ] && [ "$ok" = true ]; then

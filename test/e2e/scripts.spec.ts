@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDatabase, databaseUrl, dropDatabase, sql, tableChecksums } from '../support/database';
@@ -246,6 +246,29 @@ describe('scripts against a running service', () => {
     expect(backwards.code).toBe(1);
     expect(backwards.stderr).toContain('HTTP 400 VALIDATION_FAILED');
     expect(backwards.stderr).toContain('finishedAt: finishedAt must not be before startedAt');
+  });
+
+  it('integrity-check and backup-validation exit 1 naming a backup whose stored artifact was corrupted', async () => {
+    const backup = run('backup/filesystem-backup.sh', ['--path', tree, '--json']);
+    expect(backup.code).toBe(0);
+    const record = json(backup.stdout);
+    // The default location is DR_DATA_DIR/backups: flip one byte of the stored artifact, as bit rot would.
+    const artifact = join(dataDir, 'backups', record.artifactKey);
+    const bytes = readFileSync(artifact);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(artifact, bytes);
+
+    const one = run('validation/backup-validation.sh', ['--backup', record.id]);
+    expect(one.code).toBe(1);
+    expect(one.stderr).toContain(`backup ${record.id} FAILED verification (checksum`);
+    expect(one.stdout).toBe('');
+
+    const all = run('validation/integrity-check.sh', ['--engine', 'filesystem', '--json']);
+    expect(all.code).toBe(1);
+    const summary = json(all.stdout);
+    expect(summary.failed).toEqual([{ backupId: record.id, reason: expect.stringContaining('FAILED verification') }]);
+    expect(summary.verified.length).toBe(summary.checked - 1);
+    expect(summary.checked).toBeGreaterThanOrEqual(2);
   });
 
   it('POST /recovery/external validates its body and its roles', async () => {
