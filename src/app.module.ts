@@ -7,14 +7,17 @@ import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { HttpExceptionFilter } from './errors/http-exception.filter';
 import { HealthModule } from './health/health.module';
+import { LoggingModule } from './logging/logging.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { StorageModule } from './storage/storage.module';
 
-/** The service: configuration, metadata store, auth, storage, backup, recovery and health. */
+/** The service: configuration, logging, metadata store, auth, storage, backup, recovery, health and metrics. */
 @Module({
   imports: [
     ConfigModule,
+    LoggingModule,
     SecretsModule,
     DatabaseModule,
     ScheduleModule.forRoot(),
@@ -23,6 +26,7 @@ import { StorageModule } from './storage/storage.module';
     BackupModule,
     RecoveryModule,
     HealthModule,
+    MetricsModule,
   ],
   providers: [{ provide: APP_FILTER, useClass: HttpExceptionFilter }],
 })

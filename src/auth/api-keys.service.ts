@@ -103,6 +103,6 @@ export class ApiKeysService implements OnApplicationBootstrap {
     if (!key.lastUsedAt || Date.now() - key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       await this.keys.update({ id: key.id }, { lastUsedAt: new Date() });
     }
-    return { keyId: key.id, name: key.name, roles: key.roles };
+    return { kind: 'apikey', id: key.id, name: key.name, roles: key.roles };
   }
 }

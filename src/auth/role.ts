@@ -1,4 +1,4 @@
-/** The roles an API key (and later a JWT) carries. `ADMIN` is allowed on every route. */
+/** The roles an API key or a JWT carries. `ADMIN` is allowed on every route. */
 export enum Role {
   ADMIN = 'ADMIN',
   BACKUP_ADMIN = 'BACKUP_ADMIN',

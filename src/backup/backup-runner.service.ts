@@ -36,6 +36,8 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** Ids of backups that have just completed (copies and retention follow them). */
   readonly completed = new Subject<string>();
+  /** Ids of backups this process has finished running, whatever the outcome (metrics read the record). */
+  readonly ended = new Subject<string>();
 
   constructor(
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
@@ -56,7 +58,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** Starts a PENDING backup in the background. @returns a promise that settles when it has finished (never rejects). */
   start(backupId: string): Promise<void> {
-    return this.jobs.start(backupId, (signal) => this.run(backupId, signal));
+    return this.jobs.start(backupId, (signal) => this.run(backupId, signal)).then(() => this.ended.next(backupId));
   }
 
   private async run(backupId: string, signal: AbortSignal): Promise<void> {

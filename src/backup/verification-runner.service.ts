@@ -2,6 +2,7 @@ import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap }
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
+import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { RecordedContent } from '../engines/backup-engine';
@@ -31,6 +32,8 @@ import { VerificationEntity } from './verification.entity';
 export class VerificationRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(VerificationRunner.name);
   private readonly jobs = new BackgroundJobs(this.logger);
+  /** Ids of verifications this process has finished running, whatever the outcome (metrics read the record). */
+  readonly ended = new Subject<string>();
 
   constructor(
     @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
@@ -51,7 +54,9 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
 
   /** Starts a PENDING verification. @returns a promise that settles when it has finished (never rejects). */
   start(verificationId: string, storageLocationId: string | null): Promise<void> {
-    return this.jobs.start(verificationId, (signal) => this.run(verificationId, storageLocationId, signal));
+    return this.jobs
+      .start(verificationId, (signal) => this.run(verificationId, storageLocationId, signal))
+      .then(() => this.ended.next(verificationId));
   }
 
   private async run(id: string, storageLocationId: string | null, signal: AbortSignal): Promise<void> {

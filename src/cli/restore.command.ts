@@ -70,7 +70,8 @@ export class RestoreCommand extends CliCommand {
       kind: 'restore',
       id: created.id,
       fetch: () => this.recoveries.get(created.id),
-      progress: (r: RecoveryEntity) => ({ status: r.status, bytes: r.bytesRestored }),
+      // the CLI's recoveries are non-production: they never wait for approval, so their status is a JobStatus
+      progress: (r: RecoveryEntity) => ({ status: r.status as JobStatus, bytes: r.bytesRestored }),
       totalBytes: backup.storedBytes,
     });
     process.stdout.write(`${summary(done)}\n`);

@@ -8,6 +8,7 @@ import {
   IsInt,
   IsOptional,
   IsString,
+  IsUrl,
   Matches,
   Max,
   Min,
@@ -82,6 +83,9 @@ class EnvironmentVariables {
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   DR_LOG_LEVEL?: string;
 
+  @IsOptional() @IsIn(['json', 'pretty'], { message: 'DR_LOG_FORMAT must be json or pretty' })
+  DR_LOG_FORMAT?: string;
+
   @IsOptional() @Matches(SECRET_REF, { message: 'DR_AGE_IDENTITY_SECRET must be env:NAME or file:/absolute/path' })
   DR_AGE_IDENTITY_SECRET?: string;
 
@@ -98,6 +102,53 @@ class EnvironmentVariables {
 
   @IsOptional() @Matches(SECRET_REF, { message: 'DR_VERIFY_PG_PASSWORD_SECRET must be env:NAME or file:/absolute/path' })
   DR_VERIFY_PG_PASSWORD_SECRET?: string;
+
+  @IsOptional() @Matches(SECRET_REF, { message: 'DR_JWT_SECRET must be env:NAME or file:/absolute/path' })
+  DR_JWT_SECRET?: string;
+
+  @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true }, { message: 'DR_JWT_JWKS_URL must be an http(s) URL' })
+  DR_JWT_JWKS_URL?: string;
+
+  @IsOptional() @IsString() @MinLength(1)
+  DR_JWT_ISSUER?: string;
+
+  @IsOptional() @IsString() @MinLength(1)
+  DR_JWT_AUDIENCE?: string;
+
+  @IsOptional() @Matches(/^[^\s.]+(\.[^\s.]+)*$/, {
+    message: 'DR_JWT_ROLES_CLAIM must be a claim name or a dotted path such as realm_access.roles',
+  })
+  DR_JWT_ROLES_CLAIM?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(30 * 24 * 3600)
+  DR_APPROVAL_TTL_SECONDS?: number;
+}
+
+/**
+ * How bearer JWTs are verified. Exactly one key source: `secretRef` (HS256, a shared secret given as a secret
+ * reference) or `jwksUrl` (RS256/ES256 public keys fetched from a JSON Web Key Set, RFC 7517). The algorithms are
+ * fixed by the key source, so `none` and HS-with-a-public-key (algorithm confusion) are never accepted.
+ */
+export interface JwtSettings {
+  secretRef?: string;
+  jwksUrl?: string;
+  algorithms: ('HS256' | 'RS256' | 'ES256')[];
+  issuer?: string;
+  audience?: string;
+  /** Claim holding the roles; a dotted path reads a nested claim (`realm_access.roles`). Default `roles`. */
+  rolesClaim: string;
+}
+
+function jwtSettingsOf(parsed: EnvironmentVariables): JwtSettings | undefined {
+  if (!parsed.DR_JWT_SECRET && !parsed.DR_JWT_JWKS_URL) return undefined;
+  return {
+    secretRef: parsed.DR_JWT_SECRET,
+    jwksUrl: parsed.DR_JWT_JWKS_URL,
+    algorithms: parsed.DR_JWT_SECRET ? ['HS256'] : ['RS256', 'ES256'],
+    issuer: parsed.DR_JWT_ISSUER,
+    audience: parsed.DR_JWT_AUDIENCE,
+    rolesClaim: parsed.DR_JWT_ROLES_CLAIM ?? 'roles',
+  };
 }
 
 /** Raised at boot when the environment is invalid; lists every bad variable. */
@@ -133,6 +184,8 @@ export class AppConfig {
   /** Identifies this process in schedule claims and job ownership. */
   readonly instanceId: string;
   readonly logLevel: string;
+  /** `json` (default): one JSON object a line; `pretty`: human lines through pino-pretty, when it is installed. */
+  readonly logFormat: 'json' | 'pretty';
   /** Attempts to reach the metadata store at boot before giving up (3 s apart). */
   readonly dbConnectRetries: number;
   /** Secret reference to the age identities (`AGE-SECRET-KEY-1...` lines) that decrypt backups for restore and verification. */
@@ -147,6 +200,10 @@ export class AppConfig {
   /** Server on which deep verification creates its scratch databases; unset: the backup's source server. */
   readonly verifyPgUrl?: string;
   readonly verifyPgPasswordSecret?: string;
+  /** Bearer JWTs: off when neither a secret nor a JWKS URL is set (API keys only). */
+  readonly jwt?: JwtSettings;
+  /** A production recovery not approved within this many seconds becomes EXPIRED (default 3600). */
+  readonly approvalTtlSeconds: number;
 
   private constructor(values: Omit<AppConfig, never>) {
     Object.assign(this, values);
@@ -175,6 +232,14 @@ export class AppConfig {
     if (parsed.DR_PG_BIN_DIR !== undefined && !isAbsolute(parsed.DR_PG_BIN_DIR)) {
       problems.push('DR_PG_BIN_DIR: must be an absolute path');
     }
+    if (parsed.DR_JWT_SECRET && parsed.DR_JWT_JWKS_URL) {
+      problems.push('DR_JWT_SECRET, DR_JWT_JWKS_URL: set one, not both (HS256 with a shared secret, or RS256/ES256 keys from a JWKS)');
+    }
+    if (!parsed.DR_JWT_SECRET && !parsed.DR_JWT_JWKS_URL) {
+      for (const name of ['DR_JWT_ISSUER', 'DR_JWT_AUDIENCE', 'DR_JWT_ROLES_CLAIM'] as const) {
+        if (parsed[name]) problems.push(`${name}: has no effect without DR_JWT_SECRET or DR_JWT_JWKS_URL`);
+      }
+    }
     if (problems.length > 0) {
       throw new ConfigurationError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
     }
@@ -195,12 +260,15 @@ export class AppConfig {
       planSyncSeconds: parsed.DR_PLAN_SYNC_SECONDS ?? 30,
       instanceId: parsed.DR_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
       logLevel: parsed.DR_LOG_LEVEL ?? 'log',
+      logFormat: (parsed.DR_LOG_FORMAT ?? 'json') as 'json' | 'pretty',
       dbConnectRetries: parsed.DR_DB_CONNECT_RETRIES ?? 9,
       ageIdentitySecret: parsed.DR_AGE_IDENTITY_SECRET,
       manifestSigningKeySecret: parsed.DR_MANIFEST_SIGNING_KEY_SECRET,
       manifestTrustedKeyFiles: trustedKeyFiles,
       verifyPgUrl: parsed.DR_VERIFY_PG_URL,
       verifyPgPasswordSecret: parsed.DR_VERIFY_PG_PASSWORD_SECRET,
+      jwt: jwtSettingsOf(parsed),
+      approvalTtlSeconds: parsed.DR_APPROVAL_TTL_SECONDS ?? 3600,
     } as AppConfig);
   }
 }

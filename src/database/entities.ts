@@ -7,6 +7,7 @@ import { VerificationEntity } from '../backup/verification.entity';
 import { RecoveryEntity } from '../recovery/recovery.entity';
 import { StorageLocationEntity } from '../storage/storage-location.entity';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSchema';
+import { RecoveryApproval1764010400000 } from './migrations/1764010400000-RecoveryApproval';
 import { ExternalRecoveries1795525273144 } from './migrations/1795525273144-ExternalRecoveries';
 
 /** Every entity of the metadata store. */
@@ -22,4 +23,8 @@ export const ENTITIES = [
 ];
 
 /** Every migration, in order. The schema changes only through these (never `synchronize`). */
-export const MIGRATIONS = [InitialSchema1764000000000, ExternalRecoveries1795525273144];
+export const MIGRATIONS = [
+  InitialSchema1764000000000,
+  RecoveryApproval1764010400000,
+  ExternalRecoveries1795525273144,
+];

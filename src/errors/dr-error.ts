@@ -19,6 +19,9 @@ export type ErrorCode =
   | 'PLAN_BUSY'
   | 'DECRYPTION_KEY_UNAVAILABLE'
   | 'MANIFEST_UNTRUSTED'
+  | 'SELF_APPROVAL'
+  | 'APPROVAL_EXPIRED'
+  | 'NOT_AWAITING_APPROVAL'
   | 'INTERNAL';
 
 /** Maps an error code to its HTTP status (exhaustive: a new code fails to compile until it is mapped). */
@@ -31,6 +34,7 @@ export function httpStatusOf(code: ErrorCode): number {
       return 401;
     case 'FORBIDDEN':
     case 'TARGET_NOT_ALLOWED':
+    case 'SELF_APPROVAL':
       return 403;
     case 'NOT_FOUND':
       return 404;
@@ -41,6 +45,8 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'PLAN_BUSY':
     case 'DECRYPTION_KEY_UNAVAILABLE':
     case 'MANIFEST_UNTRUSTED':
+    case 'APPROVAL_EXPIRED':
+    case 'NOT_AWAITING_APPROVAL':
       return 409;
     case 'INTERNAL':
       return 500;

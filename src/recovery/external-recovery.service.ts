@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
-import { JobStatus } from '../backup/backup-status';
+import { RecoveryStatus } from './recovery-status';
 import { BackupsService } from '../backup/backups.service';
 import { DrError, FieldProblem } from '../errors/dr-error';
 import { ReportExternalRecoveryDto } from './dto/external-recovery.dto';
@@ -53,7 +53,7 @@ export class ExternalRecoveryService {
         type: 'EXTERNAL',
         target,
         overwrite: false,
-        status: dto.status === 'COMPLETED' ? JobStatus.COMPLETED : JobStatus.FAILED,
+        status: dto.status === 'COMPLETED' ? RecoveryStatus.COMPLETED : RecoveryStatus.FAILED,
         error: dto.status === 'FAILED' ? (dto.error ?? null) : null,
         durationMs: finishedAt.getTime() - startedAt.getTime(),
         createdBy,

@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Readable } from 'node:stream';
 import { plainToInstance } from 'class-transformer';
+import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
 import { BackupObjects } from '../backup/backup-objects';
 import { JobStatus } from '../backup/backup-status';
@@ -11,7 +12,7 @@ import { AppConfig } from '../config/app-config';
 import { EngineRegistry } from '../engines/engine-registry';
 import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
 import { JobHeartbeat } from '../jobs/job-heartbeat';
-import { reapStaleJobs } from '../jobs/stale-jobs';
+import { JobRow, reapStaleJobs } from '../jobs/stale-jobs';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StorageLocationsService } from '../storage/storage-locations.service';
@@ -26,6 +27,8 @@ import { RecoveryEntity } from './recovery.entity';
 export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(RecoveryRunner.name);
   private readonly jobs = new BackgroundJobs(this.logger);
+  /** Ids of recoveries this process has finished running, whatever the outcome (metrics read the record). */
+  readonly ended = new Subject<string>();
 
   constructor(
     @InjectRepository(RecoveryEntity) private readonly recoveries: Repository<RecoveryEntity>,
@@ -44,12 +47,15 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     await startReaper(this.registry, 'recovery-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
   }
 
-  /** Starts a PENDING recovery in the background; the promise settles when it has finished (never rejects). */
-  start(recoveryId: string, options: { trustUnsignedManifest: boolean }): Promise<void> {
-    return this.jobs.start(recoveryId, (signal) => this.run(recoveryId, options.trustUnsignedManifest, signal));
+  /**
+   * Starts a PENDING recovery in the background (with the request's `trustUnsignedManifest` choice, kept on the
+   * record); the promise settles when it has finished (never rejects). `ended` emits its id when it has.
+   */
+  start(recoveryId: string): Promise<void> {
+    return this.jobs.start(recoveryId, (signal) => this.run(recoveryId, signal)).then(() => this.ended.next(recoveryId));
   }
 
-  private async run(recoveryId: string, trustUnsignedManifest: boolean, signal: AbortSignal): Promise<void> {
+  private async run(recoveryId: string, signal: AbortSignal): Promise<void> {
     const startedAt = new Date();
     const claimed = await this.recoveries.update(
       { id: recoveryId, status: JobStatus.PENDING },
@@ -57,6 +63,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     );
     if (!claimed.affected) return;
     const recovery = await this.recoveries.findOneByOrFail({ id: recoveryId });
+    const trustUnsignedManifest = recovery.trustUnsignedManifest;
     let storedBytes = 0;
     const heartbeat = new JobHeartbeat(this.recoveries, recovery.id, () => ({ bytesRestored: storedBytes }), 1000).start();
     let raw: Readable | undefined;
@@ -116,7 +123,9 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
   /** Marks FAILED the recoveries whose process died (heartbeat older than the job lease). @returns their ids */
   async reapStale(): Promise<string[]> {
     const reason = `interrupted: the process running this recovery stopped (no heartbeat for ${this.config.jobLeaseSeconds}s); the target may hold a partial restore`;
-    const reaped = await reapStaleJobs(this.recoveries, this.config.jobLeaseSeconds, this.jobs.ids(), reason);
+    // Only PENDING and RUNNING rows are reaped, whose statuses are JobStatus values; the wider type is safe here.
+    const repository = this.recoveries as unknown as Repository<JobRow>;
+    const reaped = await reapStaleJobs(repository, this.config.jobLeaseSeconds, this.jobs.ids(), reason);
     return reaped.map((r) => r.id);
   }
 

@@ -6,18 +6,41 @@ import { Page } from '../backup/dto/backup.dto';
 import { API_PREFIX } from '../http/api-prefix';
 import { uuidPipe } from '../http/uuid-pipe';
 import { CreateRecoveryDto, ListRecoveriesQuery, RecoveryResponse } from './dto/recovery.dto';
+import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryService } from './recovery.service';
 
-/** Recoveries: restore a backup into a target; poll for the outcome and the measured duration. */
+/**
+ * Recoveries: restore a backup into a target; poll for the outcome and the measured duration. Production
+ * recoveries wait for a second person's approval.
+ */
 @Controller(`${API_PREFIX}/recovery`)
 export class RecoveryController {
-  constructor(private readonly recoveries: RecoveryService) {}
+  constructor(
+    private readonly recoveries: RecoveryService,
+    private readonly approvals: RecoveryApprovals,
+  ) {}
 
   @Post()
   @HttpCode(202)
   @Roles(Role.RECOVERY_ADMIN)
   async create(@Body() dto: CreateRecoveryDto, @CurrentPrincipal() principal: Principal): Promise<RecoveryResponse> {
     return RecoveryResponse.of(await this.recoveries.create(dto, actorOf(principal)));
+  }
+
+  /** Approves a production recovery (a RECOVERY_ADMIN other than its requester); it then runs. */
+  @Post(':id/approve')
+  @HttpCode(200)
+  @Roles(Role.RECOVERY_ADMIN)
+  async approve(@Param('id', uuidPipe('id')) id: string, @CurrentPrincipal() principal: Principal): Promise<RecoveryResponse> {
+    return RecoveryResponse.of(await this.approvals.approve(id, actorOf(principal)));
+  }
+
+  /** Rejects (cancels) a production recovery awaiting approval. */
+  @Post(':id/reject')
+  @HttpCode(200)
+  @Roles(Role.RECOVERY_ADMIN)
+  async reject(@Param('id', uuidPipe('id')) id: string, @CurrentPrincipal() principal: Principal): Promise<RecoveryResponse> {
+    return RecoveryResponse.of(await this.approvals.reject(id, actorOf(principal)));
   }
 
   @Get()

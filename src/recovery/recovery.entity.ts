@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-import { JobStatus } from '../backup/backup-status';
 import { bigintToNumber } from '../database/column-transformers';
+import { RecoveryEnvironment, RecoveryStatus } from './recovery-status';
 
 /** `FULL`: a restore run by the service; `EXTERNAL`: a recovery run outside it and reported (no backup needed). */
 export type RecoveryType = 'FULL' | 'EXTERNAL';
@@ -17,12 +17,23 @@ export class RecoveryEntity {
   /** Engine-specific target (a directory path or a database URL without password, plus secret names). */
   @Column({ type: 'jsonb' }) target: Record<string, unknown>;
   @Column({ type: 'boolean', default: false }) overwrite: boolean;
-  @Column({ type: 'varchar', length: 12 }) status: JobStatus;
+  @Column({ type: 'varchar', length: 20 }) status: RecoveryStatus;
+  /** `production` recoveries wait for a second person's approval before they run. */
+  @Column({ type: 'varchar', length: 20, default: 'non-production' }) environment: RecoveryEnvironment;
+  /** The request's choice, kept for a start after approval. */
+  @Column({ name: 'trust_unsigned_manifest', type: 'boolean', default: false }) trustUnsignedManifest: boolean;
+  /** An AWAITING_APPROVAL recovery becomes EXPIRED at this time. */
+  @Column({ name: 'approval_expires_at', type: 'timestamptz', nullable: true }) approvalExpiresAt: Date | null;
+  @Column({ name: 'approved_by', type: 'varchar', length: 200, nullable: true }) approvedBy: string | null;
+  @Column({ name: 'approved_at', type: 'timestamptz', nullable: true }) approvedAt: Date | null;
+  @Column({ name: 'rejected_by', type: 'varchar', length: 200, nullable: true }) rejectedBy: string | null;
+  @Column({ name: 'rejected_at', type: 'timestamptz', nullable: true }) rejectedAt: Date | null;
   @Column({ type: 'text', nullable: true }) error: string | null;
   /** Non-fatal conditions of a completed restore (e.g. a parallel restore that had to run sequentially). */
   @Column({ type: 'jsonb', default: () => "'[]'" }) warnings: string[];
   @Column({ name: 'bytes_restored', type: 'bigint', default: 0, transformer: bigintToNumber }) bytesRestored: number;
   @Column({ name: 'duration_ms', type: 'integer', nullable: true }) durationMs: number | null;
+  /** Who requested the recovery (`apikey:<name>`, `jwt:<sub>` or `cli`). */
   @Column({ name: 'created_by', type: 'varchar', length: 200, nullable: true }) createdBy: string | null;
   @Column({ name: 'runner_id', type: 'varchar', length: 200, nullable: true }) runnerId: string | null;
   @Column({ name: 'heartbeat_at', type: 'timestamptz', nullable: true }) heartbeatAt: Date | null;

@@ -7,6 +7,7 @@ import { StorageModule } from '../storage/storage.module';
 import { ExternalRecoveryController } from './external-recovery.controller';
 import { ExternalRecoveryService } from './external-recovery.service';
 import { RecoveryController } from './recovery.controller';
+import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryRunner } from './recovery-runner.service';
 import { RecoveryEntity } from './recovery.entity';
 import { RecoveryService } from './recovery.service';
@@ -15,7 +16,7 @@ import { RecoveryService } from './recovery.service';
 @Module({
   imports: [TypeOrmModule.forFeature([RecoveryEntity]), BackupModule, EnginesModule, PipelineModule, StorageModule],
   controllers: [RecoveryController, ExternalRecoveryController],
-  providers: [RecoveryService, RecoveryRunner, ExternalRecoveryService],
+  providers: [RecoveryService, RecoveryRunner, RecoveryApprovals, ExternalRecoveryService],
   exports: [RecoveryService],
 })
 export class RecoveryModule {}

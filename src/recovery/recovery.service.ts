@@ -3,6 +3,7 @@ import { isUUID as isUuid } from 'class-validator';
 import { InjectRepository } from '@nestjs/typeorm';
 import { FindOptionsWhere, Repository } from 'typeorm';
 import { JobStatus } from '../backup/backup-status';
+import { AppConfig } from '../config/app-config';
 import { BackupsService } from '../backup/backups.service';
 import { Page } from '../backup/dto/backup.dto';
 import { EngineRegistry } from '../engines/engine-registry';
@@ -10,7 +11,9 @@ import { DrError } from '../errors/dr-error';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { validateNested } from '../errors/validation';
 import { CreateRecoveryDto, ListRecoveriesQuery } from './dto/recovery.dto';
+import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryRunner } from './recovery-runner.service';
+import { RecoveryStatus } from './recovery-status';
 import { RecoveryEntity } from './recovery.entity';
 
 /** Recovery records: accepting a restore request (after checking its target), reading and listing recoveries. */
@@ -22,10 +25,14 @@ export class RecoveryService {
     private readonly engines: EngineRegistry,
     private readonly runner: RecoveryRunner,
     private readonly encryption: BackupEncryption,
+    private readonly approvals: RecoveryApprovals,
+    private readonly config: AppConfig,
   ) {}
 
   /**
-   * Checks the backup and the target, records a PENDING recovery and starts it.
+   * Checks the backup and the target and records the recovery. A `production` one is recorded AWAITING_APPROVAL
+   * (it runs once a second person approves it, see {@link RecoveryApprovals}); any other is recorded PENDING and
+   * started.
    * @throws DrError NOT_FOUND (backup), BACKUP_NOT_RESTORABLE, VALIDATION_FAILED (target fields, a location
    *   without a completed copy), TARGET_NOT_ALLOWED, TARGET_NOT_EMPTY, TARGET_EXISTS, DECRYPTION_KEY_UNAVAILABLE.
    */
@@ -44,6 +51,7 @@ export class RecoveryService {
       }
     }
     await this.encryption.decryptionKeys(backup.encryption); // refuse now, not after the target was prepared
+    const production = dto.environment === 'production';
     const recovery = await this.recoveries.save(
       this.recoveries.create({
         backupId: backup.id,
@@ -51,22 +59,29 @@ export class RecoveryService {
         type: dto.type,
         target: engine.describeTarget(target),
         overwrite,
-        status: JobStatus.PENDING,
+        status: production ? RecoveryStatus.AWAITING_APPROVAL : RecoveryStatus.PENDING,
+        environment: production ? 'production' : 'non-production',
+        trustUnsignedManifest: dto.trustUnsignedManifest ?? false,
+        approvalExpiresAt: production ? new Date(Date.now() + this.config.approvalTtlSeconds * 1000) : null,
         createdBy,
       }),
     );
-    void this.runner.start(recovery.id, { trustUnsignedManifest: dto.trustUnsignedManifest ?? false });
+    if (!production) void this.runner.start(recovery.id);
     return recovery;
   }
 
-  /** @throws DrError NOT_FOUND */
+  /** A recovery; one whose approval deadline has passed is marked EXPIRED first. @throws DrError NOT_FOUND */
   async get(id: string): Promise<RecoveryEntity> {
-    const recovery = isUuid(id) ? await this.recoveries.findOneBy({ id }) : null;
+    if (!isUuid(id)) throw DrError.notFound('recovery', id);
+    await this.approvals.expireOverdue(id);
+    const recovery = await this.recoveries.findOneBy({ id });
     if (!recovery) throw DrError.notFound('recovery', id);
     return recovery;
   }
 
+  /** A page of recoveries, newest first; overdue approvals are marked EXPIRED first. */
   async list(query: ListRecoveriesQuery): Promise<Page<RecoveryEntity>> {
+    await this.approvals.expireOverdue();
     const where: FindOptionsWhere<RecoveryEntity> = {};
     if (query.status) where.status = query.status;
     if (query.backupId) where.backupId = query.backupId;

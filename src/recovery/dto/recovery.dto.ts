@@ -1,6 +1,6 @@
 import { Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsUUID, Max, Min } from 'class-validator';
-import { JobStatus } from '../../backup/backup-status';
+import { RECOVERY_ENVIRONMENTS, RECOVERY_STATUSES, RecoveryEnvironment, RecoveryStatus } from '../recovery-status';
 import { RecoveryEntity, RecoveryType } from '../recovery.entity';
 
 export const RECOVERY_TYPES: RecoveryType[] = ['FULL'];
@@ -31,11 +31,18 @@ export class CreateRecoveryDto {
    */
   @IsOptional() @IsBoolean()
   trustUnsignedManifest?: boolean;
+
+  /**
+   * `production`: the recovery waits AWAITING_APPROVAL until a second RECOVERY_ADMIN approves it. Default
+   * `non-production`: it runs at once.
+   */
+  @IsOptional() @IsIn(RECOVERY_ENVIRONMENTS, { message: `environment must be one of: ${RECOVERY_ENVIRONMENTS.join(', ')}` })
+  environment?: RecoveryEnvironment;
 }
 
 export class ListRecoveriesQuery {
-  @IsOptional() @IsIn(Object.values(JobStatus))
-  status?: JobStatus;
+  @IsOptional() @IsIn(RECOVERY_STATUSES, { message: `status must be one of: ${RECOVERY_STATUSES.join(', ')}` })
+  status?: RecoveryStatus;
 
   @IsOptional() @IsUUID('all', { message: 'backupId must be a UUID' })
   backupId?: string;
@@ -57,12 +64,21 @@ export class RecoveryResponse {
   type: RecoveryType;
   target: Record<string, unknown>;
   overwrite: boolean;
-  status: JobStatus;
+  environment: RecoveryEnvironment;
+  status: RecoveryStatus;
   bytesRestored: number;
   error: string | null;
   warnings: string[];
   durationMs: number | null;
   createdBy: string | null;
+  /** Who asked for the recovery (the same as `createdBy`). */
+  requestedBy: string | null;
+  /** Production recoveries: when an unapproved request expires, and who approved or rejected it when. */
+  approvalExpiresAt: string | null;
+  approvedBy: string | null;
+  approvedAt: string | null;
+  rejectedBy: string | null;
+  rejectedAt: string | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -75,12 +91,19 @@ export class RecoveryResponse {
       type: r.type,
       target: r.target,
       overwrite: r.overwrite,
+      environment: r.environment,
       status: r.status,
       bytesRestored: r.bytesRestored,
       error: r.error,
       warnings: r.warnings,
       durationMs: r.durationMs,
       createdBy: r.createdBy,
+      requestedBy: r.createdBy,
+      approvalExpiresAt: r.approvalExpiresAt?.toISOString() ?? null,
+      approvedBy: r.approvedBy,
+      approvedAt: r.approvedAt?.toISOString() ?? null,
+      rejectedBy: r.rejectedBy,
+      rejectedAt: r.rejectedAt?.toISOString() ?? null,
       createdAt: r.createdAt.toISOString(),
       startedAt: r.startedAt?.toISOString() ?? null,
       finishedAt: r.finishedAt?.toISOString() ?? null,

@@ -1,0 +1,23 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { BackupPlanEntity } from '../backup/backup-plan.entity';
+import { BackupEntity } from '../backup/backup.entity';
+import { VerificationEntity } from '../backup/verification.entity';
+import { RecoveryEntity } from '../recovery/recovery.entity';
+import { JobMetricsListener } from './job-metrics.listener';
+import { MetricsController } from './metrics.controller';
+import { MetricsService } from './metrics.service';
+import { StoreGauges } from './store-gauges';
+
+/**
+ * Prometheus metrics at `/actuator/prometheus`: job counters and durations of this process, plan backup ages
+ * from the metadata store, and prom-client's default process metrics. Needs the Backup and Recovery modules
+ * (their runners) in the same application.
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, RecoveryEntity, VerificationEntity])],
+  controllers: [MetricsController],
+  providers: [MetricsService, StoreGauges, JobMetricsListener],
+  exports: [MetricsService],
+})
+export class MetricsModule {}
