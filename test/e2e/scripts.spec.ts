@@ -3,12 +3,26 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDatabase, databaseUrl, dropDatabase, sql, tableChecksums } from '../support/database';
-import { call, ServerProcess, startServerProcess } from '../support/server-process';
+import { call as callOnce, ServerProcess, startServerProcess } from '../support/server-process';
 import { diffTrees } from '../support/trees';
 
 const SCRIPTS = join(__dirname, '..', '..', 'scripts');
 const API = '/api/v1/disaster-recovery';
 const ADMIN_KEY = 'scripts-spec-admin-key-0123456789abcdef';
+
+/**
+ * `call` once more when the first attempt hits a keep-alive socket the server closed while it sat idle (undici's
+ * "other side closed" race after the seconds the scripts run between two fetches); a server that is really down
+ * fails the second attempt too.
+ */
+async function call(...args: Parameters<typeof callOnce>): ReturnType<typeof callOnce> {
+  try {
+    return await callOnce(...args);
+  } catch (error) {
+    if (!/other side closed|ECONNRESET/.test(String((error as { cause?: unknown }).cause))) throw error;
+    return callOnce(...args);
+  }
+}
 
 /** Every shell file under scripts/ (the library and the scripts). */
 function shellFiles(dir = SCRIPTS): string[] {
