@@ -126,18 +126,25 @@ dr_api() {
   dr_request "$DR_API_URL$2" "$1" "${3-}"
 }
 
-# dr_wait PATH WHAT: polls GET PATH until its status is COMPLETED, FAILED or DELETED; prints the final record.
+# dr_wait PATH WHAT: polls GET PATH until its status is final (COMPLETED, FAILED, DELETED, or for a recovery
+# REJECTED or EXPIRED); prints the final record.
 # Exits 1 when DR_WAIT_SECONDS pass first.
 dr_wait() {
-  local path="$1" what="$2" record status deadline
+  local path="$1" what="$2" record status deadline announced=""
   deadline=$((SECONDS + DR_WAIT_SECONDS))
   while :; do
     record=$(dr_api GET "$path") || exit 1
     status=$(jq -r '.status' <<<"$record")
     case "$status" in
-      COMPLETED | FAILED | DELETED)
+      COMPLETED | FAILED | DELETED | REJECTED | EXPIRED)
         printf '%s' "$record"
         return 0
+        ;;
+      AWAITING_APPROVAL)
+        if [ -z "${announced:-}" ]; then
+          dr_info "$what awaits a second RECOVERY_ADMIN's approval (POST $path/approve)"
+          announced=1
+        fi
         ;;
     esac
     if [ "$SECONDS" -ge "$deadline" ]; then
