@@ -1,6 +1,11 @@
 # syntax=docker/dockerfile:1
-# Build stage: compile TypeScript and build the zstd native binding.
-FROM node:22-bookworm-slim AS build
+# The disaster recovery service. Build: docker build -t disaster-recovery-service:0.1.0 .
+# Runs as the image's non-root user `node` (uid 1000) and works on a read-only root filesystem: it writes only to
+# DR_DATA_DIR (/var/lib/dr, a volume) and /tmp (mount a tmpfs or an emptyDir there).
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+# Build stage: compile TypeScript and build the zstd native binding; keep only production dependencies.
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -9,26 +14,37 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-# Runtime stage: the service with the tools its engines call.
-FROM node:22-bookworm-slim
+# Runtime stage: the service, the tools its engines call, and the ops scripts (curl + jq) for the CronJob.
+FROM ${NODE_IMAGE} AS runtime
+# pg_dump/pg_restore must be at least the server's major version: the PGDG client of PG_MAJOR dumps servers up to it.
+ARG PG_MAJOR=17
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client tar zstd ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
+ && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+ && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" mariadb-client tar zstd tini curl jq \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-ENV NODE_ENV=production DR_DATA_DIR=/var/lib/dr PORT=8891
+ENV NODE_ENV=production \
+    DR_DATA_DIR=/var/lib/dr \
+    DR_PG_BIN_DIR=/usr/lib/postgresql/${PG_MAJOR}/bin \
+    PORT=8891
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY api-docs ./api-docs
 COPY i18n ./i18n
+COPY scripts ./scripts
 RUN mkdir -p /var/lib/dr && chown node:node /var/lib/dr
 USER node
 VOLUME ["/var/lib/dr"]
 EXPOSE 8891
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:8891/actuator/health/liveness || exit 1
+  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8891/actuator/health/liveness"]
+# tini is PID 1: it forwards SIGTERM to node (graceful shutdown) and reaps pg_dump/tar children.
+ENTRYPOINT ["/usr/bin/tini", "--"]
 # --no-incremental-marking: see README (Node 20 spends ~30% of a backup in GC without it).
 CMD ["node", "--no-incremental-marking", "dist/main.js"]

@@ -10,6 +10,7 @@ import { StorageLocationEntity } from '../storage/storage-location.entity';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSchema';
 import { RecoveryApproval1764010400000 } from './migrations/1764010400000-RecoveryApproval';
 import { AuditTrail1764040000000 } from './migrations/1764040000000-AuditTrail';
+import { ExternalRecoveries1795525273144 } from './migrations/1795525273144-ExternalRecoveries';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -30,4 +31,5 @@ export const MIGRATIONS = [
   InitialSchema1764000000000,
   RecoveryApproval1764010400000,
   AuditTrail1764040000000,
+  ExternalRecoveries1795525273144,
 ];

@@ -76,7 +76,7 @@ export class JobMetricsListener implements OnModuleInit, OnApplicationShutdown {
     const recovery = await this.recoveries.findOneBy({ id });
     const outcome = recovery && this.outcomeOf(recovery);
     if (!recovery || !outcome) return;
-    const backup = await this.backups.findOne({ where: { id: recovery.backupId }, select: ['id', 'engine'] });
+    const backup = recovery.backupId ? await this.backups.findOne({ where: { id: recovery.backupId }, select: ['id', 'engine'] }) : null;
     const seconds = recovery.durationMs !== null ? recovery.durationMs / 1000 : durationSeconds(recovery);
     this.metrics.recordRestore(backup?.engine ?? 'unknown', outcome, seconds);
   }

@@ -70,6 +70,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     const heartbeat = new JobHeartbeat(this.recoveries, recovery.id, () => ({ bytesRestored: storedBytes }), 1000).start();
     let raw: Readable | undefined;
     try {
+      if (!recovery.backupId) throw new Error('this recovery has no backup to restore (it was reported externally)');
       const backup = await this.backups.requireCompleted(recovery.backupId);
       const location = await this.locations.get(recovery.storageLocationId ?? backup.storageLocationId);
       const driver = this.locations.driverFor(location);

@@ -2,14 +2,15 @@ import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 
 import { bigintToNumber } from '../database/column-transformers';
 import { RecoveryEnvironment, RecoveryStatus } from './recovery-status';
 
-export type RecoveryType = 'FULL';
+/** `FULL`: a restore run by the service; `EXTERNAL`: a recovery run outside it and reported (no backup needed). */
+export type RecoveryType = 'FULL' | 'EXTERNAL';
 
 /** One restore of a backup into a target; its duration is the measured recovery time (RTO). */
 @Entity('recoveries')
 @Index(['status'])
 export class RecoveryEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
-  @Column({ name: 'backup_id', type: 'uuid' }) backupId: string;
+  @Column({ name: 'backup_id', type: 'uuid', nullable: true }) backupId: string | null;
   /** Location read from: a copy's; null reads the backup's primary location. */
   @Column({ name: 'storage_location_id', type: 'uuid', nullable: true }) storageLocationId: string | null;
   @Column({ type: 'varchar', length: 20 }) type: RecoveryType;

@@ -4,6 +4,8 @@ import { BackupModule } from '../backup/backup.module';
 import { EnginesModule } from '../engines/engines.module';
 import { PipelineModule } from '../pipeline/pipeline.module';
 import { StorageModule } from '../storage/storage.module';
+import { ExternalRecoveryController } from './external-recovery.controller';
+import { ExternalRecoveryService } from './external-recovery.service';
 import { RecoveryController } from './recovery.controller';
 import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryRunner } from './recovery-runner.service';
@@ -13,8 +15,8 @@ import { RecoveryService } from './recovery.service';
 /** Recoveries: restores of backups into targets. Reads Backup's records; Backup never depends on it. */
 @Module({
   imports: [TypeOrmModule.forFeature([RecoveryEntity]), BackupModule, EnginesModule, PipelineModule, StorageModule],
-  controllers: [RecoveryController],
-  providers: [RecoveryService, RecoveryRunner, RecoveryApprovals],
+  controllers: [RecoveryController, ExternalRecoveryController],
+  providers: [RecoveryService, RecoveryRunner, RecoveryApprovals, ExternalRecoveryService],
   exports: [RecoveryService],
 })
 export class RecoveryModule {}

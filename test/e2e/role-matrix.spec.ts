@@ -43,6 +43,7 @@ const EXPECTED: Record<string, string[] | typeof PUBLIC> = {
   [`POST ${API}/recovery`]: ['RECOVERY_ADMIN'],
   [`POST ${API}/recovery/:id/approve`]: ['RECOVERY_ADMIN'],
   [`POST ${API}/recovery/:id/reject`]: ['RECOVERY_ADMIN'],
+  [`POST ${API}/recovery/external`]: ['RECOVERY_ADMIN', 'OPERATOR'],
   [`GET ${API}/recovery`]: READERS,
   [`GET ${API}/recovery/:id`]: READERS,
   ['GET /actuator/health']: PUBLIC,

@@ -57,7 +57,8 @@ export class ListRecoveriesQuery {
 /** A recovery as the API shows it; `durationMs` is the measured restore time (RTO). */
 export class RecoveryResponse {
   id: string;
-  backupId: string;
+  /** Null for an EXTERNAL recovery reported without a backup of this service. */
+  backupId: string | null;
   /** Location read from (a copy's); null: the backup's primary location. */
   storageLocationId: string | null;
   type: RecoveryType;
