@@ -44,6 +44,9 @@ export class SpooledFileIndex implements FileIndex {
 
   private constructor(private readonly path: string) {
     this.out = createWriteStream(path, { mode: 0o600, highWaterMark: 1 << 20 });
+    // A write error (disk full) surfaces in close(); one after dispose() (a write still in flight when a failed
+    // backup destroys the spool) is expected. Without this listener either would be an unhandled 'error' event.
+    this.out.on('error', () => undefined);
   }
 
   /** Creates `<scratchDir>/<runId>.index.jsonl` (mode 0600). */

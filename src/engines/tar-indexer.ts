@@ -20,6 +20,9 @@ export class TarIndexingStream extends Transform {
     super({ highWaterMark: 1 << 20 });
     this.parser.on('entry', (header: Headers, stream, next) => {
       const hash = header.type === 'file' ? createHash('sha256') : null;
+      // a member cut short (a truncated archive, or the parser destroyed when the backup fails) errors here too:
+      // the parser's own 'error' carries it, so this listener only keeps it from being an unhandled error event
+      stream.on('error', () => undefined);
       stream.on('data', (chunk: Buffer) => hash?.update(chunk));
       stream.on('end', () => {
         this.count++;
@@ -37,6 +40,12 @@ export class TarIndexingStream extends Transform {
     // tar-stream is built on streamx: write() takes no callback; wait for 'drain' when it asks to.
     if (this.parser.write(chunk)) callback(null, chunk);
     else this.parser.once('drain', () => callback(this.parseError ?? null, chunk));
+  }
+
+  /** Destroys the parser with this stream (a failed backup): nothing is left waiting on a half-read member. */
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.parser.destroy();
+    callback(error);
   }
 
   override _flush(callback: (error?: Error | null) => void): void {

@@ -54,6 +54,7 @@ export class LocalStorageDriver implements StorageDriver {
       abort: async () => {
         if (settled) return;
         settled = true;
+        stream.on('error', () => undefined); // a write still in flight fails once destroyed: expected here
         stream.destroy();
         await finished(stream).catch(() => undefined);
         await rm(stagingPath, { force: true });

@@ -24,7 +24,7 @@ describe('localized error messages (Accept-Language)', () => {
 
     const anonymous = await service.http().get(`${API}/backups`).set('Accept-Language', 'fr');
     expect(anonymous.status).toBe(401);
-    expect(anonymous.body.message).toBe("Authentification requise : fournissez une clé d'API valide et non révoquée dans l'en-tête X-API-Key");
+    expect(anonymous.body.message).toBe("Authentification requise : fournissez une clé d'API valide et non révoquée (en-tête X-API-Key) ou un jeton bearer valide (en-tête Authorization)");
     expect(anonymous.body.detail).toBe('missing X-API-Key header');
   });
 
@@ -33,7 +33,7 @@ describe('localized error messages (Accept-Language)', () => {
       const req = service.http().get(`${API}/backups`).set('X-API-Key', 'dr_unknown_key_that_is_long_enough');
       return (await (language ? req.set('Accept-Language', language) : req)).body.message as string;
     };
-    expect(await ask('ja, de;q=0.8, en;q=0.1')).toMatch(/^Anmeldung erforderlich/);
+    expect(await ask('ja, de;q=0.8, en;q=0.1')).toMatch(/^Authentifizierung erforderlich/);
     expect(await ask('es-MX')).toMatch(/^Se requiere autenticación/);
     expect(await ask('ar')).toMatch(/^المصادقة مطلوبة/);
     expect(await ask()).toMatch(/^Authentication required/);

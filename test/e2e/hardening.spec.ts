@@ -36,7 +36,7 @@ describe('hardening', () => {
         .set('Content-Type', 'application/json')
         .send(JSON.stringify({ name: 'x'.repeat(1024 * 1024 + 10) }));
       expect(res.status).toBe(413);
-      expect(res.body).toEqual({ statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' });
+      expect(res.body).toEqual({ statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large (at most 1 MiB)', detail: 'request body too large' });
     });
 
     it('refuses JSON bodies with prototype keys or NUL characters with 400 (not a 500 from the ORM or class-transformer)', async () => {
@@ -84,7 +84,7 @@ describe('hardening', () => {
       const limited = await service.http().get(`${API}/backups`).set('X-API-Key', ADMIN_KEY);
       expect(statuses).toEqual([200, 200, 200, 200, 401]);
       expect(limited.status).toBe(429);
-      expect(limited.body).toEqual({ statusCode: 429, code: 'RATE_LIMITED', message: expect.stringContaining('5 per minute') });
+      expect(limited.body).toEqual({ statusCode: 429, code: 'RATE_LIMITED', message: expect.stringContaining('Retry-After'), detail: expect.stringContaining('5 per minute') });
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       for (let i = 0; i < 10; i++) {
         expect((await service.http().get('/actuator/health/liveness')).status).toBe(200);

@@ -13,7 +13,7 @@ async function expectRefused(service: TestService, token: string, message?: RegE
   const res = await service.http().get(`${API}/backups`).set('Authorization', `Bearer ${token}`);
   expect(res.status).toBe(401);
   expect(res.body).toMatchObject({ statusCode: 401, code: 'UNAUTHENTICATED' });
-  if (message) expect(res.body.message).toMatch(message);
+  if (message) expect(res.body.detail).toMatch(message);
   const text = JSON.stringify(res.body);
   for (const part of token.split('.').filter((p) => p.length > 8)) expect(text).not.toContain(part);
 }
@@ -73,7 +73,7 @@ describe('bearer JWTs with an HS256 shared secret', () => {
     const token = hs(claims({ realm_access: { roles: ['ADMIN'] } }));
     const res = await service.http().get(`${API}/backups`).set('Authorization', `Bearer ${token}`).set('X-API-Key', ADMIN_KEY);
     expect(res.status).toBe(401);
-    expect(res.body.message).toMatch(/not both/);
+    expect(res.body.detail).toMatch(/not both/);
   });
 });
 
@@ -153,7 +153,7 @@ describe('JWT configuration', () => {
       const token = signJwt({ sub: 'x', roles: ['ADMIN'], exp: epoch(60) }, { alg: 'HS256', secret: SECRET });
       const res = await service.http().get(`${API}/backups`).set('Authorization', `Bearer ${token}`);
       expect(res.status).toBe(401);
-      expect(res.body.message).toMatch(/bearer tokens are not accepted/);
+      expect(res.body.detail).toMatch(/bearer tokens are not accepted/);
     } finally {
       await service.close();
     }
