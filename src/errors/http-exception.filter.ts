@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import type { Request, Response } from 'express';
 import { I18nContext, I18nService } from 'nestjs-i18n';
 import { DrError, ErrorArgs, ErrorCode, FieldProblem, httpStatusOf } from './dr-error';
+import { scrubSecrets } from '../logging/secret-scrubber';
 import { DEFAULT_LANGUAGE } from './i18n-options';
 
 /**
@@ -101,7 +102,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
         typeof raw === 'string' ? raw : typeof (raw as { message?: unknown }).message === 'string'
           ? (raw as { message: string }).message
           : exception.message;
-      return { statusCode: status, code, detail: status >= 500 ? 'internal error' : detail, args: { fields: 'body', id: path } };
+      // Nest's "Cannot GET /path?query" for an unknown route would echo the query string, which may hold a
+      // secret a client put there by mistake: say the path only, and mask anything secret-looking left.
+      const safe = scrubSecrets(status === HttpStatus.NOT_FOUND ? detail.replace(/\?\S*/, '') : detail);
+      return { statusCode: status, code, detail: status >= 500 ? 'internal error' : safe, args: { fields: 'body', id: path } };
     }
     const status = (exception as { status?: number; statusCode?: number })?.status;
     if (typeof status === 'number' && status >= 400 && status < 500) {

@@ -28,6 +28,16 @@ describe('hardening', () => {
       expect(preflight.headers['access-control-allow-methods']).toBeUndefined();
     });
 
+    it('does not echo the query string of an unknown route, where a client may have put a secret', async () => {
+      const res = await service
+        .http()
+        .get(`${API}/no-such-route?password=hunter2-planted&url=${encodeURIComponent('postgresql://u:s3cret-planted@db/x')}`)
+        .set('X-API-Key', ADMIN_KEY);
+      expect(res.status).toBe(404);
+      expect(res.body).toMatchObject({ statusCode: 404, code: 'NOT_FOUND' });
+      expect(JSON.stringify(res.body)).not.toMatch(/hunter2-planted|s3cret-planted/);
+    });
+
     it('refuses a body over 1 MiB with 413 in the error shape', async () => {
       const res = await service
         .http()
