@@ -4,7 +4,7 @@ import { Principal } from '../auth/principal';
 import { API_PREFIX } from '../http/api-prefix';
 import { AuditOutcome } from './audit-entry.entity';
 import { AuditService } from './audit.service';
-import { requestIdOf } from './request-id';
+import { requestIdOf } from '../logging/request-id';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -21,7 +21,7 @@ export interface AuditedRequest extends Request {
 }
 
 /**
- * Gives every request an id (echoed in `X-Request-Id`) and records every mutating request (POST, PUT, PATCH,
+ * Records every mutating request (POST, PUT, PATCH,
  * DELETE) in the audit trail when its response has been sent: a middleware, not an interceptor, so that requests
  * refused by the guard (401, 403) and by pipes are recorded too. Outcome: DENIED for 401/403, FAILURE for other
  * 4xx/5xx, SUCCESS otherwise. Action: the method and the path after the API prefix with UUIDs as `:id`
@@ -33,8 +33,8 @@ export class AuditRequestMiddleware implements NestMiddleware {
   constructor(private readonly audit: AuditService) {}
 
   use(request: AuditedRequest, response: Response, next: NextFunction): void {
-    const requestId = requestIdOf(request);
-    response.setHeader('X-Request-Id', requestId);
+    // the request logger (pino-http) has given the request its id and echoed it; without it, do the same here
+    const requestId = request.id !== undefined ? String(request.id) : requestIdOf(request, response);
     if (MUTATING.has(request.method)) {
       response.once('finish', () => void this.audit.record(this.eventOf(request, response.statusCode, requestId)));
     }
