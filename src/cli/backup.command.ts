@@ -20,19 +20,21 @@ export interface BackupOptions {
   exclude?: string[];
   url?: string;
   passwordSecret?: string;
+  tables?: string[];
   paths?: string[];
   plan?: string;
   storageLocation?: string;
 }
 
 /** Which engine each source option belongs to (`--storage-location` and `--plan` belong to none). */
-const SOURCE_OPTIONS: Record<string, { flag: string; engine: EngineName }> = {
-  path: { flag: '--path', engine: 'filesystem' },
-  include: { flag: '--include', engine: 'filesystem' },
-  exclude: { flag: '--exclude', engine: 'filesystem' },
-  url: { flag: '--url', engine: 'postgres' },
-  passwordSecret: { flag: '--password-secret', engine: 'postgres' },
-  paths: { flag: '--paths', engine: 'configuration' },
+const SOURCE_OPTIONS: Record<string, { flag: string; engines: EngineName[] }> = {
+  path: { flag: '--path', engines: ['filesystem'] },
+  include: { flag: '--include', engines: ['filesystem'] },
+  exclude: { flag: '--exclude', engines: ['filesystem'] },
+  url: { flag: '--url', engines: ['postgres', 'mysql'] },
+  passwordSecret: { flag: '--password-secret', engines: ['postgres', 'mysql'] },
+  tables: { flag: '--tables', engines: ['mysql'] },
+  paths: { flag: '--paths', engines: ['configuration'] },
 };
 
 /**
@@ -51,14 +53,17 @@ export function backupRequest(o: BackupOptions): CreateBackupDto {
   }
   if (!o.engine) throw DrError.validation([{ field: '--engine', message: `give --engine (${ENGINE_NAMES.join(', ')}) or --plan` }]);
   for (const k of given) {
-    const { flag, engine } = SOURCE_OPTIONS[k];
-    if (engine !== o.engine) problems.push({ field: flag, message: `not used by the ${o.engine} engine (it is a ${engine} option)` });
+    const { flag, engines } = SOURCE_OPTIONS[k];
+    if (!engines.includes(o.engine as EngineName)) {
+      problems.push({ field: flag, message: `not used by the ${o.engine} engine (it is a ${engines.join(', ')} option)` });
+    }
   }
   if (problems.length) throw DrError.validation(problems);
   const sources: Record<EngineName, Record<string, unknown>> = {
     filesystem: { path: o.path === undefined ? undefined : resolve(o.path), include: o.include, exclude: o.exclude },
     postgres: { url: o.url, passwordSecret: o.passwordSecret },
     configuration: { paths: o.paths },
+    mysql: { url: o.url, passwordSecret: o.passwordSecret, tables: o.tables },
   };
   return { engine: o.engine as EngineName, source: compact(sources[o.engine as EngineName] ?? {}), storageLocationId: o.storageLocation };
 }
@@ -110,14 +115,19 @@ export class BackupCommand extends CliCommand {
     return collect(value, previous);
   }
 
-  @Option({ flags: '--url <url>', description: 'postgres: postgresql://user@host:port/db (no password)' })
+  @Option({ flags: '--url <url>', description: 'postgres: postgresql://user@host:port/db; mysql: mysql://user@host:port/db (no password)' })
   parseUrl(value: string): string {
     return value;
   }
 
-  @Option({ flags: '--password-secret <ref>', description: 'postgres: where the password is, env:NAME or file:/path' })
+  @Option({ flags: '--password-secret <ref>', description: 'postgres, mysql: where the password is, env:NAME or file:/path' })
   parsePasswordSecret(value: string): string {
     return value;
+  }
+
+  @Option({ flags: '--tables <names...>', description: 'mysql: only these tables (default: all)' })
+  parseTables(value: string, previous?: string[]): string[] {
+    return collect(value, previous);
   }
 
   @Option({ flags: '--paths <globs...>', description: "configuration: absolute paths or globs, e.g. '/etc/app/*.yml'" })

@@ -27,9 +27,9 @@ export interface RestoreOptions {
  * @throws DrError VALIDATION_FAILED when the options do not match the backup's engine.
  */
 export function restoreTarget(engine: string, o: RestoreOptions): Record<string, unknown> {
-  const database = engine === 'postgres';
+  const database = engine === 'postgres' || engine === 'mysql';
   const wrong = database
-    ? [['--path', o.path]]
+    ? [['--path', o.path], ...(engine === 'postgres' ? [] : [['--no-owner', o.noOwner]])]
     : [['--url', o.url], ['--create', o.create], ['--password-secret', o.passwordSecret], ['--no-owner', o.noOwner]];
   const problems = wrong
     .filter(([, value]) => value !== undefined && value !== false)
@@ -86,7 +86,7 @@ export class RestoreCommand extends CliCommand {
     return value;
   }
 
-  @Option({ flags: '--url <url>', description: 'database to restore into: postgresql://user@host:port/db' })
+  @Option({ flags: '--url <url>', description: 'database to restore into: postgresql://user@host:port/db or mysql://user@host:port/db' })
   parseUrl(value: string): string {
     return value;
   }

@@ -3,8 +3,8 @@ import { FileIndexEntry } from '../pipeline/manifest';
 import { FileIndex } from './file-index';
 import { TableDigest } from './pg-dump-digest';
 
-export type EngineName = 'postgres' | 'filesystem' | 'configuration';
-export const ENGINE_NAMES: EngineName[] = ['postgres', 'filesystem', 'configuration'];
+export type EngineName = 'postgres' | 'filesystem' | 'configuration' | 'mysql';
+export const ENGINE_NAMES: EngineName[] = ['postgres', 'filesystem', 'configuration', 'mysql'];
 
 /** A running engine backup: the raw byte stream and the promise of its outcome once the stream has ended. */
 export interface EngineBackupRun {
@@ -16,8 +16,10 @@ export interface EngineBackupRun {
 export interface EngineBackupResult {
   /** Per-file index of what the artifact holds (filesystem, configuration): for deep verification and diffs. */
   files?: FileIndex;
-  /** Per-table digests of the dump (postgres): for deep verification. */
+  /** Per-table digests of the dump (postgres, mysql): for deep verification. */
   tables?: TableDigest[];
+  /** Versions learnt during the run (e.g. the source server's), added to the details object's `tools`. */
+  tools?: Record<string, string>;
   /** Non-fatal conditions worth recording (e.g. a file changed while it was read). */
   warnings: string[];
 }

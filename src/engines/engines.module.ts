@@ -3,6 +3,7 @@ import { BACKUP_ENGINES } from './backup-engine';
 import { ConfigurationEngine } from './configuration.engine';
 import { EngineRegistry } from './engine-registry';
 import { FilesystemEngine } from './filesystem.engine';
+import { MysqlEngine } from './mysql.engine';
 import { PostgresEngine } from './postgres.engine';
 import { ProcessRunner } from './process-runner';
 import { RestoreDirectoryPolicy } from './restore-directory';
@@ -17,9 +18,10 @@ import { TarArchiver } from './tar-archiver';
     PostgresEngine,
     FilesystemEngine,
     ConfigurationEngine,
+    MysqlEngine,
     {
       provide: BACKUP_ENGINES,
-      inject: [PostgresEngine, FilesystemEngine, ConfigurationEngine],
+      inject: [PostgresEngine, FilesystemEngine, ConfigurationEngine, MysqlEngine],
       useFactory: (...engines: unknown[]) => engines,
     },
     EngineRegistry,
