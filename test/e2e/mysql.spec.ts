@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
-import { sql } from '../support/database';
+import { createDatabase, databaseUrl, dropDatabase, sql } from '../support/database';
 import { dropMysqlObjects, mysqlAvailable, mysqlQuery, mysqlTableChecksums, mysqlUrl, withMysql } from '../support/mariadb';
 
 const available = mysqlAvailable();
@@ -249,6 +249,35 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
       expect([JSON.stringify(bad), response.status]).toEqual([JSON.stringify(bad), 400]);
       expect(response.body.details).toEqual(expect.arrayContaining([expect.objectContaining({ field })]));
       expect(JSON.stringify(response.body)).not.toContain('hunter2');
+    }
+  });
+
+  it('works from the CLI: dr backup --engine mysql ... --tables, dr restore --url mysql://... --create (needs npm run build)', async () => {
+    const meta = await createDatabase('drt_mycli');
+    try {
+      const dr = (...args: string[]) => {
+        const result = spawnSync(join(__dirname, '..', '..', 'bin', 'dr'), args, {
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl(meta), DR_DATA_DIR: service.dataDir, DR_TEST_MYSQL_PASSWORD: password },
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+      };
+      const taken = dr('backup', '--engine', 'mysql', '--url', mysqlUrl(source, user), '--password-secret', 'env:DR_TEST_MYSQL_PASSWORD', '--tables', 'files', 'empty_one');
+      expect([taken.code, taken.stdout]).toEqual([0, expect.stringContaining('COMPLETED')]);
+      const id = /([0-9a-f-]{36})/.exec(taken.stdout)![1];
+
+      const wrong = dr('restore', id, '--url', mysqlUrl(`${prefix}_x`, user), '--no-owner');
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toContain('--no-owner');
+
+      const copy = target('cli');
+      const restored = dr('restore', id, '--url', mysqlUrl(copy, user), '--create', '--password-secret', 'env:DR_TEST_MYSQL_PASSWORD');
+      expect([restored.code, restored.stdout]).toEqual([0, expect.stringContaining('COMPLETED')]);
+      const [expected, actual] = await Promise.all([mysqlTableChecksums(source), mysqlTableChecksums(copy)]);
+      expect(actual).toEqual({ files: expected.files, empty_one: expected.empty_one });
+    } finally {
+      await dropDatabase(meta);
     }
   });
 
