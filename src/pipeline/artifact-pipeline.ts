@@ -96,10 +96,14 @@ export class ArtifactPipeline {
   async openRaw(stored: Readable, key: string, expectedSha256: string, options: OpenOptions = {}): Promise<Readable> {
     let compressed: AsyncIterable<Buffer | Uint8Array> = verifiedBytes(stored, key, expectedSha256, options.onProgress);
     if (options.decryption) compressed = await decryptStream(compressed, options.decryption);
-    return Readable.from(decompress(compressed, key), {
+    const raw = Readable.from(decompress(compressed, key), {
       objectMode: false,
       highWaterMark: COMPRESSED_BLOCK_BYTES, // bytes: a few raw blocks
     });
+    // A consumer that destroys the stream before reading it (a restore that fails before its first byte) never
+    // starts the generators above, so nothing else would close `stored` (an open file handle, a socket).
+    raw.once('close', () => stored.destroy());
+    return raw;
   }
 
   /** Reads a stored artifact to the end and returns its size and SHA-256 (verification by checksum). */
