@@ -12,7 +12,7 @@ import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, R
 import { MysqlDumpDigestStream } from './mysql-dump-digest';
 import { TableDigest } from './pg-dump-digest';
 import { compareTables } from './postgres.engine';
-import { ProcessFailedError, ProcessRunner } from './process-runner';
+import { ProcessRunner } from './process-runner';
 
 const MYSQL_URL = /^(mysql|mariadb):\/\//;
 /** A table name as MySQL allows it (1-64 characters, no NUL), not starting with `-` (it is passed in argv). */
@@ -99,15 +99,7 @@ function scrubbed(error: unknown, password: string | undefined, prefix = ''): Er
   const message = error instanceof Error ? error.message : String(error);
   let text = scrubSecrets(`${prefix}${message}`);
   if (password) text = text.split(password).join('***');
-  const result = new Error(text);
-  if (error instanceof ProcessFailedError) result.name = 'ProcessFailedError';
-  return result;
-}
-
-/** Stream errors that only mean "the client stopped reading" (its exit status tells why). */
-function isPipeError(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET';
+  return new Error(text);
 }
 
 /** The first of `names` found as an executable on PATH. @returns its path, or undefined */
@@ -318,22 +310,40 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
         throw scrubbed(error, password, `cannot create database ${address.database}: `);
       });
     }
-    const feedAbort = new AbortController();
     const proc = this.processes.spawn(
       tools.client,
       [...this.connectionArgs(address), `--connect-timeout=${CONNECT_TIMEOUT_SECONDS}`, '--default-character-set=utf8mb4', `--max-allowed-packet=${MAX_ALLOWED_PACKET}`,
         ...(tools.mariadbClient ? ['--skip-print-query-on-error'] : []), `--database=${address.database}`],
-      { env: this.passwordEnv(password), signal: AbortSignal.any([context.signal, feedAbort.signal]) },
+      { env: this.passwordEnv(password), signal: context.signal },
     );
     proc.stdout.resume();
-    let feedError: unknown;
-    const feeding = pipeline(input, proc.stdin).catch((error: unknown) => {
-      feedError = error;
-      if (!isPipeError(error)) feedAbort.abort();
+    // Not pipeline(): on an input error it would close the client's stdin, and the client runs what it has read
+    // so far at end of input (a truncated INSERT can still be valid SQL). The client is killed first instead.
+    let inputError: unknown;
+    const fed = new Promise<void>((resolve) => {
+      input.once('end', () => {
+        proc.stdin.end();
+        resolve();
+      });
+      input.once('error', (error) => {
+        inputError = error;
+        proc.child.kill('SIGKILL');
+        resolve();
+      });
     });
-    const [outcome] = await Promise.allSettled([proc.done, feeding]);
-    if (feedError && !isPipeError(feedError)) throw feedError;
-    if (outcome.status === 'rejected') throw scrubbed(outcome.reason, password);
+    input.pipe(proc.stdin, { end: false });
+    try {
+      await proc.done;
+    } catch (error) {
+      if (inputError) throw inputError;
+      throw scrubbed(error, password);
+    }
+    if (!inputError && !input.readableEnded) {
+      input.destroy();
+      throw new Error(`${tools.client.split('/').pop()} exited before it had read the whole dump`);
+    }
+    await fed;
+    if (inputError) throw inputError;
     return { warnings: [] };
   }
 

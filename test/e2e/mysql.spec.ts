@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
 import { createDatabase, databaseUrl, dropDatabase, sql } from '../support/database';
@@ -197,6 +198,18 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     expect(denied.status).toBe('FAILED');
     expect(denied.error).toMatch(/^cannot create database drt_ng_\w+: Access denied for user/);
     expect(denied.error).not.toContain(password);
+  });
+
+  it('stops the client when the artifact turns out corrupt, and records the corruption as the reason', async () => {
+    const small = await backupAndWait(service, { engine: 'mysql', source: { ...asUser(source), tables: ['files'] } });
+    const artifact = join(service.dataDir, 'backups', small.artifactKey);
+    const bytes = readFileSync(artifact);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    writeFileSync(artifact, bytes);
+    const recovery = await recoverAndWait(service, { backupId: small.id, type: 'FULL', target: { ...asUser(target('corrupt')), create: true } });
+    expect(recovery.status).toBe('FAILED');
+    expect(recovery.error).not.toMatch(/^mariadb/);
+    expect(recovery.error).toMatch(/corrupt|checksum|sha-?256/i);
   });
 
   it('backs up only the tables asked for', async () => {
