@@ -1,0 +1,32 @@
+import { DrError } from '../../src/errors/dr-error';
+import { parseMysqlUrl } from '../../src/engines/mysql.engine';
+
+describe('parseMysqlUrl', () => {
+  it('reads user, host, port (3306 by default) and database, percent-decoded', () => {
+    expect(parseMysqlUrl('mysql://backup@db.example:3307/orders', 'source.url')).toEqual({ host: 'db.example', port: 3307, user: 'backup', database: 'orders' });
+    expect(parseMysqlUrl('mariadb://b%40ck@[::1]/my%20db', 'source.url')).toEqual({ host: '::1', port: 3306, user: 'b@ck', database: 'my db' });
+  });
+
+  it.each([
+    ['mysql://backup:secret@h/db', /must not contain a password/],
+    ['mysql://h/db', /must name a user/],
+    ['mysql://backup@h/', /must name a database/],
+    ['mysql://backup@h/a/b', /must name a database/],
+    ['mysql://backup@h/-db', /must name a database/],
+    [`mysql://backup@h/${'x'.repeat(65)}`, /must name a database/],
+    ['mysql://backup@h/db?ssl=1', /query parameters/],
+    ['postgresql://backup@h/db', /mysql:\/\//],
+    ['not a url', /not a valid URL/],
+  ])('refuses %s naming the field', (url, message) => {
+    let error: unknown;
+    try {
+      parseMysqlUrl(url, 'target.url');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(DrError);
+    expect((error as DrError).code).toBe('VALIDATION_FAILED');
+    expect(JSON.stringify(error)).not.toContain('secret');
+    expect((error as DrError).details).toEqual([{ field: 'target.url', message: expect.stringMatching(message) }]);
+  });
+});
