@@ -3,6 +3,7 @@ import { BACKUP_ENGINES } from './backup-engine';
 import { ConfigurationEngine } from './configuration.engine';
 import { EngineRegistry } from './engine-registry';
 import { FilesystemEngine } from './filesystem.engine';
+import { MysqlClient } from './mysql-client';
 import { MysqlEngine } from './mysql.engine';
 import { PostgresEngine } from './postgres.engine';
 import { ProcessRunner } from './process-runner';
@@ -18,6 +19,7 @@ import { TarArchiver } from './tar-archiver';
     PostgresEngine,
     FilesystemEngine,
     ConfigurationEngine,
+    MysqlClient,
     MysqlEngine,
     {
       provide: BACKUP_ENGINES,

@@ -1,5 +1,5 @@
 import { DrError } from '../../src/errors/dr-error';
-import { parseMysqlUrl } from '../../src/engines/mysql.engine';
+import { parseMysqlUrl } from '../../src/engines/mysql-client';
 
 describe('parseMysqlUrl', () => {
   it('reads user, host, port (3306 by default) and database, percent-decoded', () => {
