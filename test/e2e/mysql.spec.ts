@@ -78,6 +78,7 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
         CREATE TABLE legacy (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM;
         INSERT INTO legacy SELECT seq, CONCAT('v', seq) FROM seq_1_to_50;
         CREATE VIEW customer_totals AS SELECT c.id, COUNT(o.id) AS orders FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id;
+        CREATE EVENT purge_log ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM order_log WHERE order_id < 0;
         CREATE PROCEDURE add_log(IN n INT)
         BEGIN
         INSERT INTO \`order_log\` VALUES (NULL, n, '2024-01-01 00:00:00');
@@ -122,11 +123,12 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     expect(recovery).toMatchObject({ status: 'COMPLETED', error: null });
     expect(await mysqlTableChecksums(copy)).toEqual(expected);
     expect(await trickyColumnsMd5(copy)).toEqual(await trickyColumnsMd5(source));
-    // the view, the trigger and the procedure came along
+    // the view, the trigger, the procedure and the event came along
     expect(await mysqlQuery(`SELECT COUNT(*) AS n FROM \`${copy}\`.customer_totals`)).toEqual([{ n: 3000 }]);
     const routines = await mysqlQuery(`SELECT ROUTINE_NAME AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?`, [copy]);
     const triggers = await mysqlQuery(`SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?`, [copy]);
-    expect([routines, triggers]).toEqual([[{ name: 'add_log' }], [{ name: 'orders_log' }]]);
+    const events = await mysqlQuery(`SELECT EVENT_NAME AS name FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?`, [copy]);
+    expect([routines, triggers, events]).toEqual([[{ name: 'add_log' }], [{ name: 'orders_log' }], [{ name: 'purge_log' }]]);
 
     const verify = async () =>
       (await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY).send({ mode: 'restore', waitSeconds: 120 })).body;
@@ -158,6 +160,10 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     await mysqlQuery(`CREATE DATABASE \`${byHand}\``);
     const artifact = join(service.dataDir, 'backups', backup.artifactKey);
     execFileSync('bash', ['-c', 'set -o pipefail; zstd -dc "$1" | mariadb --no-defaults -h127.0.0.1 -P3306 --protocol=TCP -uroot "$2"', '_', artifact, byHand]);
+    // the dump names no database: it restored into one of another name
+    const sqlText = execFileSync('zstd', ['-dc', artifact], { maxBuffer: 64 << 20 }).toString();
+    expect(sqlText).not.toMatch(/^(USE|CREATE DATABASE)\b/im);
+    expect(sqlText.split('\n').filter((line) => !line.startsWith('--') && line.includes(source))).toEqual([]); // only in comments
     expect(await mysqlTableChecksums(byHand)).toEqual(await mysqlTableChecksums(source));
   });
 
@@ -210,6 +216,26 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     expect(recovery.status).toBe('FAILED');
     expect(recovery.error).not.toMatch(/^mariadb/);
     expect(recovery.error).toMatch(/corrupt|checksum|sha-?256/i);
+  });
+
+  it('backs up with read privileges only (no EVENT: events left out with a warning; no LOCK TABLES needed)', async () => {
+    const reader = `drt_r_${run}`;
+    const readerPassword = randomBytes(12).toString('hex');
+    process.env.DR_TEST_MYSQL_READER = readerPassword;
+    try {
+      await withMysql(async (c) => {
+        await c.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [reader, readerPassword]);
+        await c.query(`GRANT SELECT, SHOW VIEW, TRIGGER ON \`${source}\`.* TO ?@'%'`, [reader]);
+        await c.query(`GRANT SELECT ON mysql.proc TO ?@'%'`, [reader]); // to read the bodies of routines it does not define
+      });
+      const read = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, reader), passwordSecret: 'env:DR_TEST_MYSQL_READER' } });
+      expect(read.status).toBe('COMPLETED');
+      expect(read.warnings).toEqual([expect.stringMatching(/^events not dumped: Access denied/), expect.stringContaining('legacy (MyISAM)')]);
+      expect(read.tables).toEqual(backup.tables);
+    } finally {
+      delete process.env.DR_TEST_MYSQL_READER;
+      await dropMysqlObjects([], reader);
+    }
   });
 
   it('backs up only the tables asked for', async () => {
