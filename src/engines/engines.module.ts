@@ -4,6 +4,7 @@ import { ConfigurationEngine } from './configuration.engine';
 import { EngineRegistry } from './engine-registry';
 import { FilesystemEngine } from './filesystem.engine';
 import { PostgresEngine } from './postgres.engine';
+import { PostgresBaseEngine } from './postgres-base.engine';
 import { ProcessRunner } from './process-runner';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { TarArchiver } from './tar-archiver';
@@ -17,13 +18,14 @@ import { TarArchiver } from './tar-archiver';
     PostgresEngine,
     FilesystemEngine,
     ConfigurationEngine,
+    PostgresBaseEngine,
     {
       provide: BACKUP_ENGINES,
-      inject: [PostgresEngine, FilesystemEngine, ConfigurationEngine],
+      inject: [PostgresEngine, FilesystemEngine, ConfigurationEngine, PostgresBaseEngine],
       useFactory: (...engines: unknown[]) => engines,
     },
     EngineRegistry,
   ],
-  exports: [EngineRegistry],
+  exports: [EngineRegistry, PostgresBaseEngine],
 })
 export class EnginesModule {}
