@@ -21,6 +21,7 @@ import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
 import { BackupEngine, BaseBackupWalRange, EngineBackupRun, EngineRestoreResult, EngineRunContext, RestoreCheck } from './backup-engine';
+import { BaseBackupTarReader } from './base-backup-tar';
 import { ProcessRunner } from './process-runner';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { TarArchiver } from './tar-archiver';
@@ -95,16 +96,14 @@ export class PointInTimeTarget {
   inclusive?: boolean;
 }
 
-const START_POINT = /write-ahead log start point: ([0-9A-F]+\/[0-9A-F]+) on timeline (\d+)/;
-const END_POINT = /write-ahead log end point: ([0-9A-F]+\/[0-9A-F]+)/;
 
 /**
  * PostgreSQL physical base backups for point-in-time recovery: `pg_basebackup -D - -Ft -X none -c fast -v`, the
  * base tar streamed through the pipeline. `-X none` on purpose: the backup's WAL is in the WAL archive (with
  * `-X none` the server's backup stop waits until the last segment the backup needs has been archived, so a
  * COMPLETED base backup always has its WAL in the archive), and restores always replay from the archive anyway.
- * The WAL start and end LSN, the timeline (from `-v`'s "write-ahead log start point ... on timeline N" and
- * "end point" lines) and the start/stop times are recorded. Only the default tablespace is supported (pg_basebackup
+ * The WAL start LSN and timeline (backup_label) and end LSN (backup_manifest's WAL-Ranges), read from the tar as it
+ * streams by ({@link BaseBackupTarReader}), and the start/stop times are recorded. Only the default tablespace is supported (pg_basebackup
  * writes a single tar to stdout only for a cluster without other tablespaces).
  * Restore (the first step of a POINT_IN_TIME recovery, see src/wal/point-in-time-recovery.service.ts) extracts
  * the base tar into the data directory (mode 0700).
@@ -154,21 +153,27 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
       { env, signal: context.signal },
     );
     proc.stdin.end();
-    const done = proc.done.then(({ stderr }) => {
-      const start = START_POINT.exec(stderr);
-      const end = END_POINT.exec(stderr);
-      if (!start || !end) throw new Error(`pg_basebackup did not report its WAL start and end points: ${stderr.trim().slice(-500)}`);
+    const reader = new BaseBackupTarReader();
+    proc.stdout.once('error', (error) => reader.destroy(error));
+    const stream = proc.stdout.pipe(reader);
+    const read = new Promise<void>((resolve, reject) => {
+      reader.once('end', resolve);
+      reader.once('error', reject);
+    });
+    read.catch(() => undefined);
+    const done = Promise.all([proc.done, read]).then(() => {
+      const label = reader.result();
       const walRange: BaseBackupWalRange = {
         walArchiveId: source.walArchiveId,
-        timeline: Number(start[2]),
-        startLsn: start[1],
-        endLsn: end[1],
+        timeline: label.timeline,
+        startLsn: label.startLsn,
+        endLsn: label.endLsn,
         startedAt: startedAt.toISOString(),
         stoppedAt: new Date().toISOString(),
       };
       return { warnings: [], walRange };
     });
-    return { stream: proc.stdout, done };
+    return { stream, done };
   }
 
   async checkTarget(target: PointInTimeTarget, overwrite: boolean): Promise<void> {

@@ -127,7 +127,8 @@ export class PointInTimeRecovery {
       `# written by the disaster-recovery service for a POINT_IN_TIME recovery of base backup ${backup.id}`,
       `restore_command = '"${this.config.cliPath}" wal-fetch "%f" "%p" --config "${configFile}"'`,
       `recovery_target_timeline = 'latest'`,
-      ...(t.time !== undefined ? [`recovery_target_time = '${t.time}'`] : []),
+      // PostgreSQL's recovery_target_time wants `YYYY-MM-DD HH:MM:SS[.ffffff]+TZ`, not ISO's `T` and `Z`.
+      ...(t.time !== undefined ? [`recovery_target_time = '${t.time.replace('T', ' ').replace(/Z$/i, '+00')}'`] : []),
       ...(t.lsn !== undefined ? [`recovery_target_lsn = '${t.lsn}'`] : []),
       ...(t.name !== undefined ? [`recovery_target_name = '${t.name}'`] : []),
       ...(t.latest ? [] : [`recovery_target_action = '${action}'`, `recovery_target_inclusive = ${target.inclusive === false ? 'off' : 'on'}`]),

@@ -97,7 +97,9 @@ export class WalArchivesService {
   /** The archive's store, opened as wal-fetch would (with decryption keys when the identity can be read). */
   async storeOf(archive: WalArchiveEntity): Promise<WalArchiveStore> {
     const config = await this.clientConfig(archive);
-    return (await openWalArchiveStore(config, { encrypt: false, decrypt: Boolean(config.identitySecret || config.encryption?.passphraseSecret) }, this.secrets)).store;
+    const driver = this.locations.driverFor(await this.locations.get(archive.storageLocationId));
+    const decrypt = Boolean(config.identitySecret || config.encryption?.passphraseSecret);
+    return (await openWalArchiveStore(config, { encrypt: false, decrypt }, this.secrets, driver)).store;
   }
 
   /** Completed, not deleted base backups of the archive, oldest first. */

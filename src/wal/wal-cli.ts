@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import { isAbsolute, resolve } from 'node:path';
 import { loadWalClientConfig, openWalArchiveStore, WalConfigError } from './wal-client-config';
 import { InvalidWalFileNameError, WalConflictError, WalFileNotArchivedError } from './wal-archive-store';
