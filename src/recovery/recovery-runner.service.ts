@@ -93,6 +93,8 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       const engine = this.engines.get(backup.engine);
       const target = plainToInstance(engine.targetClass, recovery.target);
       const decryption = await this.encryption.decryptionKeys(backup.encryption);
+      // POINT_IN_TIME: the WAL archive is checked before anything is read or laid down.
+      const pitrPlan = recovery.type === 'POINT_IN_TIME' ? await this.pointInTimeRecovery.precheck(backup, target as PointInTimeTarget) : null;
       raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {
         decryption,
         onProgress: (n) => (storedBytes = n),
@@ -100,8 +102,8 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       const context = { signal, runId: recovery.id, scratchDir: this.config.scratchDir };
       let pointInTime: PointReached | null = null;
       let result;
-      if (recovery.type === 'POINT_IN_TIME') {
-        ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, plainToInstance(PointInTimeTarget, recovery.target), raw, recovery.overwrite, context));
+      if (pitrPlan) {
+        ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, raw, recovery.overwrite, context, pitrPlan));
       } else {
         result = await engine.restore(target, raw, recovery.overwrite, context);
       }

@@ -9,6 +9,7 @@ import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget, PostgresBaseEngine } from '../engines/postgres-base.engine';
 import { DrError } from '../errors/dr-error';
 import { logReasons, pgCtl, runAs, serverIdentity } from './postgres-server';
+import { WalArchiveEntity } from './wal-archive.entity';
 import { WalArchivesService } from './wal-archives.service';
 import { parseLsn, segmentNumberOf, segmentOfLsn } from './wal-names';
 
@@ -30,6 +31,13 @@ export interface PointReached {
   /** Milliseconds from the server's start to the target being reached (WAL replay, fetches included). */
   replayMs: number;
   server: { dataDirectory: string; port: number; running: boolean; osUser: string | null };
+}
+
+/** What {@link PointInTimeRecovery.precheck} found: the archive, segments missing (not needed by the target), warnings. */
+export interface PointInTimePlan {
+  archive: WalArchiveEntity;
+  gaps: string[];
+  warnings: string[];
 }
 
 /** Characters refused in paths written into restore_command (a shell command inside a single-quoted setting). */
@@ -87,11 +95,12 @@ export class PointInTimeRecovery {
   }
 
   /**
-   * Runs the recovery: lays down the base backup from `raw` (the decrypted, decompressed base tar), configures,
-   * starts and watches the server.
-   * @throws Error with the reason (log lines of the server, missing WAL segments); the server is stopped then.
+   * Checks, before anything is read or laid down, that `backup` can reach `target` and that the WAL it needs is in
+   * the archive (continuity from the backup's start segment).
+   * @throws Error naming the reason: a target before the backup's end, missing WAL segments the target needs.
+   * @returns the plan {@link recover} carries out (the archive, gaps that may not matter, warnings).
    */
-  async recover(backup: BackupEntity, target: PointInTimeTarget, raw: Readable, overwrite: boolean, context: EngineRunContext): Promise<{ warnings: string[]; pointInTime: PointReached }> {
+  async precheck(backup: BackupEntity, target: PointInTimeTarget): Promise<PointInTimePlan> {
     const range = backup.walRange;
     if (!range) throw new Error(`backup ${backup.id} is not a base backup (engine postgres-base)`);
     const uncovered = this.covers(backup, target);
@@ -101,7 +110,6 @@ export class PointInTimeRecovery {
     }
     const archive = await this.archives.get(range.walArchiveId);
     const warnings: string[] = [];
-    // The WAL from the base backup's start must be there: check before laying anything down.
     const status = await this.archives.status(archive, { timeline: range.timeline, startLsn: range.startLsn });
     const gaps = status.continuity.missing;
     const t = target.recoveryTarget;
@@ -114,6 +122,24 @@ export class PointInTimeRecovery {
       if (needed) throw new Error(`${description}; replay to this target would stop at the gap`);
       warnings.push(description);
     }
+    return { archive, gaps, warnings };
+  }
+
+  /**
+   * Runs the recovery planned by {@link precheck}: lays down the base backup from `raw` (the decrypted,
+   * decompressed base tar), configures, starts and watches the server.
+   * @throws Error with the reason (log lines of the server, missing WAL segments); the server is stopped then.
+   */
+  async recover(
+    backup: BackupEntity,
+    target: PointInTimeTarget,
+    raw: Readable,
+    overwrite: boolean,
+    context: EngineRunContext,
+    plan: PointInTimePlan,
+  ): Promise<{ warnings: string[]; pointInTime: PointReached }> {
+    const { archive, gaps, warnings } = plan;
+    const t = target.recoveryTarget;
     const identity = await serverIdentity(this.config.pgOsUser);
     await this.engine.restore(target, raw, overwrite, context);
     const dir = target.dataDirectory;
