@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
@@ -38,7 +38,7 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     root = mkdtempSync(join(tmpdir(), 'dr-pitr-'));
     openDir(root);
     const store = join(root, 'store');
-    require('node:fs').mkdirSync(store, { mode: 0o750 });
+    mkdirSync(store, { mode: 0o750 });
     giveToPg(store); // wal-push runs as the PostgreSQL OS user and writes here
     service = await startService();
     openDir(service.restoreRoot); // recovered servers (as the PostgreSQL OS user) live below it
