@@ -69,6 +69,8 @@ export class WalArchiveStatusResponse extends WalArchiveResponse {
   /** Seconds since the newest archived segment was stored (null: nothing archived yet). */
   achievedRpoSeconds: number | null;
   baseBackups: number;
+  /** postgres-base plans whose cluster archives here (their achieved RPO is `achievedRpoSeconds`). */
+  plans: { id: string; name: string; enabled: boolean }[];
   continuity: ContinuityReport;
 
   static withStatus(a: WalArchiveEntity, s: WalArchiveStatus): WalArchiveStatusResponse {
@@ -80,6 +82,7 @@ export class WalArchiveStatusResponse extends WalArchiveResponse {
       newestSegmentAt: s.newestSegmentAt?.toISOString() ?? null,
       achievedRpoSeconds: s.achievedRpoSeconds === null ? null : Math.round(s.achievedRpoSeconds * 10) / 10,
       baseBackups: s.baseBackups,
+      plans: s.plans,
       continuity: s.continuity,
     };
   }

@@ -4,6 +4,7 @@ import { isUUID } from 'class-validator';
 import { Repository } from 'typeorm';
 import { JobStatus } from '../backup/backup-status';
 import { BackupEntity } from '../backup/backup.entity';
+import { BackupPlanEntity } from '../backup/backup-plan.entity';
 import { DrError } from '../errors/dr-error';
 import { checkEncryptionSettings, EncryptionSettings } from '../pipeline/backup-encryption';
 import { SecretResolver } from '../secrets/secret-resolver';
@@ -26,6 +27,8 @@ export interface WalArchiveStatus {
   achievedRpoSeconds: number | null;
   /** Completed, kept base backups (engine postgres-base) of this archive. */
   baseBackups: number;
+  /** The postgres-base backup plans whose cluster archives here: `achievedRpoSeconds` is theirs. */
+  plans: { id: string; name: string; enabled: boolean }[];
   continuity: ContinuityReport;
 }
 
@@ -50,6 +53,7 @@ export class WalArchivesService {
   constructor(
     @InjectRepository(WalArchiveEntity) private readonly archives: Repository<WalArchiveEntity>,
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
+    @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
     private readonly locations: StorageLocationsService,
     private readonly secrets: SecretResolver,
   ) {}
@@ -150,6 +154,9 @@ export class WalArchivesService {
       newestSegmentAt: newest?.storedAt ?? null,
       achievedRpoSeconds: newest ? Math.max(0, (Date.now() - newest.storedAt.getTime()) / 1000) : null,
       baseBackups: bases.length,
+      plans: (await this.plans.findBy({ engine: 'postgres-base' }))
+        .filter((p) => (p.source as { walArchiveId?: string }).walArchiveId === archive.id)
+        .map((p) => ({ id: p.id, name: p.name, enabled: p.enabled })),
       continuity,
     };
   }

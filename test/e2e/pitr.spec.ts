@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
+import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService, waitFor } from '../support/app';
 import { freePort, giveToPg, openDir, startCluster, stopServer, TestCluster } from '../support/pg-cluster';
 
 /**
@@ -26,6 +26,7 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
   let archiveId: string;
   let archiveName: string;
   let baseBackupId: string;
+  let planId: string;
   const servers: string[] = [];
   /** Server clock after batch i committed / before batch i started (ISO). */
   const committedBy: string[] = [];
@@ -68,12 +69,17 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  it('takes a base backup with pg_basebackup, recording its WAL range', async () => {
-    const backup = await backupAndWait(service, {
+  it('takes a base backup with pg_basebackup (a plan keeping the last one), recording its WAL range', async () => {
+    const plan = await http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
+      name: 'pitr-plan',
       engine: 'postgres-base',
       source: { url: `postgresql://postgres@127.0.0.1:${cluster.port}/postgres`, walArchiveId: archiveId },
       storageLocationId: (await http().get(`${API}/wal-archives/${archiveId}`).set('X-API-Key', ADMIN_KEY)).body.storageLocationId,
+      retention: { keepLast: 1 },
     });
+    expect(plan.status).toBe(201);
+    planId = plan.body.id;
+    const backup = await backupAndWait(service, { planId });
     expect(backup.error).toBeNull();
     expect(backup.status).toBe('COMPLETED');
     baseBackupId = backup.id;
@@ -207,4 +213,24 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     expect(late.recovery.error).toContain(victim);
     expect(late.recovery.error).toMatch(/recovery ended before configured recovery target was reached|target was not reached/);
   }, 120_000);
+
+  it('removes the WAL no kept base backup needs when retention deletes a base backup (the gap goes with it)', async () => {
+    const second = await backupAndWait(service, { planId });
+    expect(second.status).toBe('COMPLETED');
+    // keepLast 1: the first base backup goes, and with it the WAL before the second one's start.
+    const segmentsLeft = () => readdirSync(join(root, 'store', 'wal', archiveName, '00000001')).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).map((f) => f.slice(0, 24));
+    const { status, left } = await waitFor(
+      async () => ({ status: (await http().get(`${API}/wal-archives/${archiveId}`).set('X-API-Key', ADMIN_KEY)).body, left: segmentsLeft() }),
+      ({ status: b, left: l }) => b.baseBackups === 1 && l.every((name) => name >= b.continuity.fromSegment),
+      30_000,
+    );
+    expect(status.baseBackups).toBe(1);
+    expect(status.continuity).toEqual(expect.objectContaining({ ok: true, missingCount: 0 }));
+    expect(status.continuity.fromSegment > '000000010000000000000002').toBe(true);
+    expect(left.length).toBeGreaterThan(0);
+    expect(left.every((name) => name >= status.continuity.fromSegment)).toBe(true);
+    expect(status.plans).toEqual([expect.objectContaining({ id: planId, name: 'pitr-plan' })]);
+    const metrics = (await http().get('/actuator/prometheus')).text;
+    expect(metrics).toMatch(new RegExp(`dr_plan_wal_rpo_seconds\\{plan="pitr-plan",archive="${archiveName}"\\} \\d`));
+  }, 90_000);
 });
