@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService, waitFor } from '../support/app';
-import { freePort, giveToPg, openDir, startCluster, stopServer, TestCluster } from '../support/pg-cluster';
+import { freePort, giveToPg, openDir, PG_BIN_DIR, startCluster, stopServer, TestCluster } from '../support/pg-cluster';
 
 /**
  * Point-in-time recovery end to end, with a real PostgreSQL 15 cluster created by the test (initdb into a temp
@@ -41,7 +41,7 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     const store = join(root, 'store');
     mkdirSync(store, { mode: 0o750 });
     giveToPg(store); // wal-push runs as the PostgreSQL OS user and writes here
-    service = await startService();
+    service = await startService(PG_BIN_DIR ? { DR_PG_BIN_DIR: PG_BIN_DIR } : {});
     openDir(service.restoreRoot); // recovered servers (as the PostgreSQL OS user) live below it
     const location = await http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY).send({ name: 'pitr-store', kind: 'local', settings: { path: store } });
     expect(location.status).toBe(201);

@@ -1,11 +1,27 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, mkdirSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 
 /** The OS user PostgreSQL runs as when the tests run as root (PostgreSQL refuses root). */
 export const PG_OS_USER = process.env.DR_PG_OS_USER ?? 'postgres';
+
+/**
+ * Directory of initdb/pg_ctl when they are not on PATH (Debian keeps them in /usr/lib/postgresql/<major>/bin):
+ * the newest major there. Undefined: PATH has them. Give it to the service as DR_PG_BIN_DIR.
+ */
+export const PG_BIN_DIR: string | undefined = (() => {
+  if (spawnSync('sh', ['-c', 'command -v initdb && command -v pg_ctl'], { stdio: 'ignore' }).status === 0) return undefined;
+  const root = '/usr/lib/postgresql';
+  const majors = existsSync(root) ? readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a)) : [];
+  return majors.length ? join(root, majors[0], 'bin') : undefined;
+})();
+
+/** A PostgreSQL tool by name, in {@link PG_BIN_DIR} when set. */
+export function pgTool(name: string): string {
+  return PG_BIN_DIR ? join(PG_BIN_DIR, name) : name;
+}
 
 /** uid/gid of {@link PG_OS_USER} when running as root; null otherwise (servers then run as the current user). */
 export function pgIdentity(): { uid: number; gid: number } | null {
@@ -62,7 +78,7 @@ export async function startCluster(root: string, name: string, extraConfig: stri
   const dataDir = join(root, name);
   mkdirSync(dataDir, { mode: 0o700 });
   giveToPg(dataDir);
-  runPgTool('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  runPgTool(pgTool('initdb'), ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const run = join(root, `${name}-run`); // socket and log, writable by the server's user
   mkdirSync(run, { mode: 0o755 });
   giveToPg(run);
@@ -71,7 +87,7 @@ export async function startCluster(root: string, name: string, extraConfig: stri
     join(dataDir, 'postgresql.conf'),
     [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${run}'`, 'fsync = off', ...extraConfig, ''].join('\n'),
   );
-  runPgTool('pg_ctl', ['start', '-D', dataDir, '-l', join(run, 'server.log'), '-w', '-t', '60']);
+  runPgTool(pgTool('pg_ctl'), ['start', '-D', dataDir, '-l', join(run, 'server.log'), '-w', '-t', '60']);
   return {
     dataDir,
     port,
@@ -91,7 +107,7 @@ export async function startCluster(root: string, name: string, extraConfig: stri
 /** `pg_ctl stop -m immediate` on a data directory; quiet when no server runs there. */
 export function stopServer(dataDir: string): void {
   try {
-    runPgTool('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30']);
+    runPgTool(pgTool('pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30']);
   } catch {
     // not running
   }
