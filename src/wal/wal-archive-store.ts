@@ -170,7 +170,7 @@ export class WalArchiveStore {
 
   /**
    * Restores WAL file `name` to `destination`: record → stored object (SHA-256 checked) → [age] → zstd → a temp
-   * file beside `destination` (raw SHA-256 checked, fsynced) → rename into place. Nothing appears under
+   * file beside `destination` (raw SHA-256 checked) → rename into place. Nothing appears under
    * `destination` unless the whole file was restored and checked.
    * @throws WalFileNotArchivedError when `name` is not archived; InvalidWalFileNameError; an error naming the
    *   checksum that failed.
@@ -195,7 +195,8 @@ export class WalArchiveStore {
     const temp = join(dirname(destination), `.${basename(destination)}.dr-fetch-${process.pid}`);
     const rawMeter = new HashingStream();
     try {
-      await pipeline(Readable.from(decompress(stored, record.storedKey)), rawMeter, createWriteStream(temp, { mode: 0o600, flush: true }));
+      // No fsync: PostgreSQL treats a restored file as temporary (RECOVERYXLOG) and fetches it again after a crash.
+      await pipeline(Readable.from(decompress(stored, record.storedKey)), rawMeter, createWriteStream(temp, { mode: 0o600 }));
       const rawSha256 = rawMeter.digest();
       if (rawSha256 !== record.rawSha256 || rawMeter.bytes !== record.rawBytes) {
         throw new Error(`${name}: restored content has sha256 ${rawSha256} (${rawMeter.bytes} bytes), archived ${record.rawSha256} (${record.rawBytes} bytes)`);

@@ -67,6 +67,7 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     for (const dir of servers) stopServer(dir);
     await service?.close();
     if (root) rmSync(root, { recursive: true, force: true });
+    if (service) rmSync(service.restoreRoot, { recursive: true, force: true });
   });
 
   it('takes a base backup with pg_basebackup (a plan keeping the last one), recording its WAL range', async () => {
@@ -190,6 +191,18 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     const outside = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
       .send({ type: 'POINT_IN_TIME', backupId: baseBackupId, target: { dataDirectory: '/etc/pitr', port, recoveryTarget: { latest: true } } });
     expect(outside.status).toBe(403);
+    const full = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+      .send({ type: 'FULL', backupId: baseBackupId, target: { path: join(service.restoreRoot, 'bad') } });
+    expect(full.status).toBe(400);
+    expect(full.body.details).toEqual([expect.objectContaining({ field: 'type' })]);
+    const neither = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+      .send({ type: 'POINT_IN_TIME', target: { dataDirectory: join(service.restoreRoot, 'bad'), port, recoveryTarget: { latest: true } } });
+    expect(neither.status).toBe(400);
+    expect(neither.body.details).toEqual([expect.objectContaining({ field: 'backupId' })]);
+    const badPort = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+      .send({ type: 'POINT_IN_TIME', backupId: baseBackupId, target: { dataDirectory: join(service.restoreRoot, 'bad'), port: 80, recoveryTarget: { time: 'yesterday' } } });
+    expect(badPort.status).toBe(400);
+    expect(badPort.body.details.map((d: { field: string }) => d.field).sort()).toEqual(['target.port', 'target.recoveryTarget.time']);
   });
 
   it('detects a missing archived segment (API and metric) and fails a recovery that needs it, naming it', async () => {
