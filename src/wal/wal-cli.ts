@@ -40,6 +40,8 @@ export async function walMain(argv: string[]): Promise<number> {
     return WAL_EXIT.USAGE;
   }
   const started = process.hrtime.bigint();
+  // The AWS SDK's one-time "Node.js version support" notice would land in the PostgreSQL log on every call.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   try {
     const config = await loadWalClientConfig(configPath);
     const { store } = await openWalArchiveStore(config, { encrypt: command === 'wal-push', decrypt: command === 'wal-fetch' });

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startS3Server } from '../support/s3-server';
 
 /**
  * `dr wal-push` / `dr wal-fetch` as PostgreSQL runs them (the real bin/dr, a real local store, real age and zstd to
@@ -137,4 +138,36 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
     expect(readFileSync(join(dir, 'pg_wal', 'enc')).equals(bytes)).toBe(true);
     process.stdout.write(`encrypted: wal-push ${push.ms.toFixed(0)} ms, wal-fetch ${fetch.ms.toFixed(0)} ms\n`);
   });
+
+  it('works against S3 too (an s3rver process; secret references resolved from the archiver environment)', async () => {
+    const server = await startS3Server('dr-wal');
+    try {
+      const s3Config = join(dir, 's3.json');
+      writeFileSync(s3Config, JSON.stringify({
+        archive: 's3',
+        storage: { kind: 's3', settings: { bucket: server.bucket, endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', accessKeyIdSecret: 'env:WAL_S3_KEY', secretAccessKeySecret: 'env:WAL_S3_SECRET' } },
+      }));
+      const env = { PATH: process.env.PATH, WAL_S3_KEY: 'S3RVER', WAL_S3_SECRET: 'S3RVER' };
+      const run = (args: string[]) => {
+        const started = process.hrtime.bigint();
+        const r = spawnSync(DR, args, { cwd: dir, encoding: 'utf8', env });
+        return { code: r.status, stderr: r.stderr, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+      };
+      const bytes = segmentBytes(2);
+      writeFileSync(join(dir, '00000001000000000000000A'), bytes);
+      const push = run(['wal-push', '00000001000000000000000A', '--config', s3Config]);
+      expect(push).toEqual(expect.objectContaining({ code: 0, stderr: '' }));
+      expect(run(['wal-push', '00000001000000000000000A', '--config', s3Config]).code).toBe(0);
+      const fetch = run(['wal-fetch', '00000001000000000000000A', 'pg_wal/s3', '--config', s3Config]);
+      expect(fetch.code).toBe(0);
+      expect(readFileSync(join(dir, 'pg_wal', 's3')).equals(bytes)).toBe(true);
+      expect(run(['wal-fetch', '00000005.history', 'pg_wal/none', '--config', s3Config])).toEqual(expect.objectContaining({ code: 1, stderr: '' }));
+      const noSecret = spawnSync(DR, ['wal-push', '00000001000000000000000A', '--config', s3Config], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH } });
+      expect(noSecret.status).toBe(2);
+      expect(noSecret.stderr).toContain('WAL_S3_KEY');
+      process.stdout.write(`S3 (s3rver): wal-push ${push.ms.toFixed(0)} ms, wal-fetch ${fetch.ms.toFixed(0)} ms\n`);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
 });
