@@ -1,4 +1,4 @@
-import { chmod } from 'node:fs/promises';
+import { chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Injectable } from '@nestjs/common';
@@ -177,7 +177,10 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
   }
 
   async checkTarget(target: PointInTimeTarget, overwrite: boolean): Promise<void> {
-    await this.directories.check(target.dataDirectory, overwrite, 'target.dataDirectory');
+    const real = await this.directories.check(target.dataDirectory, overwrite, 'target.dataDirectory');
+    if (overwrite && (await stat(join(real, 'postmaster.pid')).catch(() => null))) {
+      throw DrError.validation([{ field: 'target.dataDirectory', message: 'a PostgreSQL server may be running on this data directory (postmaster.pid exists); stop it first' }]);
+    }
     const t = target.recoveryTarget;
     const given = [t.time !== undefined, t.lsn !== undefined, t.name !== undefined, t.latest !== undefined].filter(Boolean).length;
     if (given !== 1) {
