@@ -190,6 +190,7 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
 
   /** Extracts the base tar into `target.dataDirectory` (created mode 0700). */
   async restore(target: PointInTimeTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
+    await this.checkTarget(target, overwrite);
     const path = await this.directories.check(target.dataDirectory, overwrite, 'target.dataDirectory');
     await this.directories.prepare(path);
     await chmod(path, 0o700);
