@@ -13,6 +13,7 @@ import { RateLimitModule } from './hardening/rate-limit.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { StorageModule } from './storage/storage.module';
+import { WalModule } from './wal/wal.module';
 
 /** The service: configuration, logging, metadata store, auth, storage, backup, recovery, health and metrics. */
 @Module({
@@ -27,6 +28,7 @@ import { StorageModule } from './storage/storage.module';
     StorageModule,
     BackupModule,
     RecoveryModule,
+    WalModule,
     HealthModule,
     MetricsModule,
     AuditModule,

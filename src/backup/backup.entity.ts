@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintToNumber } from '../database/column-transformers';
-import { EngineName } from '../engines/backup-engine';
+import type { BaseBackupWalRange, EngineName } from '../engines/backup-engine';
 import type { TableDigest } from '../engines/pg-dump-digest';
 import type { EncryptionSettings } from '../pipeline/backup-encryption';
 import { ArtifactManifest, FileIndexEntry, StoredObject } from '../pipeline/manifest';
@@ -41,6 +41,8 @@ export class BackupEntity {
   @Column({ name: 'file_count', type: 'integer', nullable: true }) fileCount: number | null;
   /** Per-table digests of the dump (postgres), compared by deep verification. */
   @Column({ type: 'jsonb', nullable: true }) tables: TableDigest[] | null;
+  /** WAL range of a base backup (postgres-base): start/end LSN, timeline, times, WAL archive. */
+  @Column({ name: 'wal_range', type: 'jsonb', nullable: true }) walRange: BaseBackupWalRange | null;
   /** Non-fatal conditions of the run (tar's "file changed as we read it", digests unavailable). */
   @Column({ type: 'jsonb', default: () => "'[]'" }) warnings: string[];
   /** Id of the Ed25519 key that signed the manifest. */

@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { EnginesModule } from '../engines/engines.module';
 import { PipelineModule } from '../pipeline/pipeline.module';
 import { StorageModule } from '../storage/storage.module';
+import { WalModule } from '../wal/wal.module';
 import { BackupPlanEntity } from './backup-plan.entity';
 import { BackupPlansController } from './backup-plans.controller';
 import { BackupPlansService } from './backup-plans.service';
@@ -27,6 +28,7 @@ import { VerificationEntity } from './verification.entity';
     EnginesModule,
     PipelineModule,
     StorageModule,
+    WalModule,
   ],
   controllers: [BackupsController, VerificationsController, BackupPlansController],
   providers: [

@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { In, Repository } from 'typeorm';
+import { WalArchivesService } from '../wal/wal-archives.service';
 import { DrError } from '../errors/dr-error';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { BackupCopier } from './backup-copier.service';
@@ -52,6 +53,7 @@ export class RetentionService implements OnApplicationBootstrap {
     private readonly locations: StorageLocationsService,
     private readonly copier: BackupCopier,
     private readonly runner: BackupRunner,
+    private readonly walArchives: WalArchivesService,
   ) {}
 
   /** Applies a plan's retention after each of its backups completes. */
@@ -106,6 +108,9 @@ export class RetentionService implements OnApplicationBootstrap {
         const error = await this.delete(backup, `retention of plan ${plan.name}: not kept by ${JSON.stringify(plan.retention)}`);
         if (error) report.failures.push({ backupId: backup.id, error });
       }
+      // WAL retention follows base backup retention: WAL no kept base backup needs goes.
+      const walArchiveIds = removed.map((b) => b.walRange?.walArchiveId).filter((id): id is string => Boolean(id));
+      if (walArchiveIds.length) await this.walArchives.applyRetentionFor(walArchiveIds);
     }
     return report;
   }

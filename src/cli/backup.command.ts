@@ -59,7 +59,7 @@ export function backupRequest(o: BackupOptions): CreateBackupDto {
     }
   }
   if (problems.length) throw DrError.validation(problems);
-  const sources: Record<EngineName, Record<string, unknown>> = {
+  const sources: Partial<Record<EngineName, Record<string, unknown>>> = {
     filesystem: { path: o.path === undefined ? undefined : resolve(o.path), include: o.include, exclude: o.exclude },
     postgres: { url: o.url, passwordSecret: o.passwordSecret },
     configuration: { paths: o.paths },

@@ -65,6 +65,12 @@ class EnvironmentVariables {
   @IsOptional() @IsString()
   DR_PG_BIN_DIR?: string;
 
+  @IsOptional() @IsString() @Matches(/^[a-z_][a-z0-9_-]{0,31}$/, { message: 'DR_PG_OS_USER must be an OS user name' })
+  DR_PG_OS_USER?: string;
+
+  @IsOptional() @IsString()
+  DR_CLI_PATH?: string;
+
   @IsOptional() @Transform(toInt) @IsInt() @Min(2) @Max(3600)
   DR_JOB_LEASE_SECONDS?: number;
 
@@ -186,6 +192,10 @@ export class AppConfig {
   readonly pgRestoreJobs: number;
   /** Directory holding pg_dump/pg_restore/psql of the wanted major version; undefined uses PATH. */
   readonly pgBinDir?: string;
+  /** OS user that runs PostgreSQL servers of point-in-time recoveries when the service runs as root (PostgreSQL refuses root). */
+  readonly pgOsUser: string;
+  /** The `dr` executable that restore_command calls (`dr wal-fetch`); default: bin/dr of this installation. */
+  readonly cliPath: string;
   /** A RUNNING job whose heartbeat is older than this is considered dead (its process crashed). */
   readonly jobLeaseSeconds: number;
   readonly schedulerEnabled: boolean;
@@ -248,6 +258,7 @@ export class AppConfig {
     for (const origin of corsOrigins) {
       if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`DR_CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port])`);
     }
+    if (parsed.DR_CLI_PATH !== undefined && !isAbsolute(parsed.DR_CLI_PATH)) problems.push('DR_CLI_PATH: must be an absolute path');
     if (parsed.DR_PG_BIN_DIR !== undefined && !isAbsolute(parsed.DR_PG_BIN_DIR)) {
       problems.push('DR_PG_BIN_DIR: must be an absolute path');
     }
@@ -274,6 +285,8 @@ export class AppConfig {
       zstdWorkers: parsed.DR_ZSTD_WORKERS ?? 1,
       pgRestoreJobs: parsed.DR_PG_RESTORE_JOBS ?? 2,
       pgBinDir: parsed.DR_PG_BIN_DIR,
+      pgOsUser: parsed.DR_PG_OS_USER ?? 'postgres',
+      cliPath: parsed.DR_CLI_PATH ?? resolve(__dirname, '..', '..', 'bin', 'dr'),
       jobLeaseSeconds: parsed.DR_JOB_LEASE_SECONDS ?? 30,
       schedulerEnabled: parsed.DR_SCHEDULER_ENABLED ?? true,
       planSyncSeconds: parsed.DR_PLAN_SYNC_SECONDS ?? 30,

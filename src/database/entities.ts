@@ -11,6 +11,8 @@ import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSc
 import { RecoveryApproval1764010400000 } from './migrations/1764010400000-RecoveryApproval';
 import { AuditTrail1764040000000 } from './migrations/1764040000000-AuditTrail';
 import { ExternalRecoveries1795525273144 } from './migrations/1795525273144-ExternalRecoveries';
+import { PointInTimeRecovery1795600000000 } from './migrations/1795600000000-PointInTimeRecovery';
+import { WalArchiveEntity } from '../wal/wal-archive.entity';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -24,6 +26,7 @@ export const ENTITIES = [
   RecoveryEntity,
   AuditEntryEntity,
   AuditChainHeadEntity,
+  WalArchiveEntity,
 ];
 
 /** Every migration, in order. The schema changes only through these (never `synchronize`). */
@@ -32,4 +35,5 @@ export const MIGRATIONS = [
   RecoveryApproval1764010400000,
   AuditTrail1764040000000,
   ExternalRecoveries1795525273144,
+  PointInTimeRecovery1795600000000,
 ];

@@ -3,8 +3,23 @@ import { FileIndexEntry } from '../pipeline/manifest';
 import { FileIndex } from './file-index';
 import { TableDigest } from './pg-dump-digest';
 
-export type EngineName = 'postgres' | 'filesystem' | 'configuration' | 'mysql';
-export const ENGINE_NAMES: EngineName[] = ['postgres', 'filesystem', 'configuration', 'mysql'];
+export type EngineName = 'postgres' | 'filesystem' | 'configuration' | 'mysql' | 'postgres-base';
+export const ENGINE_NAMES: EngineName[] = ['postgres', 'filesystem', 'configuration', 'mysql', 'postgres-base'];
+
+/**
+ * What a PostgreSQL base backup (engine `postgres-base`) covers of the WAL: replay from `startLsn` on `timeline`;
+ * the backup is consistent once replay has passed `endLsn`. LSNs as PostgreSQL prints them (`0/2000028`), times ISO 8601.
+ */
+export interface BaseBackupWalRange {
+  /** The WAL archive holding the WAL this backup needs. */
+  walArchiveId: string;
+  timeline: number;
+  startLsn: string;
+  endLsn: string;
+  /** Before the backup's start checkpoint / after its end point was reached (conservative bounds). */
+  startedAt: string;
+  stoppedAt: string;
+}
 
 /** A running engine backup: the raw byte stream and the promise of its outcome once the stream has ended. */
 export interface EngineBackupRun {
@@ -22,6 +37,8 @@ export interface EngineBackupResult {
   tools?: Record<string, string>;
   /** Non-fatal conditions worth recording (e.g. a file changed while it was read). */
   warnings: string[];
+  /** WAL range of a base backup (postgres-base), for point-in-time recovery. */
+  walRange?: BaseBackupWalRange;
 }
 
 export interface EngineRestoreResult {

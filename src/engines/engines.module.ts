@@ -6,6 +6,7 @@ import { FilesystemEngine } from './filesystem.engine';
 import { MysqlClient } from './mysql-client';
 import { MysqlEngine } from './mysql.engine';
 import { PostgresEngine } from './postgres.engine';
+import { PostgresBaseEngine } from './postgres-base.engine';
 import { ProcessRunner } from './process-runner';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { TarArchiver } from './tar-archiver';
@@ -21,13 +22,14 @@ import { TarArchiver } from './tar-archiver';
     ConfigurationEngine,
     MysqlClient,
     MysqlEngine,
+    PostgresBaseEngine,
     {
       provide: BACKUP_ENGINES,
-      inject: [PostgresEngine, FilesystemEngine, ConfigurationEngine, MysqlEngine],
+      inject: [PostgresEngine, FilesystemEngine, ConfigurationEngine, MysqlEngine, PostgresBaseEngine],
       useFactory: (...engines: unknown[]) => engines,
     },
     EngineRegistry,
   ],
-  exports: [EngineRegistry],
+  exports: [EngineRegistry, PostgresBaseEngine],
 })
 export class EnginesModule {}

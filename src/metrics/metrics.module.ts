@@ -8,6 +8,8 @@ import { JobMetricsListener } from './job-metrics.listener';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 import { StoreGauges } from './store-gauges';
+import { WalGauges } from '../wal/wal-gauges';
+import { WalModule } from '../wal/wal.module';
 
 /**
  * Prometheus metrics at `/actuator/prometheus`: job counters and durations of this process, plan backup ages
@@ -15,9 +17,9 @@ import { StoreGauges } from './store-gauges';
  * (their runners) in the same application.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, RecoveryEntity, VerificationEntity])],
+  imports: [TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, RecoveryEntity, VerificationEntity]), WalModule],
   controllers: [MetricsController],
-  providers: [MetricsService, StoreGauges, JobMetricsListener],
+  providers: [MetricsService, StoreGauges, JobMetricsListener, WalGauges],
   exports: [MetricsService],
 })
 export class MetricsModule {}

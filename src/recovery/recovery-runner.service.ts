@@ -18,6 +18,8 @@ import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { RecoveryEntity } from './recovery.entity';
+import { PointInTimeTarget } from '../engines/postgres-base.engine';
+import { PointInTimeRecovery, PointReached } from '../wal/point-in-time-recovery.service';
 
 /**
  * Runs recoveries: manifest and signature check → storage → SHA-256 check → age decryption → zstd → engine
@@ -42,6 +44,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
     private readonly audit: AuditService,
+    private readonly pointInTimeRecovery: PointInTimeRecovery,
   ) {}
 
   /** Reaps the jobs of processes that died, now and every half lease. */
@@ -90,17 +93,27 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       const engine = this.engines.get(backup.engine);
       const target = plainToInstance(engine.targetClass, recovery.target);
       const decryption = await this.encryption.decryptionKeys(backup.encryption);
+      // POINT_IN_TIME: the WAL archive is checked before anything is read or laid down.
+      const pitrPlan = recovery.type === 'POINT_IN_TIME' ? await this.pointInTimeRecovery.precheck(backup, target as PointInTimeTarget) : null;
       raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {
         decryption,
         onProgress: (n) => (storedBytes = n),
       });
-      const result = await engine.restore(target, raw, recovery.overwrite, { signal, runId: recovery.id, scratchDir: this.config.scratchDir });
+      const context = { signal, runId: recovery.id, scratchDir: this.config.scratchDir };
+      let pointInTime: PointReached | null = null;
+      let result;
+      if (pitrPlan) {
+        ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, raw, recovery.overwrite, context, pitrPlan));
+      } else {
+        result = await engine.restore(target, raw, recovery.overwrite, context);
+      }
       await heartbeat.stop();
       const finishedAt = new Date();
       await this.recoveries.update(recovery.id, {
         status: JobStatus.COMPLETED,
         warnings: [...warnings, ...result.warnings] as never,
         bytesRestored: storedBytes,
+        pointInTime: pointInTime as never,
         finishedAt,
         heartbeatAt: finishedAt,
         durationMs: finishedAt.getTime() - startedAt.getTime(),

@@ -1,9 +1,13 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintToNumber } from '../database/column-transformers';
+import type { PointReached } from '../wal/point-in-time-recovery.service';
 import { RecoveryEnvironment, RecoveryStatus } from './recovery-status';
 
-/** `FULL`: a restore run by the service; `EXTERNAL`: a recovery run outside it and reported (no backup needed). */
-export type RecoveryType = 'FULL' | 'EXTERNAL';
+/**
+ * `FULL`: a restore run by the service; `EXTERNAL`: a recovery run outside it and reported (no backup needed);
+ * `POINT_IN_TIME`: a base backup (postgres-base) laid down and WAL replayed from its archive up to a target.
+ */
+export type RecoveryType = 'FULL' | 'EXTERNAL' | 'POINT_IN_TIME';
 
 /** One restore of a backup into a target; its duration is the measured recovery time (RTO). */
 @Entity('recoveries')
@@ -33,6 +37,8 @@ export class RecoveryEntity {
   @Column({ type: 'jsonb', default: () => "'[]'" }) warnings: string[];
   @Column({ name: 'bytes_restored', type: 'bigint', default: 0, transformer: bigintToNumber }) bytesRestored: number;
   @Column({ name: 'duration_ms', type: 'integer', nullable: true }) durationMs: number | null;
+  /** POINT_IN_TIME: the exact point reached (LSN, last transaction time, timeline) and the recovered server. */
+  @Column({ name: 'point_in_time', type: 'jsonb', nullable: true }) pointInTime: PointReached | null;
   /** Who requested the recovery (`apikey:<name>`, `jwt:<sub>` or `cli`). */
   @Column({ name: 'created_by', type: 'varchar', length: 200, nullable: true }) createdBy: string | null;
   @Column({ name: 'runner_id', type: 'varchar', length: 200, nullable: true }) runnerId: string | null;

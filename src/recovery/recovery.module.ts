@@ -4,6 +4,7 @@ import { BackupModule } from '../backup/backup.module';
 import { EnginesModule } from '../engines/engines.module';
 import { PipelineModule } from '../pipeline/pipeline.module';
 import { StorageModule } from '../storage/storage.module';
+import { WalModule } from '../wal/wal.module';
 import { ExternalRecoveryController } from './external-recovery.controller';
 import { ExternalRecoveryService } from './external-recovery.service';
 import { RecoveryController } from './recovery.controller';
@@ -14,7 +15,7 @@ import { RecoveryService } from './recovery.service';
 
 /** Recoveries: restores of backups into targets. Reads Backup's records; Backup never depends on it. */
 @Module({
-  imports: [TypeOrmModule.forFeature([RecoveryEntity]), BackupModule, EnginesModule, PipelineModule, StorageModule],
+  imports: [TypeOrmModule.forFeature([RecoveryEntity]), BackupModule, EnginesModule, PipelineModule, StorageModule, WalModule],
   controllers: [RecoveryController, ExternalRecoveryController],
   providers: [RecoveryService, RecoveryRunner, RecoveryApprovals, ExternalRecoveryService],
   exports: [RecoveryService],

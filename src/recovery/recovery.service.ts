@@ -15,6 +15,8 @@ import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryRunner } from './recovery-runner.service';
 import { RecoveryStatus } from './recovery-status';
 import { RecoveryEntity } from './recovery.entity';
+import { PointInTimeTarget } from '../engines/postgres-base.engine';
+import { PointInTimeRecovery } from '../wal/point-in-time-recovery.service';
 
 /** Recovery records: accepting a restore request (after checking its target), reading and listing recoveries. */
 @Injectable()
@@ -27,6 +29,7 @@ export class RecoveryService {
     private readonly encryption: BackupEncryption,
     private readonly approvals: RecoveryApprovals,
     private readonly config: AppConfig,
+    private readonly pointInTime: PointInTimeRecovery,
   ) {}
 
   /**
@@ -37,11 +40,32 @@ export class RecoveryService {
    *   without a completed copy), TARGET_NOT_ALLOWED, TARGET_NOT_EMPTY, TARGET_EXISTS, DECRYPTION_KEY_UNAVAILABLE.
    */
   async create(dto: CreateRecoveryDto, createdBy: string | null): Promise<RecoveryEntity> {
-    const backup = await this.backups.requireCompleted(dto.backupId);
-    const engine = this.engines.get(backup.engine);
-    const target = await validateNested(engine.targetClass, dto.target, 'target');
+    let backup;
+    let target: object;
     const overwrite = dto.overwrite ?? false;
-    await engine.checkTarget(target, overwrite);
+    if (dto.type === 'POINT_IN_TIME') {
+      // A base backup (postgres-base) and WAL replayed from its archive up to the target.
+      const pitr = await validateNested(PointInTimeTarget, dto.target, 'target');
+      await this.engines.get('postgres-base').checkTarget(pitr, overwrite);
+      if (dto.backupId) {
+        backup = await this.backups.requireCompleted(dto.backupId);
+        const why = backup.engine === 'postgres-base' ? this.pointInTime.covers(backup, pitr) : `backup ${backup.id} is a ${backup.engine} backup, not a base backup (postgres-base)`;
+        if (why) throw DrError.validation([{ field: backup.engine === 'postgres-base' ? 'target.recoveryTarget' : 'backupId', message: why }]);
+      } else if (pitr.walArchiveId) {
+        backup = await this.pointInTime.chooseBaseBackup(pitr.walArchiveId, pitr);
+      } else {
+        throw DrError.validation([{ field: 'backupId', message: 'give backupId or target.walArchiveId' }]);
+      }
+      target = pitr;
+    } else {
+      backup = await this.backups.requireCompleted(dto.backupId!);
+      if (backup.engine === 'postgres-base') {
+        throw DrError.validation([{ field: 'type', message: 'a postgres-base backup is restored with type POINT_IN_TIME' }]);
+      }
+      target = await validateNested(this.engines.get(backup.engine).targetClass, dto.target, 'target');
+      await this.engines.get(backup.engine).checkTarget(target, overwrite);
+    }
+    const engine = this.engines.get(backup.engine);
     if (dto.storageLocationId && dto.storageLocationId !== backup.storageLocationId) {
       const copy = (await this.backups.copiesOf(backup.id)).find(
         (c) => c.storageLocationId === dto.storageLocationId && c.status === JobStatus.COMPLETED,

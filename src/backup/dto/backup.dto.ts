@@ -4,7 +4,7 @@ import type { TableDigest } from '../../engines/pg-dump-digest';
 import { ManifestEncryption, StoredObject } from '../../pipeline/manifest';
 import { BackupCopyEntity } from '../backup-copy.entity';
 import { VerificationEntity, VerificationMode } from '../verification.entity';
-import { ENGINE_NAMES, EngineName } from '../../engines/backup-engine';
+import { BaseBackupWalRange, ENGINE_NAMES, EngineName } from '../../engines/backup-engine';
 import { JobStatus } from '../backup-status';
 import { BackupEntity } from '../backup.entity';
 
@@ -111,6 +111,8 @@ export class BackupResponse {
   fileCount: number | null;
   /** Per-table digests recorded at backup time (postgres). */
   tables: TableDigest[] | null;
+  /** Base backups (postgres-base): WAL start/end LSN, timeline, start/stop times, WAL archive. */
+  walRange: BaseBackupWalRange | null;
   warnings: string[];
   /** Copies in other locations (3-2-1). */
   copies: BackupCopyResponse[];
@@ -146,6 +148,7 @@ export class BackupResponse {
       signatureKeyId: b.signatureKeyId,
       fileCount: b.fileCount,
       tables: b.tables,
+      walRange: b.walRange ?? null,
       warnings: b.warnings,
       copies: copies.map(BackupCopyResponse.of),
       retainUntil: b.retainUntil?.toISOString() ?? null,

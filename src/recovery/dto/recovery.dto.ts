@@ -1,14 +1,17 @@
 import { Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsUUID, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsUUID, Max, Min, ValidateIf } from 'class-validator';
+import type { PointReached } from '../../wal/point-in-time-recovery.service';
 import { RECOVERY_ENVIRONMENTS, RECOVERY_STATUSES, RecoveryEnvironment, RecoveryStatus } from '../recovery-status';
 import { RecoveryEntity, RecoveryType } from '../recovery.entity';
 
-export const RECOVERY_TYPES: RecoveryType[] = ['FULL'];
+export const RECOVERY_TYPES: RecoveryType[] = ['FULL', 'POINT_IN_TIME'];
 
 /** `POST /recovery`: restore backup `backupId` into `target` (engine-specific: `{path}` or `{url, ...}`). */
 export class CreateRecoveryDto {
+  /** Optional for POINT_IN_TIME with `target.walArchiveId`: the newest base backup ending before the target is used. */
+  @ValidateIf((o: CreateRecoveryDto) => o.type !== 'POINT_IN_TIME' || o.backupId !== undefined)
   @IsUUID('all', { message: 'backupId must be a UUID' })
-  backupId: string;
+  backupId?: string;
 
   @IsIn(RECOVERY_TYPES, { message: `type must be one of: ${RECOVERY_TYPES.join(', ')}` })
   type: RecoveryType;
@@ -70,6 +73,8 @@ export class RecoveryResponse {
   error: string | null;
   warnings: string[];
   durationMs: number | null;
+  /** POINT_IN_TIME: the exact point reached (LSN, last transaction time, timeline, state) and the recovered server. */
+  pointInTime: PointReached | null;
   createdBy: string | null;
   /** Who asked for the recovery (the same as `createdBy`). */
   requestedBy: string | null;
@@ -97,6 +102,7 @@ export class RecoveryResponse {
       error: r.error,
       warnings: r.warnings,
       durationMs: r.durationMs,
+      pointInTime: r.pointInTime ?? null,
       createdBy: r.createdBy,
       requestedBy: r.createdBy,
       approvalExpiresAt: r.approvalExpiresAt?.toISOString() ?? null,
