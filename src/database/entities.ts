@@ -11,6 +11,7 @@ import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSc
 import { RecoveryApproval1764010400000 } from './migrations/1764010400000-RecoveryApproval';
 import { AuditTrail1764040000000 } from './migrations/1764040000000-AuditTrail';
 import { ExternalRecoveries1795525273144 } from './migrations/1795525273144-ExternalRecoveries';
+import { IncrementalBackups1795700000000 } from './migrations/1795700000000-IncrementalBackups';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -32,4 +33,5 @@ export const MIGRATIONS = [
   RecoveryApproval1764010400000,
   AuditTrail1764040000000,
   ExternalRecoveries1795525273144,
+  IncrementalBackups1795700000000,
 ];
