@@ -127,7 +127,13 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         sizeBytes: stored.storedBytes,
         sha256: stored.sha256,
       };
-      const details = await this.objects.writeDetails(
+      // the details object and an incremental's deletion list are independent: written (and fsynced) together
+      const deletions = result.incremental
+        ? this.objects.writeDeletions(driver, keys.deletionsKey, result.incremental.deletionsPath, encryption, uploadOptions)
+        : undefined;
+      deletions?.catch(() => undefined); // awaited below (also when the details fail, before the cleanup removes both)
+      const details = await this.objects
+        .writeDetails(
         driver,
         keys.detailsKey,
         {
@@ -156,11 +162,13 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         result.files,
         encryption,
         uploadOptions,
-      );
+      )
+        .catch(async (error: Error) => {
+          await deletions?.catch(() => undefined);
+          throw error;
+        });
       const objects = [artifact, details];
-      if (result.incremental) {
-        objects.push(await this.objects.writeDeletions(driver, keys.deletionsKey, result.incremental.deletionsPath, encryption, uploadOptions));
-      }
+      if (deletions) objects.push(await deletions);
       const manifest: ArtifactManifest = {
         format: MANIFEST_FORMAT,
         formatVersion: MANIFEST_FORMAT_VERSION,

@@ -6,6 +6,7 @@ import { validateNested } from '../errors/validation';
 import { DrError } from '../errors/dr-error';
 import { EngineRegistry } from '../engines/engine-registry';
 import { settleWithin } from '../jobs/background-jobs';
+import { identitiesMatch } from '../pipeline/age-encryption';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { ArtifactManifest, BackupType, FileIndexEntry } from '../pipeline/manifest';
 import { SignatureCheck } from '../pipeline/manifest-signer';
@@ -146,7 +147,11 @@ export class BackupsService {
     const details = parent.objects.find((o) => o.role === 'details');
     if (!details || parent.fileCount === null) return `the previous backup ${parent.id} has no file index`;
     try {
-      await this.encryption.decryptionKeys(parent.encryption);
+      const keys = await this.encryption.decryptionKeys(parent.encryption);
+      const recipients = parent.encryption?.recipients;
+      if (keys && recipients?.length && !parent.encryption?.passphraseSecret && !(await identitiesMatch(keys.identities, recipients))) {
+        return `the file index of the previous backup ${parent.id} is encrypted to recipients whose identity is not configured here (DR_AGE_IDENTITY_SECRET)`;
+      }
     } catch (error) {
       return `the file index of the previous backup ${parent.id} is encrypted and cannot be read here: ${(error as Error).message}`;
     }

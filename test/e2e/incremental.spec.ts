@@ -53,7 +53,9 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
   let planId: string;
 
   beforeAll(async () => {
-    service = await startService();
+    // the service holds the identity of `known`; `foreign` is a recipient whose identity is not configured here
+    for (const name of ['known', 'foreign']) execFileSync('age-keygen', ['-o', join(work, `${name}.key`)], { stdio: 'ignore' });
+    service = await startService({ DR_AGE_IDENTITY_SECRET: `file:${join(work, 'known.key')}` });
     mkdirSync(source);
     makeSmallTree(source);
   });
@@ -165,6 +167,36 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     const reasons = Object.fromEntries(report.keep.map((k: { backupId: string; reasons: string[] }) => [k.backupId, k.reasons.join('; ')]));
     expect(reasons[backups[1].id]).toContain(`in the chain of incremental ${backups[2].id}, which is kept`);
     expect(reasons[backups[0].id]).toContain(`in the chain of incremental ${backups[2].id}, which is kept`);
+  });
+
+  it('encrypted chains: restored with the key; with recipients only (no identity here) INCREMENTAL is refused, a plan falls back to FULL', async () => {
+    const small = join(work, 'small');
+    mkdirSync(join(small, 'a'), { recursive: true });
+    writeFileSync(join(small, 'a', 'one.txt'), 'one\n');
+    const recipientOf = (name: string) => /public key: (age1\w+)/.exec(readFileSync(join(work, `${name}.key`), 'utf8'))![1];
+    const encryptedPlan = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
+      name: 'inc-encrypted', engine: 'filesystem', source: { path: small }, incrementalsPerFull: 5, encryption: { recipients: [recipientOf('known')] },
+    })).body;
+    const full = await backupAndWait(service, { planId: encryptedPlan.id });
+    writeFileSync(join(small, 'a', 'two.txt'), 'two\n');
+    unlinkSync(join(small, 'a', 'one.txt'));
+    const inc = await backupAndWait(service, { planId: encryptedPlan.id });
+    expect(inc).toMatchObject({ status: 'COMPLETED', type: 'INCREMENTAL', parentId: full.id, objects: expect.arrayContaining([expect.objectContaining({ key: `${inc.id}/deletions.nul.zst.age` })]) });
+    const target = join(service.restoreRoot, 'encrypted-chain');
+    expect((await recoverAndWait(service, { backupId: inc.id, type: 'FULL', target: { path: target } })).status).toBe('COMPLETED');
+    expect(diffTrees(small, target)).toBe('');
+
+    const recipientsOnly = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
+      name: 'inc-recipients', engine: 'filesystem', source: { path: small }, incrementalsPerFull: 5, encryption: { recipients: [recipientOf('foreign')] },
+    })).body;
+    const first = await backupAndWait(service, { planId: recipientsOnly.id });
+    expect(first).toMatchObject({ status: 'COMPLETED', type: 'FULL' });
+    const refused = await api().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ planId: recipientsOnly.id, type: 'INCREMENTAL' });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'INCREMENTAL_NOT_POSSIBLE', detail: expect.stringContaining('encrypted') });
+    const fallback = await backupAndWait(service, { planId: recipientsOnly.id });
+    expect(fallback).toMatchObject({ status: 'COMPLETED', type: 'FULL', parentId: null });
+    expect(fallback.warnings).toEqual([expect.stringContaining(`full backup instead of an incremental: the file index of the previous backup ${first.id} is encrypted`)]);
   });
 
   it('refuses INCREMENTAL where it cannot be taken, naming the field', async () => {
