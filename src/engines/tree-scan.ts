@@ -1,4 +1,5 @@
-import { BigIntStats, createReadStream, createWriteStream, WriteStream } from 'node:fs';
+import { BigIntStats, createReadStream, createWriteStream, lstatSync, WriteStream } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -61,10 +62,8 @@ export async function* walkTree(root: string, hooks: WalkHooks = {}): AsyncGener
       continue;
     }
     if (frame.next >= frame.statsFrom + frame.stats.length) {
-      // lstat LSTAT_BATCH names at a time: the calls run in parallel on libuv's threads instead of one by one
       frame.statsFrom = frame.next;
-      const batch = frame.paths.slice(frame.next, frame.next + LSTAT_BATCH);
-      frame.stats = await Promise.all(batch.map((path) => lstat(join(root, path), { bigint: true }).catch(vanished)));
+      frame.stats = await lstatSlice(root, frame.paths, frame.next);
     }
     const path = frame.paths[frame.next];
     const stat = frame.stats[frame.next - frame.statsFrom];
@@ -100,13 +99,30 @@ async function openFrame(root: string, prefix: string): Promise<WalkFrame> {
   return { prefix, paths: names.map((name) => (prefix ? `${prefix}/${name}` : name)), next: 0, statsFrom: 0, stats: [] };
 }
 
-/** Entries lstat'ed together by {@link walkTree} (bounded: memory and open requests stay small). */
-const LSTAT_BATCH = 64;
+/** How long {@link lstatSlice} may hold the event loop, ms. */
+const LSTAT_SLICE_MS = 4;
 
-/** null for an entry that vanished (ENOENT); any other error is thrown. */
-function vanished(error: NodeJS.ErrnoException): null {
-  if (error.code === 'ENOENT') return null;
-  throw error;
+/**
+ * lstat(2) of `paths[from..]`, synchronously, for at most {@link LSTAT_SLICE_MS} (at least one entry), then yields
+ * to the event loop (setImmediate). A walk makes one lstat per entry: done on libuv's thread pool, each costs a
+ * hand-off between threads, which on a busy machine costs more than the call itself (bench tree of 4,050 files,
+ * machine shared, incremental backup through the service: walk 0.55-0.78 s on the thread pool, 0.23-0.38 s this
+ * way). Time slices keep the loop responsive (heartbeats, HTTP) even on a slow file system.
+ * @returns one stat per path taken, null for an entry that vanished
+ */
+async function lstatSlice(root: string, paths: string[], from: number): Promise<(BigIntStats | null)[]> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const started = performance.now();
+  const stats: (BigIntStats | null)[] = [];
+  for (let i = from; i < paths.length && (i === from || performance.now() - started < LSTAT_SLICE_MS); i++) {
+    try {
+      stats.push(lstatSync(join(root, paths[i]), { bigint: true }));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      stats.push(null); // removed while we walked
+    }
+  }
+  return stats;
 }
 
 /** The part of an lstat kept in the index for change detection (see {@link SourceStat}). */
