@@ -199,6 +199,28 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     expect(fallback.warnings).toEqual([expect.stringContaining(`full backup instead of an incremental: the file index of the previous backup ${first.id} is encrypted`)]);
   });
 
+  it('incrementals of a plan with include/exclude globs keep to the selected files', async () => {
+    const globbed = join(work, 'globbed');
+    for (const dir of ['keep/a', 'keep/b', 'skip']) mkdirSync(join(globbed, dir), { recursive: true });
+    for (const f of ['keep/a/1.txt', 'keep/a/2.txt', 'keep/b/3.txt', 'skip/4.txt', 'top.txt']) writeFileSync(join(globbed, f), `${f}\n`);
+    const plan = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
+      name: 'inc-globs', engine: 'filesystem', source: { path: globbed, exclude: ['skip/**'] }, incrementalsPerFull: 3,
+    })).body;
+    await backupAndWait(service, { planId: plan.id });
+    appendFileSync(join(globbed, 'keep/a/1.txt'), 'more\n');
+    unlinkSync(join(globbed, 'keep/a/2.txt'));
+    writeFileSync(join(globbed, 'keep/b/new.txt'), 'new\n');
+    writeFileSync(join(globbed, 'skip/5.txt'), 'excluded\n');
+    const inc = await backupAndWait(service, { planId: plan.id });
+    expect(inc).toMatchObject({ status: 'COMPLETED', type: 'INCREMENTAL' });
+    const target = join(service.restoreRoot, 'globbed');
+    expect((await recoverAndWait(service, { backupId: inc.id, type: 'FULL', target: { path: target } })).status).toBe('COMPLETED');
+    const files = (root: string) => treeListing(root).filter((l) => l.split('|')[1] === 'f' && !l.startsWith('skip'));
+    expect(files(target)).toEqual(files(globbed));
+    expect(existsSync(join(target, 'skip', '5.txt'))).toBe(false);
+    expect(existsSync(join(target, 'keep', 'a', '2.txt'))).toBe(false);
+  });
+
   it('refuses INCREMENTAL where it cannot be taken, naming the field', async () => {
     const noPlan = await api().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'filesystem', source: { path: source }, type: 'INCREMENTAL' });
     expect(noPlan.status).toBe(400);
