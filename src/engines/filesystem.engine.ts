@@ -34,8 +34,10 @@ export class DirectoryTarget {
 /**
  * Backs up a directory tree as a GNU tar stream (modes, mtimes, owners, symlinks as links), indexed on the way
  * (path, size, mode, mtime and SHA-256 of every member, spooled to scratch) for deep verification, and restores it
- * into a target directory. Without include/exclude globs tar walks the tree itself; with them the file list is built
- * with fast-glob and handed to tar.
+ * into a target directory. The tree is walked by {@link TreeScan} (in index order, each entry's lstat recorded) and
+ * the names handed to tar without recursion; include/exclude globs select entries with fast-glob first. With a
+ * parent index in the run context (an INCREMENTAL backup) only new and changed entries are archived, the rest of
+ * the index carried over, and a deletion list kept; {@link restoreChain} restores full + incrementals in order.
  */
 @Injectable()
 export class FilesystemEngine implements BackupEngine<FilesystemSource, DirectoryTarget> {
