@@ -961,10 +961,18 @@ async function main() {
   process.exitCode = failed ? 1 : 0;
 }
 
-main().catch(async (error) => {
-  process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
-  await stopService(activeService).catch(() => undefined);
-  const tail = await logTail(20);
-  if (tail.trim()) process.stderr.write(`--- last lines of ${CONFIG.serviceLog} ---\n${tail}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch(async (error) => {
+    process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+    await stopService(activeService).catch(() => undefined);
+    const tail = await logTail(20);
+    if (tail.trim()) process.stderr.write(`--- last lines of ${CONFIG.serviceLog} ---\n${tail}\n`);
+    process.exit(1);
+  });
+}
+
+/** The pieces bench/incremental.js reuses (tree generator, service start/stop, API calls). */
+module.exports = {
+  CONFIG, log, msSince, mb, run, sq, prng, buildTextPool, fileContent, randomFileSize, prepareTree, checkPrerequisites,
+  startService, stopService, api, runServiceJob, resetServiceState, machineInfo, logTail,
+};

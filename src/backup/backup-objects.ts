@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { Injectable } from '@nestjs/common';
@@ -16,6 +17,8 @@ export interface BackupKeys {
   /** `details.jsonl.zst`, plus `.age` when encrypted. */
   detailsKey: string;
   manifestKey: string;
+  /** `deletions.nul.zst`, plus `.age` when encrypted: an incremental's deletion list (NUL-separated paths). */
+  deletionsKey: string;
   /** `manifest.sig`, written last: a backup whose signature is missing is not complete. */
   signatureKey: string;
 }
@@ -28,6 +31,7 @@ export function backupKeys(backupId: string, extension: string, encrypted: boole
     artifactKey: `${backupId}/artifact.${extension}.zst${age}`,
     detailsKey: `${backupId}/details.jsonl.zst${age}`,
     manifestKey: `${backupId}/manifest.json`,
+    deletionsKey: `${backupId}/deletions.nul.zst${age}`,
     signatureKey: `${backupId}/manifest.sig`,
   };
 }
@@ -87,6 +91,36 @@ export class BackupObjects {
         key,
         role: 'details',
         contentType: 'application/x-ndjson',
+        rawSizeBytes: stored.sizeBytes,
+        sizeBytes: stored.storedBytes,
+        sha256: stored.sha256,
+      };
+    } catch (error) {
+      await staged.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Streams an incremental's deletion list (a scratch file of NUL-separated index paths) through the pipeline,
+   * compressed and encrypted like the artifact, and publishes it under `key`.
+   * @returns its description for the manifest (role `deletions`).
+   */
+  async writeDeletions(
+    driver: StorageDriver,
+    key: string,
+    listPath: string,
+    encryption: AgeEncryptionKey | null,
+    upload: UploadOptions,
+  ): Promise<StoredObject> {
+    const staged = await driver.createUpload(key, upload);
+    try {
+      const stored = await this.pipeline.store(createReadStream(listPath, { highWaterMark: 1 << 20 }), staged.stream, { encryption });
+      await staged.publish();
+      return {
+        key,
+        role: 'deletions',
+        contentType: 'application/octet-stream',
         rawSizeBytes: stored.sizeBytes,
         sizeBytes: stored.storedBytes,
         sha256: stored.sha256,

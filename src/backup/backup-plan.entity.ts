@@ -23,6 +23,8 @@ export class BackupPlanEntity {
   @Column({ type: 'jsonb', nullable: true }) retention: Record<string, unknown> | null;
   /** Lock each backup's objects for this many days after it completes (stores with immutability only). */
   @Column({ name: 'immutable_days', type: 'integer', nullable: true }) immutableDays: number | null;
+  /** Incrementals taken after each full (filesystem engine): 0 = every backup is full. */
+  @Column({ name: 'incrementals_per_full', type: 'integer', default: 0 }) incrementalsPerFull: number;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
 }

@@ -28,6 +28,7 @@ export class BackupPlansService {
     this.checkSchedule(dto.schedule ?? null, timezone);
     const location = await this.locations.resolve(dto.storageLocationId);
     const protection = await this.checkProtection(location.id, dto);
+    this.checkIncrementals(engine.supportsIncremental ?? false, engine.name, dto.incrementalsPerFull);
     if (await this.plans.existsBy({ name: dto.name })) {
       throw new DrError('CONFLICT', `a backup plan named "${dto.name}" exists`, [{ field: 'name', message: 'already used' }]);
     }
@@ -40,6 +41,7 @@ export class BackupPlansService {
         schedule: dto.schedule ?? null,
         timezone,
         enabled: dto.enabled ?? true,
+        incrementalsPerFull: dto.incrementalsPerFull ?? 0,
         ...protection,
       }),
     );
@@ -55,6 +57,11 @@ export class BackupPlansService {
     if (dto.schedule !== undefined) plan.schedule = dto.schedule;
     if (dto.timezone !== undefined) plan.timezone = dto.timezone;
     if (dto.enabled !== undefined) plan.enabled = dto.enabled;
+    if (dto.incrementalsPerFull !== undefined) {
+      const engine = this.engines.get(plan.engine);
+      this.checkIncrementals(engine.supportsIncremental ?? false, engine.name, dto.incrementalsPerFull);
+      plan.incrementalsPerFull = dto.incrementalsPerFull;
+    }
     this.checkSchedule(plan.schedule, plan.timezone);
     const merged = {
       encryption: dto.encryption !== undefined ? dto.encryption : plan.encryption,
@@ -134,6 +141,13 @@ export class BackupPlansService {
     } catch (error) {
       problems.push(...(error as DrError).details);
       return null;
+    }
+  }
+
+  /** @throws DrError VALIDATION_FAILED on `incrementalsPerFull` for an engine without incremental backups */
+  private checkIncrementals(supported: boolean, engine: string, incrementalsPerFull: number | undefined): void {
+    if (incrementalsPerFull && !supported) {
+      throw DrError.validation([{ field: 'incrementalsPerFull', message: `the ${engine} engine takes full backups only; incrementalsPerFull must be 0` }]);
     }
   }
 

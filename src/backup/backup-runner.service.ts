@@ -12,6 +12,7 @@ import { reapStaleJobs } from '../jobs/stale-jobs';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { Subject } from 'rxjs';
 import { FileIndex, MemoryFileIndex } from '../engines/file-index';
+import { ParentIndex } from '../engines/backup-engine';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { ArtifactManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, StoredObject } from '../pipeline/manifest';
 import { StagedUpload } from '../storage/storage-driver';
@@ -96,7 +97,18 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       const encryption = await this.encryption.encryptionKey(backup.encryption);
       const source = plainToInstance(engine.sourceClass, backup.source);
       const tools = await this.toolVersionsOf(engine.name, () => engine.toolVersions());
-      const run = await engine.backup(source, { signal: runAbort.signal, runId: backup.id, scratchDir: this.config.scratchDir });
+      const runWarnings = [...(backup.warnings ?? [])];
+      let parent: ParentIndex | undefined;
+      if (backup.backupType === 'INCREMENTAL') {
+        const opened = await this.openParentIndex(backup).catch((error: Error) => error);
+        if (opened instanceof Error) {
+          // decided when the backup was accepted; the parent's index turned out unusable since: take a full
+          runWarnings.push(`full backup instead of an incremental: the index of parent ${backup.parentId} cannot be used: ${opened.message}`);
+          await this.backups.update(backup.id, { backupType: 'FULL', parentId: null, fullBackupId: null });
+          Object.assign(backup, { backupType: 'FULL', parentId: null, fullBackupId: null });
+        } else parent = opened;
+      }
+      const run = await engine.backup(source, { signal: runAbort.signal, runId: backup.id, scratchDir: this.config.scratchDir, parent });
       run.done.then((r) => (files = r.files), () => undefined); // awaited below; when the stream fails first, its rejection is expected
       upload = await driver.createUpload(keys.artifactKey, uploadOptions);
       const stored = await this.pipeline.store(run.stream, upload.stream, {
@@ -115,7 +127,13 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         sizeBytes: stored.storedBytes,
         sha256: stored.sha256,
       };
-      const details = await this.objects.writeDetails(
+      // the details object and an incremental's deletion list are independent: written (and fsynced) together
+      const deletions = result.incremental
+        ? this.objects.writeDeletions(driver, keys.deletionsKey, result.incremental.deletionsPath, encryption, uploadOptions)
+        : undefined;
+      deletions?.catch(() => undefined); // awaited below (also when the details fail, before the cleanup removes both)
+      const details = await this.objects
+        .writeDetails(
         driver,
         keys.detailsKey,
         {
@@ -124,15 +142,34 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
           engine: engine.name,
           source: backup.source,
           tools: { ...tools, ...result.tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage)' } : {}) },
-          warnings: result.warnings,
+          warnings: [...runWarnings, ...result.warnings],
           ...(result.files ? { fileCount: result.files.count } : {}),
           ...(result.tables ? { tables: result.tables } : {}),
           ...(result.walRange ? { walRange: result.walRange } : {}),
+          ...(result.indexOrder ? { indexOrder: result.indexOrder } : {}),
+          ...(engine.supportsIncremental ? { backupType: backup.backupType } : {}),
+          ...(result.incremental && backup.parentId && backup.fullBackupId
+            ? {
+                incremental: {
+                  parentId: backup.parentId,
+                  fullBackupId: backup.fullBackupId,
+                  archived: result.incremental.archived,
+                  touchedDirectories: result.incremental.touchedDirectories,
+                  deleted: result.incremental.deleted,
+                },
+              }
+            : {}),
         },
         result.files,
         encryption,
         uploadOptions,
-      );
+      )
+        .catch(async (error: Error) => {
+          await deletions?.catch(() => undefined);
+          throw error;
+        });
+      const objects = [artifact, details];
+      if (deletions) objects.push(await deletions);
       const manifest: ArtifactManifest = {
         format: MANIFEST_FORMAT,
         formatVersion: MANIFEST_FORMAT_VERSION,
@@ -141,7 +178,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         engine: engine.name,
         compression: { algorithm: 'zstd', level: this.config.zstdLevel },
         encryption: this.encryption.describe(backup.encryption),
-        objects: [artifact, details],
+        objects,
         service: { name: SERVICE_NAME, version: SERVICE_VERSION },
         startedAt: startedAt.toISOString(),
         finishedAt: new Date().toISOString(),
@@ -161,7 +198,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         fileCount: result.files?.count ?? null,
         tables: (result.tables ?? null) as never,
         walRange: (result.walRange ?? null) as never,
-        warnings: result.warnings as never,
+        warnings: [...runWarnings, ...result.warnings] as never,
         signatureKeyId,
         retainUntil: retainUntil ?? null,
         finishedAt,
@@ -175,7 +212,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       await heartbeat.stop();
       await upload?.abort().catch(() => undefined);
       // The signature and manifest go first, so nothing left behind looks like a complete backup.
-      for (const key of [keys.signatureKey, keys.manifestKey, keys.detailsKey, keys.artifactKey]) {
+      for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.detailsKey, keys.artifactKey]) {
         await driver.delete(key).catch((e: Error) => this.logger.warn(`backup ${backup.id}: could not remove ${key}: ${e.message}`));
       }
       const reason = signal.aborted ? 'interrupted: the service was shut down during the backup' : describeError(error);
@@ -186,6 +223,28 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       await files?.dispose().catch(() => undefined);
       signal.removeEventListener('abort', onShutdown);
     }
+  }
+
+  /**
+   * The file index of an incremental's parent, read back from its details object (decrypted with the configured
+   * identity when encrypted), streamed in tree-walk order.
+   * @throws when the parent is not COMPLETED, has no details object, cannot be decrypted (a plan encrypting to
+   *   recipients only, without `DR_AGE_IDENTITY_SECRET`), or its index was written without lstat in tree order.
+   */
+  private async openParentIndex(backup: BackupEntity): Promise<ParentIndex> {
+    const parent = await this.backups.findOneBy({ id: backup.parentId! });
+    if (!parent || parent.status !== JobStatus.COMPLETED) throw new Error(`parent ${backup.parentId} is ${parent?.status ?? 'missing'}, not COMPLETED`);
+    const details = parent.objects.find((o) => o.role === 'details');
+    if (!details) throw new Error('the parent has no details object');
+    const driver = this.locations.driverFor(await this.locations.get(parent.storageLocationId));
+    const decryption = await this.encryption.decryptionKeys(parent.encryption);
+    const { header, files } = await this.objects.readDetails(driver, details, decryption);
+    if (header.backupId !== parent.id) throw new Error(`${details.key} belongs to backup ${header.backupId}`);
+    if (header.indexOrder !== 'tree') {
+      await files[Symbol.asyncIterator]().return?.();
+      throw new Error('its file index was written by an older version (no lstat, archive order)');
+    }
+    return { backupId: parent.id, entries: files };
   }
 
   /** When the plan asks for immutability: the lock date of this backup's objects. */
@@ -218,7 +277,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
         const keys = backupKeys(backup.id, this.engines.get(backup.engine).artifactExtension, backup.encryption !== null);
         await driver.removeStaged(keys.prefix);
-        for (const key of [keys.signatureKey, keys.manifestKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
+        for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
       } catch (error) {
         this.logger.warn(`backup ${backup.id}: could not remove partial objects: ${(error as Error).message}`);
       }

@@ -3,7 +3,7 @@ import { bigintToNumber } from '../database/column-transformers';
 import type { BaseBackupWalRange, EngineName } from '../engines/backup-engine';
 import type { TableDigest } from '../engines/pg-dump-digest';
 import type { EncryptionSettings } from '../pipeline/backup-encryption';
-import { ArtifactManifest, FileIndexEntry, StoredObject } from '../pipeline/manifest';
+import { ArtifactManifest, BackupType, FileIndexEntry, StoredObject } from '../pipeline/manifest';
 import { BackupTrigger, JobStatus } from './backup-status';
 
 /** One backup run: its record, progress, outcome and where its artifact and manifest are stored. */
@@ -18,6 +18,12 @@ export class BackupEntity {
   @Column({ name: 'storage_location_id', type: 'uuid' }) storageLocationId: string;
   @Column({ type: 'varchar', length: 12 }) status: JobStatus;
   @Column({ type: 'varchar', length: 12 }) trigger: BackupTrigger;
+  /** FULL, or INCREMENTAL: new and changed files since `parentId` plus a deletion list (filesystem engine). */
+  @Column({ name: 'backup_type', type: 'varchar', length: 12, default: 'FULL' }) backupType: BackupType;
+  /** The backup an incremental is based on (the previous one of its plan); null for a full. */
+  @Column({ name: 'parent_id', type: 'uuid', nullable: true }) parentId: string | null;
+  /** The full an incremental's chain starts with; null for a full. */
+  @Column({ name: 'full_backup_id', type: 'uuid', nullable: true }) fullBackupId: string | null;
   /** How the objects are (to be) encrypted: recipients or a passphrase secret reference; null: not encrypted. */
   @Column({ type: 'jsonb', nullable: true }) encryption: EncryptionSettings | null;
   /** Storage key of the compressed artifact, e.g. `<id>/artifact.tar.zst`. */

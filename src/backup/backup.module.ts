@@ -13,6 +13,7 @@ import { BackupEntity } from './backup.entity';
 import { BackupCopier } from './backup-copier.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { BackupObjects } from './backup-objects';
+import { BackupChains } from './backup-chain';
 import { BackupsController, VerificationsController } from './backups.controller';
 import { RetentionService } from './retention.service';
 import { VerificationRunner } from './verification-runner.service';
@@ -36,12 +37,13 @@ import { VerificationEntity } from './verification.entity';
     BackupPlansService,
     BackupRunner,
     BackupObjects,
+    BackupChains,
     BackupCopier,
     RetentionService,
     VerificationRunner,
     ScheduledBackupsService,
     BackupScheduler,
   ],
-  exports: [BackupsService, BackupObjects],
+  exports: [BackupsService, BackupObjects, BackupChains],
 })
 export class BackupModule {}

@@ -6,8 +6,9 @@ import { validateNested } from '../errors/validation';
 import { DrError } from '../errors/dr-error';
 import { EngineRegistry } from '../engines/engine-registry';
 import { settleWithin } from '../jobs/background-jobs';
+import { identitiesMatch } from '../pipeline/age-encryption';
 import { BackupEncryption } from '../pipeline/backup-encryption';
-import { ArtifactManifest, FileIndexEntry } from '../pipeline/manifest';
+import { ArtifactManifest, BackupType, FileIndexEntry } from '../pipeline/manifest';
 import { SignatureCheck } from '../pipeline/manifest-signer';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { BackupCopyEntity } from './backup-copy.entity';
@@ -47,7 +48,10 @@ export class BackupsService {
       }
       const plan = await this.plans.findOneBy({ id: dto.planId });
       if (!plan) throw DrError.validation([{ field: 'planId', message: `backup plan ${dto.planId} does not exist` }]);
-      return this.createFromPlan(plan, 'MANUAL', createdBy);
+      return this.createFromPlan(plan, 'MANUAL', createdBy, dto.type);
+    }
+    if (dto.type === 'INCREMENTAL') {
+      throw DrError.validation([{ field: 'type', message: 'an INCREMENTAL backup needs planId: its parent is the previous backup of that plan' }]);
     }
     const problems = [];
     if (!dto.engine) problems.push({ field: 'engine', message: 'engine is required (or planId)' });
@@ -73,10 +77,20 @@ export class BackupsService {
     return backup;
   }
 
-  /** Records and starts a backup of `plan`. @throws DrError PLAN_BUSY when one of its backups is still running */
-  async createFromPlan(plan: BackupPlanEntity, trigger: BackupTrigger, createdBy: string | null): Promise<BackupEntity> {
+  /**
+   * Records and starts a backup of `plan`, FULL or INCREMENTAL: as `type` asks, or else as the plan's
+   * `incrementalsPerFull` says (see {@link chooseType}).
+   * @throws DrError PLAN_BUSY when one of its backups is still running; VALIDATION_FAILED on `type` for an engine
+   *   without incrementals; INCREMENTAL_NOT_POSSIBLE when `type` is INCREMENTAL and there is no usable parent.
+   */
+  async createFromPlan(plan: BackupPlanEntity, trigger: BackupTrigger, createdBy: string | null, type?: BackupType): Promise<BackupEntity> {
+    const engine = this.engines.get(plan.engine);
+    if (type === 'INCREMENTAL' && !engine.supportsIncremental) {
+      throw DrError.validation([{ field: 'type', message: `the ${engine.name} engine takes full backups only; type must be FULL` }]);
+    }
     const busy = await this.backups.existsBy({ planId: plan.id, status: JobStatus.RUNNING });
     if (busy) throw new DrError('PLAN_BUSY', `a backup of plan "${plan.name}" is still running`);
+    const chain = await this.chooseType(plan, engine.supportsIncremental ?? false, type);
     const location = await this.locations.get(plan.storageLocationId);
     const backup = await this.backups.save(
       this.backups.create({
@@ -88,10 +102,62 @@ export class BackupsService {
         status: JobStatus.PENDING,
         trigger,
         createdBy,
+        ...chain,
       }),
     );
     void this.runner.start(backup.id);
     return backup;
+  }
+
+  /**
+   * FULL or INCREMENTAL for the next backup of `plan`. An incremental's parent is the plan's newest COMPLETED
+   * backup (full or incremental) of the same engine and source whose file index can be read (it has one, and the
+   * key to decrypt it is configured). `requested` INCREMENTAL without such a parent is refused; without
+   * `requested`, a plan with `incrementalsPerFull` N takes an incremental while the parent's chain holds fewer than
+   * N incrementals, and a full otherwise or when there is no usable parent (then with a warning saying why).
+   * @throws DrError INCREMENTAL_NOT_POSSIBLE
+   */
+  private async chooseType(
+    plan: BackupPlanEntity,
+    supported: boolean,
+    requested: BackupType | undefined,
+  ): Promise<Pick<BackupEntity, 'backupType' | 'parentId' | 'fullBackupId' | 'warnings'>> {
+    const full = { backupType: 'FULL' as const, parentId: null, fullBackupId: null, warnings: [] };
+    if (requested === 'FULL' || !supported) return full;
+    if (!requested && !(plan.incrementalsPerFull > 0)) return full;
+    const parent = await this.backups.findOne({ where: { planId: plan.id, status: JobStatus.COMPLETED }, order: { startedAt: 'DESC', createdAt: 'DESC' } });
+    const problem = parent ? await this.parentProblem(plan, parent) : `plan "${plan.name}" has no completed backup yet`;
+    if (problem) {
+      if (requested) throw new DrError('INCREMENTAL_NOT_POSSIBLE', `no incremental backup of plan "${plan.name}": ${problem}`, [{ field: 'type', message: problem }]);
+      return parent ? { ...full, warnings: [`full backup instead of an incremental: ${problem}`] } : full;
+    }
+    if (!requested) {
+      let depth = 0;
+      for (let b: BackupEntity | null = parent; b?.backupType === 'INCREMENTAL' && depth <= plan.incrementalsPerFull; b = await this.backups.findOneBy({ id: b.parentId! })) depth++;
+      if (depth >= plan.incrementalsPerFull) return full;
+    }
+    return { backupType: 'INCREMENTAL', parentId: parent!.id, fullBackupId: parent!.fullBackupId ?? parent!.id, warnings: [] };
+  }
+
+  /** Why `parent` cannot be an incremental's parent for `plan`, or null when it can. */
+  private async parentProblem(plan: BackupPlanEntity, parent: BackupEntity): Promise<string | null> {
+    if (parent.engine !== plan.engine || stableJson(parent.source) !== stableJson(plan.source)) {
+      return `the previous backup ${parent.id} was taken of another source; the plan's source changed since`;
+    }
+    const details = parent.objects.find((o) => o.role === 'details');
+    if (!details || parent.fileCount === null) return `the previous backup ${parent.id} has no file index`;
+    try {
+      const keys = await this.encryption.decryptionKeys(parent.encryption);
+      const recipients = parent.encryption?.recipients;
+      if (keys && recipients?.length && !parent.encryption?.passphraseSecret && !(await identitiesMatch(keys.identities, recipients))) {
+        return `the file index of the previous backup ${parent.id} is encrypted to recipients whose identity is not configured here (DR_AGE_IDENTITY_SECRET)`;
+      }
+    } catch (error) {
+      return `the file index of the previous backup ${parent.id} is encrypted and cannot be read here: ${(error as Error).message}`;
+    }
+    const driver = this.locations.driverFor(await this.locations.get(parent.storageLocationId));
+    if (!(await driver.stat(details.key).catch(() => null))) return `the file index of the previous backup ${parent.id} (${details.key}) is missing from storage`;
+    return null;
   }
 
   /** @throws DrError NOT_FOUND */
@@ -238,4 +304,11 @@ export class BackupsService {
     changed.sort((x, y) => x.path.localeCompare(y.path));
     return { from: from.id, to: to.id, added, removed, changed, unchanged };
   }
+}
+
+/** JSON with object keys sorted, to compare two sources whatever their key order. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
 }

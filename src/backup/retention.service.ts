@@ -91,6 +91,7 @@ export class RetentionService implements OnApplicationBootstrap {
       const verified = await this.newestVerified(backups.map((b) => b.id));
       if (verified) reasons.get(verified)!.push('newest verified backup');
       for (const b of backups) if (b.retainUntil && b.retainUntil > now) reasons.get(b.id)!.push(`immutable until ${b.retainUntil.toISOString()}`);
+      await this.keepChains(planId, backups, reasons);
     }
     const entry = (b: BackupEntity, why: string[]): RetentionEntry => ({ backupId: b.id, takenAt: takenAt(b).toISOString(), reasons: why });
     const keep = backups.filter((b) => reasons.get(b.id)!.length).map((b) => entry(b, reasons.get(b.id)!));
@@ -113,6 +114,23 @@ export class RetentionService implements OnApplicationBootstrap {
       if (walArchiveIds.length) await this.walArchives.applyRetentionFor(walArchiveIds);
     }
     return report;
+  }
+
+  /**
+   * A kept incremental (and one still running) needs every ancestor up to its full to be restored: each ancestor
+   * is kept, with the reason naming the nearest incremental that needs it. `backups` is newest first.
+   */
+  private async keepChains(planId: string, backups: BackupEntity[], reasons: Map<string, string[]>): Promise<void> {
+    const byId = new Map(backups.map((b) => [b.id, b]));
+    const running = await this.backups.find({ where: { planId, status: In([JobStatus.PENDING, JobStatus.RUNNING]) } });
+    const needing = [...running, ...backups.filter((b) => reasons.get(b.id)!.length)].filter((b) => b.backupType === 'INCREMENTAL');
+    const marked = new Set<string>();
+    for (const b of needing) {
+      for (let parent = byId.get(b.parentId!); parent && !marked.has(parent.id); parent = parent.parentId ? byId.get(parent.parentId) : undefined) {
+        marked.add(parent.id);
+        reasons.get(parent.id)!.push(`in the chain of incremental ${b.id}${b.status === JobStatus.COMPLETED ? ', which is kept' : `, which is ${b.status}`} (chain full ${b.fullBackupId})`);
+      }
+    }
   }
 
   /** The newest of `backupIds` with a passed verification (any mode). */

@@ -18,6 +18,7 @@ import { StoredObject } from '../pipeline/manifest';
 import { StorageDriver } from '../storage/storage-driver';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { BackupObjects, ManifestParseError } from './backup-objects';
+import { BackupChains } from './backup-chain';
 import { JobStatus } from './backup-status';
 import { BackupEntity } from './backup.entity';
 import { VerificationEntity } from './verification.entity';
@@ -43,6 +44,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
     private readonly objects: BackupObjects,
+    private readonly chains: BackupChains,
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
@@ -80,7 +82,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       const intact = await this.checkObjects(backup, driver, problems, details, (n) => (bytesRead += n));
       if (verification.mode === 'restore') {
         if (!intact) problems.push('restore not attempted: the artifact failed its checks above');
-        else details.restore = await this.checkRestore(id, backup, driver, problems, signal);
+        else details.restore = await this.checkRestore(id, backup, driver, problems, signal, storageLocationId);
       }
       await heartbeat.stop();
       const finishedAt = new Date();
@@ -151,7 +153,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       const problem = await this.checkObject(driver, object, onRead);
       if (problem) {
         problems.push(problem);
-        if (object.role === 'artifact' || object.role === 'details') artifactIntact = false;
+        if (object.role === 'artifact' || object.role === 'details' || object.role === 'deletions') artifactIntact = false;
       }
     }
     details.objects = backup.objects.length;
@@ -176,6 +178,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
     driver: StorageDriver,
     problems: string[],
     signal: AbortSignal,
+    storageLocationId: string | null = null,
   ): Promise<Record<string, unknown>> {
     const engine = this.engines.get(backup.engine);
     const decryption = await this.encryption.decryptionKeys(backup.encryption);
@@ -186,6 +189,22 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       recorded.files = (await this.objects.readDetails(driver, detailsObject, decryption)).files;
     }
     const source = plainToInstance(engine.sourceClass, backup.source);
+    const context = { signal, runId: verificationId, scratchDir: this.config.scratchDir };
+    if (backup.backupType === 'INCREMENTAL' && engine.verifyChainRestore) {
+      // an incremental restores from its chain: full, then each incremental; a missing or corrupt member is a problem
+      try {
+        const warnings: string[] = [];
+        const chain = await this.chains.chainOf(backup);
+        const members = this.chains.open(chain, { storageLocationId, trustUnsignedManifest: false, warnings });
+        const check = await engine.verifyChainRestore(members, recorded, context);
+        problems.push(...check.problems);
+        return { ...check.checked, chain: chain.map((b) => b.id), scratchTarget: check.scratchTarget };
+      } catch (error) {
+        if (error instanceof DrError || signal.aborted) throw error;
+        problems.push(`restore of the chain into a scratch target failed: ${describeError(error)}`);
+        return {};
+      }
+    }
     try {
       const raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption });
       const check = await engine.verifyRestore(source, raw, recorded, { signal, runId: verificationId, scratchDir: this.config.scratchDir });

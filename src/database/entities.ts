@@ -13,6 +13,7 @@ import { AuditTrail1764040000000 } from './migrations/1764040000000-AuditTrail';
 import { ExternalRecoveries1795525273144 } from './migrations/1795525273144-ExternalRecoveries';
 import { PointInTimeRecovery1795600000000 } from './migrations/1795600000000-PointInTimeRecovery';
 import { WalArchiveEntity } from '../wal/wal-archive.entity';
+import { IncrementalBackups1795700000000 } from './migrations/1795700000000-IncrementalBackups';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -36,4 +37,5 @@ export const MIGRATIONS = [
   AuditTrail1764040000000,
   ExternalRecoveries1795525273144,
   PointInTimeRecovery1795600000000,
+  IncrementalBackups1795700000000,
 ];

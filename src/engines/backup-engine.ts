@@ -39,6 +39,35 @@ export interface EngineBackupResult {
   warnings: string[];
   /** WAL range of a base backup (postgres-base), for point-in-time recovery. */
   walRange?: BaseBackupWalRange;
+  /** Whether the index is in tree-walk order with each entry's lstat (it can be an incremental's parent). */
+  indexOrder?: 'tree';
+  /** An incremental's deletion list and counts (filesystem engine, when a parent index was given). */
+  incremental?: IncrementalResult;
+}
+
+/** What an incremental backup found beside its archive. */
+export interface IncrementalResult {
+  /** Scratch file of NUL-separated index paths to delete before extracting the archive (removed with the index). */
+  deletionsPath: string;
+  archived: number;
+  touchedDirectories: number;
+  deleted: number;
+}
+
+/** The parent of an incremental backup: its file index, read back from storage, in tree-walk order. */
+export interface ParentIndex {
+  backupId: string;
+  entries: AsyncIterable<FileIndexEntry>;
+}
+
+/** One backup of a chain (full first), opened on demand for a chain restore. */
+export interface ChainMember {
+  backupId: string;
+  type: 'FULL' | 'INCREMENTAL';
+  /** The raw (decrypted, decompressed) artifact, its SHA-256 checked as it is read. */
+  openArtifact(): Promise<Readable>;
+  /** The raw NUL-separated deletion list (incrementals), checked the same way; null for the full. */
+  openDeletions(): Promise<Readable | null>;
 }
 
 export interface EngineRestoreResult {
@@ -71,6 +100,8 @@ export interface EngineRunContext {
   runId: string;
   /** Directory for the run's scratch files (spooled indexes, decompressed dumps); the engine removes its own. */
   scratchDir: string;
+  /** Back up only what changed since this parent (engines with {@link BackupEngine.supportsIncremental}). */
+  parent?: ParentIndex;
 }
 
 /**
@@ -85,6 +116,8 @@ export interface BackupEngine<Source extends object = object, Target extends obj
   readonly contentType: string;
   /** The file index is small and kept in the backup record, so snapshots can be diffed (configuration). */
   readonly indexInRecord: boolean;
+  /** Can take INCREMENTAL backups (a parent index in the run context) and restore chains. */
+  readonly supportsIncremental?: boolean;
   /** DTO class a `source` is validated against. */
   readonly sourceClass: new () => Source;
   /** DTO class a restore `target` is validated against. */
@@ -110,6 +143,13 @@ export interface BackupEngine<Source extends object = object, Target extends obj
    * happens. `source` is the backup's source (the scratch database goes to its server unless configured otherwise).
    */
   verifyRestore(source: Source, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck>;
+  /**
+   * Restores a chain (full, then each incremental in order) into the target (engines that support incrementals).
+   * @throws an Error naming the chain member that failed.
+   */
+  restoreChain?(target: Target, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult>;
+  /** Deep verification of an incremental: restores its chain into scratch and compares with `recorded`. */
+  verifyChainRestore?(chain: ChainMember[], recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck>;
 }
 
 /** Injection token of the list of all engines. */

@@ -4,12 +4,14 @@ import { IsArray, IsBoolean, IsNotEmpty, IsOptional, IsString, Matches, MaxLengt
 import fg from 'fast-glob';
 import { Readable } from 'node:stream';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
-import { verifyTarRestore } from './restored-tree-check';
+import { BackupEngine, ChainMember, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { verifyRestoredTree, verifyTarRestore } from './restored-tree-check';
+import { restoreChainInto } from './chain-restore';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { SpooledFileIndex } from './file-index';
 import { TarArchiver } from './tar-archiver';
 import { indexedTarRun } from './tar-indexer';
+import { TreeScan } from './tree-scan';
 
 /** `source` of a filesystem backup. Globs are relative to `path` (fast-glob/picomatch syntax). */
 export class FilesystemSource {
@@ -32,8 +34,10 @@ export class DirectoryTarget {
 /**
  * Backs up a directory tree as a GNU tar stream (modes, mtimes, owners, symlinks as links), indexed on the way
  * (path, size, mode, mtime and SHA-256 of every member, spooled to scratch) for deep verification, and restores it
- * into a target directory. Without include/exclude globs tar walks the tree itself; with them the file list is built
- * with fast-glob and handed to tar.
+ * into a target directory. The tree is walked by {@link TreeScan} (in index order, each entry's lstat recorded) and
+ * the names handed to tar without recursion; include/exclude globs select entries with fast-glob first. With a
+ * parent index in the run context (an INCREMENTAL backup) only new and changed entries are archived, the rest of
+ * the index carried over, and a deletion list kept; {@link restoreChain} restores full + incrementals in order.
  */
 @Injectable()
 export class FilesystemEngine implements BackupEngine<FilesystemSource, DirectoryTarget> {
@@ -41,6 +45,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
   readonly artifactExtension = 'tar';
   readonly contentType = 'application/x-tar';
   readonly indexInRecord = false;
+  readonly supportsIncremental = true;
   readonly sourceClass = FilesystemSource;
   readonly targetClass = DirectoryTarget;
 
@@ -72,11 +77,37 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
         markDirectories: false,
         unique: true,
       });
-      entries.sort();
     }
+    const selected = entries ? new Set(entries) : undefined;
+    const scan = await TreeScan.create(context.scratchDir, context.runId, source.path, context.parent?.entries, selected && ((p) => selected.has(p)));
     const index = await SpooledFileIndex.create(context.scratchDir, context.runId);
-    const tar = this.tar.create({ cwd: source.path, entries, signal: context.signal });
-    return indexedTarRun(tar, index, () => index.close());
+    let scanError: Error | undefined;
+    const names = (async function* () {
+      try {
+        yield* scan.names();
+      } catch (error) {
+        scanError = error as Error;
+        throw error;
+      }
+    })();
+    const tar = this.tar.create({ cwd: source.path, entries: names, signal: context.signal });
+    const run = indexedTarRun(tar, index, async () => {
+      await index.close();
+      if (scanError) throw scanError;
+    });
+    const done = run.done.then(
+      (result) => ({
+        ...result,
+        files: scan.index(index),
+        indexOrder: 'tree' as const,
+        ...(context.parent ? { incremental: { deletionsPath: scan.deletionsPath, ...scan.counts } } : {}),
+      }),
+      async (error: Error) => {
+        await scan.dispose();
+        throw scanError ?? error;
+      },
+    );
+    return { stream: run.stream, done };
   }
 
   async checkTarget(target: DirectoryTarget, overwrite: boolean): Promise<void> {
@@ -88,6 +119,19 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
     await this.directories.prepare(path);
     await this.tar.extract(path, input, context.signal);
     return { warnings: [] };
+  }
+
+  /** Restores a chain (full, then incrementals in order) into the target directory; see {@link restoreChainInto}. */
+  async restoreChain(target: DirectoryTarget, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
+    const path = await this.directories.check(target.path, overwrite);
+    await this.directories.prepare(path);
+    await restoreChainInto(this.tar, path, chain, context.signal);
+    return { warnings: [] };
+  }
+
+  /** Deep verification of an incremental: its chain restored into scratch, compared with its file index. */
+  async verifyChainRestore(chain: ChainMember[], recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
+    return verifyRestoredTree((dir) => restoreChainInto(this.tar, dir, chain, context.signal), recorded, context);
   }
 
   describeTarget(target: DirectoryTarget): Record<string, unknown> {

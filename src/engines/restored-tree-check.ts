@@ -23,6 +23,19 @@ export async function verifyTarRestore(
   recorded: RecordedContent,
   context: EngineRunContext,
 ): Promise<RestoreCheck> {
+  return verifyRestoredTree((dir) => tar.extract(dir, input, context.signal), recorded, context);
+}
+
+/**
+ * The same check as {@link verifyTarRestore} for a tree that `restoreInto` puts into the scratch directory (the
+ * chain of an incremental backup, see restoreChainInto).
+ * @throws whatever `restoreInto` raised; differences are returned, not thrown
+ */
+export async function verifyRestoredTree(
+  restoreInto: (dir: string) => Promise<void>,
+  recorded: RecordedContent,
+  context: EngineRunContext,
+): Promise<RestoreCheck> {
   if (!recorded.files) throw new Error('this backup recorded no file index to compare a restore with');
   const dir = join(context.scratchDir, `verify-${context.runId}`);
   await rm(dir, { recursive: true, force: true });
@@ -32,7 +45,7 @@ export async function verifyTarRestore(
   const report = (problem: string) => (problems.length < MAX_LISTED_PROBLEMS ? problems.push(problem) : more++);
   const checked = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
   try {
-    await tar.extract(dir, input, context.signal);
+    await restoreInto(dir);
     const recordedPaths = new Set<string>(['']);
     for await (const entry of recorded.files) {
       if (!entry.path) continue; // the archive's root, `.`

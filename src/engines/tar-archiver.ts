@@ -5,8 +5,12 @@ import { ProcessRunner } from './process-runner';
 /** What GNU tar should archive: entries relative to `cwd`, or the whole tree when `entries` is omitted. */
 export interface TarCreateOptions {
   cwd: string;
-  /** Relative paths to archive without recursion; omit to archive `.` recursively. */
-  entries?: string[];
+  /**
+   * Relative paths to archive without recursion, in this order (an async iterable is pulled as tar reads the
+   * list, with back-pressure; when it throws, the list ends there and the caller must fail the run); omit to
+   * archive `.` recursively.
+   */
+  entries?: string[] | AsyncIterable<string>;
   signal: AbortSignal;
 }
 
@@ -25,7 +29,14 @@ export class TarArchiver {
     else args.push('.');
     const proc = this.processes.spawn('tar', args, { signal: options.signal, okExitCodes: [1] });
     if (options.entries) {
-      Readable.from(options.entries.map((e) => `${e}\0`)).pipe(proc.stdin);
+      const entries = options.entries;
+      const list = Array.isArray(entries)
+        ? Readable.from(entries.map((e) => `${e}\0`))
+        : Readable.from((async function* () {
+            for await (const e of entries) yield `${e}\0`;
+          })());
+      list.once('error', () => proc.stdin.end());
+      list.pipe(proc.stdin);
     } else {
       proc.stdin.end();
     }

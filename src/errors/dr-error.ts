@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'BACKUP_NOT_RESTORABLE',
   'SECRET_UNAVAILABLE',
   'PLAN_BUSY',
+  'INCREMENTAL_NOT_POSSIBLE',
   'DECRYPTION_KEY_UNAVAILABLE',
   'MANIFEST_UNTRUSTED',
   'SELF_APPROVAL',
@@ -55,6 +56,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'TARGET_EXISTS':
     case 'BACKUP_NOT_RESTORABLE':
     case 'PLAN_BUSY':
+    case 'INCREMENTAL_NOT_POSSIBLE':
     case 'DECRYPTION_KEY_UNAVAILABLE':
     case 'MANIFEST_UNTRUSTED':
     case 'APPROVAL_EXPIRED':

@@ -1,5 +1,5 @@
 import { Duplex, Readable } from 'node:stream';
-import { Decrypter, Encrypter } from 'age-encryption';
+import { Decrypter, Encrypter, identityToRecipient } from 'age-encryption';
 
 /**
  * How an artifact is encrypted: for age X25519 recipients (`age1...` public keys; only the matching identities
@@ -65,4 +65,21 @@ export function ageRecipientProblem(recipient: string): string | null {
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+/**
+ * Whether any of `identities` (`AGE-SECRET-KEY-1...`) opens a file encrypted to `recipients` (`age1...`): the
+ * recipient of each identity is derived (X25519 public key) and looked up. Identities that cannot be read count as
+ * none. @returns true when one matches
+ */
+export async function identitiesMatch(identities: string[], recipients: string[]): Promise<boolean> {
+  const wanted = new Set(recipients);
+  for (const identity of identities) {
+    try {
+      if (wanted.has(await identityToRecipient(identity))) return true;
+    } catch {
+      // not an identity the library reads: it opens nothing
+    }
+  }
+  return false;
 }

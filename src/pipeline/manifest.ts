@@ -15,13 +15,38 @@ export interface FileIndexEntry {
   sha256?: string;
   /** Target of a symlink. */
   linkTarget?: string;
+  /** lstat of the source entry when it was backed up (filesystem engine), for the next incremental's change detection. */
+  stat?: SourceStat;
+}
+
+/**
+ * The part of a source entry's lstat(2) a filesystem backup records for change detection (see
+ * `unchangedSince` in src/engines/tree-scan.ts). Integers that may exceed 2^53 are decimal strings.
+ */
+export interface SourceStat {
+  /** st_mode: file type and permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** st_size, bytes. */
+  size: string;
+  /** st_ino. */
+  ino: string;
+  /** st_mtime in nanoseconds since the epoch. */
+  mtimeNs: string;
+  /** st_ctime in nanoseconds since the epoch. */
+  ctimeNs: string;
 }
 
 export const MANIFEST_FORMAT = 'dr-backup-manifest';
 export const MANIFEST_FORMAT_VERSION = 1;
 
 /** What an object of a backup holds. */
-export type StoredObjectRole = 'artifact' | 'details';
+export type StoredObjectRole = 'artifact' | 'details' | 'deletions';
+
+/** Full (self-contained) or incremental (new and changed members since its parent, plus a deletion list). */
+export type BackupType = 'FULL' | 'INCREMENTAL';
+export const BACKUP_TYPES: BackupType[] = ['FULL', 'INCREMENTAL'];
 
 /** One object a backup stored, with what it takes to check it. */
 export interface StoredObject {
@@ -80,4 +105,22 @@ export interface BackupDetailsHeader {
   fileCount?: number;
   /** Per-table digests of the dump (postgres). */
   tables?: TableDigest[];
+  /**
+   * `tree`: the file index is in tree-walk order and every entry carries its `stat` (filesystem backups since
+   * incremental backups exist); such an index can be the parent of an incremental. Absent: archive order, no stat.
+   */
+  indexOrder?: 'tree';
+  /** FULL or INCREMENTAL (filesystem); absent in backups made before incremental backups existed (FULL). */
+  backupType?: BackupType;
+  /** An incremental's chain: the backup it is based on and the chain's full, and what it holds. */
+  incremental?: {
+    parentId: string;
+    fullBackupId: string;
+    /** Members archived because new or changed. */
+    archived: number;
+    /** Unchanged directories archived for their mode and mtime (content changed in them). */
+    touchedDirectories: number;
+    /** Paths in the deletion list. */
+    deleted: number;
+  };
 }

@@ -6,6 +6,7 @@ import { plainToInstance } from 'class-transformer';
 import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
 import { BackupObjects } from '../backup/backup-objects';
+import { BackupChains } from '../backup/backup-chain';
 import { JobStatus } from '../backup/backup-status';
 import { BackupsService } from '../backup/backups.service';
 import { AuditService } from '../audit/audit.service';
@@ -40,6 +41,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
     private readonly objects: BackupObjects,
+    private readonly chains: BackupChains,
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
@@ -78,34 +80,47 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       const location = await this.locations.get(recovery.storageLocationId ?? backup.storageLocationId);
       const driver = this.locations.driverFor(location);
       const warnings: string[] = [];
-      const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
-      if (!signature.ok) {
-        if (!trustUnsignedManifest) {
-          throw new Error(`the manifest's signature does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`);
-        }
-        warnings.push(`restored although the manifest's signature does not verify: ${signature.reason}`);
-      }
-      const artifact = backup.objects.find((o) => o.role === 'artifact');
-      const listed = manifest.objects?.find((o) => o.role === 'artifact');
-      if (!artifact || !listed || listed.key !== artifact.key || listed.sha256 !== artifact.sha256) {
-        throw new Error(`manifest ${backup.manifestKey} does not describe the artifact the backup record names`);
-      }
       const engine = this.engines.get(backup.engine);
       const target = plainToInstance(engine.targetClass, recovery.target);
-      const decryption = await this.encryption.decryptionKeys(backup.encryption);
-      // POINT_IN_TIME: the WAL archive is checked before anything is read or laid down.
-      const pitrPlan = recovery.type === 'POINT_IN_TIME' ? await this.pointInTimeRecovery.precheck(backup, target as PointInTimeTarget) : null;
-      raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {
-        decryption,
-        onProgress: (n) => (storedBytes = n),
-      });
       const context = { signal, runId: recovery.id, scratchDir: this.config.scratchDir };
       let pointInTime: PointReached | null = null;
-      let result;
-      if (pitrPlan) {
-        ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, raw, recovery.overwrite, context, pitrPlan));
+      let result: { warnings: string[] };
+      if (backup.backupType === 'INCREMENTAL') {
+        // the chain: full, then each incremental up to this one, every member checked like a single backup
+        if (!engine.restoreChain) throw new Error(`the ${engine.name} engine cannot restore incremental backups`);
+        const chain = await this.chains.chainOf(backup);
+        const members = this.chains.open(chain, {
+          storageLocationId: recovery.storageLocationId,
+          trustUnsignedManifest,
+          warnings,
+          onRead: (n) => (storedBytes += n),
+        });
+        result = await engine.restoreChain(target, members, recovery.overwrite, context);
       } else {
-        result = await engine.restore(target, raw, recovery.overwrite, context);
+        const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
+        if (!signature.ok) {
+          if (!trustUnsignedManifest) {
+            throw new Error(`the manifest's signature does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`);
+          }
+          warnings.push(`restored although the manifest's signature does not verify: ${signature.reason}`);
+        }
+        const artifact = backup.objects.find((o) => o.role === 'artifact');
+        const listed = manifest.objects?.find((o) => o.role === 'artifact');
+        if (!artifact || !listed || listed.key !== artifact.key || listed.sha256 !== artifact.sha256) {
+          throw new Error(`manifest ${backup.manifestKey} does not describe the artifact the backup record names`);
+        }
+        const decryption = await this.encryption.decryptionKeys(backup.encryption);
+        // POINT_IN_TIME: the WAL archive is checked before anything is read or laid down.
+        const pitrPlan = recovery.type === 'POINT_IN_TIME' ? await this.pointInTimeRecovery.precheck(backup, target as PointInTimeTarget) : null;
+        raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {
+          decryption,
+          onProgress: (n) => (storedBytes = n),
+        });
+        if (pitrPlan) {
+          ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, raw, recovery.overwrite, context, pitrPlan));
+        } else {
+          result = await engine.restore(target, raw, recovery.overwrite, context);
+        }
       }
       await heartbeat.stop();
       const finishedAt = new Date();

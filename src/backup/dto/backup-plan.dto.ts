@@ -58,6 +58,10 @@ export class CreateBackupPlanDto {
   /** Lock each backup's objects for this many days (storage with immutability: S3 Object Lock, Azure policies). */
   @IsOptional() @IsInt() @Min(1) @Max(36500)
   immutableDays?: number | null;
+
+  /** Incrementals after each full (filesystem plans only): 0 (the default) = every backup is full. */
+  @IsOptional() @IsInt() @Min(0) @Max(1000)
+  incrementalsPerFull?: number;
 }
 
 /** `PATCH /backup-plans/{id}`: any subset of the plan's fields except its engine. */
@@ -92,6 +96,10 @@ export class UpdateBackupPlanDto {
   /** Lock each backup's objects for this many days (storage with immutability: S3 Object Lock, Azure policies). */
   @IsOptional() @IsInt() @Min(1) @Max(36500)
   immutableDays?: number | null;
+
+  /** Incrementals after each full (filesystem plans only): 0 (the default) = every backup is full. */
+  @IsOptional() @IsInt() @Min(0) @Max(1000)
+  incrementalsPerFull?: number;
 }
 
 /** `POST /backup-plans/{id}/retention`. */
@@ -114,6 +122,8 @@ export class BackupPlanResponse {
   copyLocationIds: string[];
   retention: Record<string, unknown> | null;
   immutableDays: number | null;
+  /** Incrementals after each full (0: every backup is full). */
+  incrementalsPerFull: number;
   createdAt: string;
   updatedAt: string;
 
@@ -131,6 +141,7 @@ export class BackupPlanResponse {
       copyLocationIds: p.copyLocationIds,
       retention: p.retention,
       immutableDays: p.immutableDays,
+      incrementalsPerFull: p.incrementalsPerFull,
       createdAt: p.createdAt.toISOString(),
       updatedAt: p.updatedAt.toISOString(),
     };

@@ -1,7 +1,7 @@
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Max, MaxLength, Min } from 'class-validator';
 import type { TableDigest } from '../../engines/pg-dump-digest';
-import { ManifestEncryption, StoredObject } from '../../pipeline/manifest';
+import { BACKUP_TYPES, BackupType, ManifestEncryption, StoredObject } from '../../pipeline/manifest';
 import { BackupCopyEntity } from '../backup-copy.entity';
 import { VerificationEntity, VerificationMode } from '../verification.entity';
 import { BaseBackupWalRange, ENGINE_NAMES, EngineName } from '../../engines/backup-engine';
@@ -25,6 +25,13 @@ export class CreateBackupDto {
 
   @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
   storageLocationId?: string;
+
+  /**
+   * `FULL`, or `INCREMENTAL` (with `planId`, filesystem plans only): only what changed since the plan's previous
+   * completed backup. Omitted: the plan's `incrementalsPerFull` decides (a full when there is no usable parent).
+   */
+  @IsOptional() @IsIn(BACKUP_TYPES, { message: `type must be one of: ${BACKUP_TYPES.join(', ')}` })
+  type?: BackupType;
 }
 
 /** Query of `GET /backups`. */
@@ -96,6 +103,12 @@ export class BackupResponse {
   storageLocationId: string;
   status: JobStatus;
   trigger: string;
+  /** FULL, or INCREMENTAL (new and changed files since `parentId`, plus deletions). */
+  type: BackupType;
+  /** The backup an incremental is based on; null for a full. */
+  parentId: string | null;
+  /** The full backup an incremental's chain starts with; null for a full. */
+  fullBackupId: string | null;
   artifactKey: string | null;
   manifestKey: string | null;
   sizeBytes: number | null;
@@ -136,6 +149,9 @@ export class BackupResponse {
       storageLocationId: b.storageLocationId,
       status: b.status,
       trigger: b.trigger,
+      type: b.backupType,
+      parentId: b.parentId,
+      fullBackupId: b.fullBackupId,
       artifactKey: b.artifactKey,
       manifestKey: b.manifestKey,
       sizeBytes: b.sizeBytes,

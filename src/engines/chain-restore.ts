@@ -1,0 +1,67 @@
+import { lstat, realpath, rm } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { describeError } from '../jobs/background-jobs';
+import { ChainMember } from './backup-engine';
+import { TarArchiver } from './tar-archiver';
+
+/**
+ * Restores a chain of filesystem backups into `dir` (which exists): the full's archive is extracted, then for each
+ * incremental in order its deletion list is applied (each listed path removed, recursively) and its archive
+ * extracted over the tree. Extracting an incremental also puts back the mode and mtime of every directory whose
+ * content it changes (those directories are archived too), so the result is the tree as it was at the last
+ * member. By hand: `tar -x` of the full, then per incremental `xargs -0 rm -rf --` of its deletion list and
+ * `tar -x` of its archive (docs/artifact-format.md).
+ * @throws an Error naming the chain member that failed (missing object, checksum mismatch, tar error).
+ */
+export async function restoreChainInto(tar: TarArchiver, dir: string, chain: ChainMember[], signal: AbortSignal): Promise<void> {
+  for (const [i, member] of chain.entries()) {
+    let raw: Readable | undefined;
+    try {
+      if (i === 0 && member.type !== 'FULL') throw new Error('the chain does not start with a full backup');
+      if (i > 0) {
+        const deletions = await member.openDeletions();
+        if (deletions) await applyDeletions(dir, deletions);
+      }
+      raw = await member.openArtifact();
+      await tar.extract(dir, raw, signal);
+    } catch (error) {
+      raw?.destroy();
+      if (signal.aborted) throw error;
+      throw new Error(`chain member ${i + 1} of ${chain.length} (${member.type} backup ${member.backupId}) cannot be restored: ${describeError(error)}`);
+    }
+  }
+}
+
+/**
+ * Removes every path of a NUL-separated deletion list (index paths, relative to `dir`) from `dir`, recursively.
+ * A path that is absolute, holds `..`, or whose parent resolves outside `dir` (through a symlink) is refused.
+ * Paths already gone are fine (a deleted directory's content follows it in the list).
+ * @throws on a refused path or a removal error.
+ */
+export async function applyDeletions(dir: string, list: Readable): Promise<number> {
+  const root = await realpath(dir);
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let count = 0;
+  const remove = async (path: string) => {
+    if (!path) return;
+    if (path.startsWith('/') || path.split('/').some((c) => c === '..' || c === '.' || c === '')) {
+      throw new Error(`the deletion list names an unsafe path: ${JSON.stringify(path)}`);
+    }
+    const full = join(root, ...path.split('/'));
+    const parent = await realpath(dirname(full)).catch(() => null);
+    if (parent === null) return; // its directory is gone already
+    if (parent !== root && !parent.startsWith(root + sep)) throw new Error(`the deletion list names a path outside the target: ${JSON.stringify(path)}`);
+    if (await lstat(full).catch(() => null)) await rm(full, { recursive: true, force: true });
+    count++;
+  };
+  for await (const chunk of list) {
+    const parts = (rest + decoder.write(chunk as Buffer)).split('\0');
+    rest = parts.pop()!;
+    for (const part of parts) await remove(part);
+  }
+  await remove(rest + decoder.end());
+  return count;
+}
