@@ -1,4 +1,4 @@
-import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { DrError, FieldProblem } from './dr-error';
@@ -12,9 +12,36 @@ export function toFieldProblems(errors: ValidationError[], parent = ''): FieldPr
   });
 }
 
-/** The global pipe: whitelists DTO fields, rejects unknown ones, and reports every bad field by name. */
+/**
+ * Names the query parameters holding a NUL character (U+0000), at any depth (`a`, `a.0`). PostgreSQL cannot take
+ * one in a text parameter, so a filter such as `GET /audit?actor=a%00b` would fail in SQL as a 500; JSON bodies are
+ * refused earlier by the body parser's reviver (src/hardening/json-body.ts).
+ */
+export function nulFields(value: unknown, field = ''): string[] {
+  if (typeof value === 'string') return value.includes('\u0000') ? [field] : [];
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, inner]) => nulFields(inner, field ? `${field}.${key}` : key));
+}
+
+/** {@link ValidationPipe} that also refuses query strings holding a NUL character (400 naming the parameter). */
+class RequestValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'query' || metadata.type === 'param') {
+      const fields = nulFields(value, metadata.type === 'param' && metadata.data ? metadata.data : '');
+      if (fields.length > 0) {
+        throw DrError.validation(fields.map((field) => ({ field, message: `${field} must not contain a NUL character` })));
+      }
+    }
+    return super.transform(value, metadata);
+  }
+}
+
+/**
+ * The global pipe: whitelists DTO fields, rejects unknown ones, refuses NUL characters in query strings, and
+ * reports every bad field by name.
+ */
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new RequestValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,

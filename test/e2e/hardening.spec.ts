@@ -61,6 +61,15 @@ describe('hardening', () => {
       }
     });
 
+    it('refuses a NUL character in a query string with 400 naming the parameter (it used to reach SQL as a 500)', async () => {
+      for (const path of ['/audit?actor=a%00b', '/audit?action=%00', '/backups?engine=%00']) {
+        const res = await service.http().get(`${API}${path}`).set('X-API-Key', ADMIN_KEY);
+        expect({ path, status: res.status, code: res.body.code }).toEqual({ path, status: 400, code: 'VALIDATION_FAILED' });
+      }
+      const res = await service.http().get(`${API}/audit?actor=a%00b`).set('X-API-Key', ADMIN_KEY);
+      expect(res.body.details).toEqual([{ field: 'actor', message: 'actor must not contain a NUL character' }]);
+    });
+
     it('serves Swagger UI and the committed OpenAPI document without credentials', async () => {
       const ui = await service.http().get('/api-docs/');
       expect(ui.status).toBe(200);
