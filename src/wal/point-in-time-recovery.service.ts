@@ -38,6 +38,8 @@ export interface PointInTimePlan {
   archive: WalArchiveEntity;
   gaps: string[];
   warnings: string[];
+  /** The newest segment archived when the recovery was checked: a `latest` recovery must replay into it. */
+  newestSegment: string | null;
 }
 
 /** Characters refused in paths written into restore_command (a shell command inside a single-quoted setting). */
@@ -122,7 +124,7 @@ export class PointInTimeRecovery {
       if (needed) throw new Error(`${description}; replay to this target would stop at the gap`);
       warnings.push(description);
     }
-    return { archive, gaps, warnings };
+    return { archive, gaps, warnings, newestSegment: status.newestSegment };
   }
 
   /**
@@ -179,6 +181,7 @@ export class PointInTimeRecovery {
     try {
       const reached = await this.waitForTarget(target, action, started + timeoutSeconds * 1000, logFile, gaps, context.signal);
       const replayMs = Date.now() - started;
+      if (t.latest) this.checkReachedNewest(reached.lsn, plan.newestSegment, archive.segmentSizeBytes);
       let running = true;
       if (target.stopServer) {
         await this.stop(identity, dir, 'fast');
@@ -249,6 +252,24 @@ export class PointInTimeRecovery {
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
     throw new Error(`the recovery target was not reached within ${target.timeoutSeconds ?? 600} s (last: ${lastError || 'still replaying'}); ${await this.reasons(logFile, gaps)}`);
+  }
+
+  /**
+   * A `latest` recovery ends where restore_command first fails, and PostgreSQL takes any failure (an unreachable
+   * store as much as a segment not archived yet) for the end of the WAL. Replay that stopped before the newest
+   * segment the archive held when the recovery was checked therefore lost archived transactions: refused.
+   * @throws Error naming the segment reached and the newest archived one.
+   */
+  private checkReachedNewest(lsn: string | null, newestSegment: string | null, segmentBytes: number): void {
+    if (!newestSegment) return;
+    const reached = lsn === null ? null : parseLsn(lsn);
+    const newest = segmentNumberOf(newestSegment.slice(8), segmentBytes);
+    if (reached === null || segmentOfLsn(reached, segmentBytes) < newest) {
+      throw new Error(
+        `replay to latest stopped at ${lsn ?? 'no LSN'}, before the archive's newest segment ${newestSegment}: ` +
+          'a WAL fetch failed or a segment is unreadable; the recovered server was stopped (see the server log)',
+      );
+    }
   }
 
   private async reasons(logFile: string, gaps: string[]): Promise<string> {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
@@ -204,6 +204,25 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     expect(badPort.status).toBe(400);
     expect(badPort.body.details.map((d: { field: string }) => d.field).sort()).toEqual(['target.port', 'target.recoveryTarget.time']);
   });
+
+  it('fails a latest recovery whose replay stopped short because a segment could not be fetched (corrupt object)', async () => {
+    // The listing still shows every segment (continuity ok), but wal-fetch refuses the corrupt one, which
+    // PostgreSQL takes for the end of the WAL: it would promote early and silently lose the later transactions.
+    const store = join(root, 'store', 'wal', archiveName, '00000001');
+    const segments = readdirSync(store).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort();
+    const victim = join(store, `${segments[segments.length - 3].slice(0, 24)}.zst`);
+    const original = readFileSync(victim);
+    const corrupt = Buffer.from(original);
+    corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;
+    writeFileSync(victim, corrupt);
+    try {
+      const latest = await recoverTo('corrupt-latest', { latest: true }, { walArchiveId: archiveId });
+      expect(latest.recovery.status).toBe('FAILED');
+      expect(latest.recovery.error).toContain(`before the archive's newest segment ${segments[segments.length - 1].slice(0, 24)}`);
+    } finally {
+      writeFileSync(victim, original);
+    }
+  }, 120_000);
 
   it('detects a missing archived segment (API and metric) and fails a recovery that needs it, naming it', async () => {
     const store = join(root, 'store', 'wal', archiveName, '00000001');
