@@ -64,6 +64,9 @@ export class BackupChains {
       type: backup.backupType,
       openArtifact: async () => (await this.openObject(backup, 'artifact', options))!,
       openDeletions: () => (backup.backupType === 'INCREMENTAL' ? this.openObject(backup, 'deletions', options) : Promise.resolve(null)),
+      // incrementals made before move detection have no move list
+      openMoves: () =>
+        backup.backupType === 'INCREMENTAL' && backup.objects.some((o) => o.role === 'moves') ? this.openObject(backup, 'moves', options) : Promise.resolve(null),
     }));
   }
 

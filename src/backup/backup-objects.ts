@@ -19,6 +19,8 @@ export interface BackupKeys {
   manifestKey: string;
   /** `deletions.nul.zst`, plus `.age` when encrypted: an incremental's deletion list (NUL-separated paths). */
   deletionsKey: string;
+  /** `moves.nul.zst`, plus `.age` when encrypted: an incremental's move list (NUL-separated pairs `from\0to\0`). */
+  movesKey: string;
   /** `manifest.sig`, written last: a backup whose signature is missing is not complete. */
   signatureKey: string;
 }
@@ -32,6 +34,7 @@ export function backupKeys(backupId: string, extension: string, encrypted: boole
     detailsKey: `${backupId}/details.jsonl.zst${age}`,
     manifestKey: `${backupId}/manifest.json`,
     deletionsKey: `${backupId}/deletions.nul.zst${age}`,
+    movesKey: `${backupId}/moves.nul.zst${age}`,
     signatureKey: `${backupId}/manifest.sig`,
   };
 }
@@ -102,13 +105,15 @@ export class BackupObjects {
   }
 
   /**
-   * Streams an incremental's deletion list (a scratch file of NUL-separated index paths) through the pipeline,
-   * compressed and encrypted like the artifact, and publishes it under `key`.
-   * @returns its description for the manifest (role `deletions`).
+   * Streams an incremental's deletion list (a scratch file of NUL-separated index paths) or move list (pairs
+   * `from\0to\0`) through the pipeline, compressed and encrypted like the artifact, and publishes it under `key`.
+   * @returns its description for the manifest (role `role`).
+   * @throws the storage or pipeline error (the staged upload aborted).
    */
-  async writeDeletions(
+  async writeList(
     driver: StorageDriver,
     key: string,
+    role: 'deletions' | 'moves',
     listPath: string,
     encryption: AgeEncryptionKey | null,
     upload: UploadOptions,
@@ -119,7 +124,7 @@ export class BackupObjects {
       await staged.publish();
       return {
         key,
-        role: 'deletions',
+        role,
         contentType: 'application/octet-stream',
         rawSizeBytes: stored.sizeBytes,
         sizeBytes: stored.storedBytes,

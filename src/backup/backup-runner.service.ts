@@ -127,11 +127,19 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         sizeBytes: stored.storedBytes,
         sha256: stored.sha256,
       };
-      // the details object and an incremental's deletion list are independent: written (and fsynced) together
-      const deletions = result.incremental
-        ? this.objects.writeDeletions(driver, keys.deletionsKey, result.incremental.deletionsPath, encryption, uploadOptions)
+      // the details object and an incremental's deletion and move lists are independent: written (and fsynced) together
+      const lists = result.incremental
+        ? Promise.allSettled([
+            this.objects.writeList(driver, keys.deletionsKey, 'deletions', result.incremental.deletionsPath, encryption, uploadOptions),
+            this.objects.writeList(driver, keys.movesKey, 'moves', result.incremental.movesPath, encryption, uploadOptions),
+          ]).then((settled) =>
+            settled.map((s) => {
+              if (s.status === 'rejected') throw s.reason;
+              return s.value;
+            }),
+          )
         : undefined;
-      deletions?.catch(() => undefined); // awaited below (also when the details fail, before the cleanup removes both)
+      lists?.catch(() => undefined); // awaited below (also when the details fail, before the cleanup removes them)
       const details = await this.objects
         .writeDetails(
         driver,
@@ -156,6 +164,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
                   archived: result.incremental.archived,
                   touchedDirectories: result.incremental.touchedDirectories,
                   deleted: result.incremental.deleted,
+                  moved: result.incremental.moved,
                 },
               }
             : {}),
@@ -165,11 +174,11 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         uploadOptions,
       )
         .catch(async (error: Error) => {
-          await deletions?.catch(() => undefined);
+          await lists?.catch(() => undefined);
           throw error;
         });
       const objects = [artifact, details];
-      if (deletions) objects.push(await deletions);
+      if (lists) objects.push(...(await lists));
       const manifest: ArtifactManifest = {
         format: MANIFEST_FORMAT,
         formatVersion: MANIFEST_FORMAT_VERSION,
@@ -212,7 +221,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       await heartbeat.stop();
       await upload?.abort().catch(() => undefined);
       // The signature and manifest go first, so nothing left behind looks like a complete backup.
-      for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.detailsKey, keys.artifactKey]) {
+      for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) {
         await driver.delete(key).catch((e: Error) => this.logger.warn(`backup ${backup.id}: could not remove ${key}: ${e.message}`));
       }
       const reason = signal.aborted ? 'interrupted: the service was shut down during the backup' : describeError(error);
@@ -277,7 +286,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
         const keys = backupKeys(backup.id, this.engines.get(backup.engine).artifactExtension, backup.encryption !== null);
         await driver.removeStaged(keys.prefix);
-        for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
+        for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
       } catch (error) {
         this.logger.warn(`backup ${backup.id}: could not remove partial objects: ${(error as Error).message}`);
       }

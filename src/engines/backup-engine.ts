@@ -49,6 +49,9 @@ export interface EngineBackupResult {
 export interface IncrementalResult {
   /** Scratch file of NUL-separated index paths to delete before extracting the archive (removed with the index). */
   deletionsPath: string;
+  /** Scratch file of NUL-separated pairs `from\0to\0` (index paths) to rename before the deletions (removed with the index). */
+  movesPath: string;
+  moved: number;
   archived: number;
   touchedDirectories: number;
   deleted: number;
@@ -68,6 +71,8 @@ export interface ChainMember {
   openArtifact(): Promise<Readable>;
   /** The raw NUL-separated deletion list (incrementals), checked the same way; null for the full. */
   openDeletions(): Promise<Readable | null>;
+  /** The raw move list (pairs `from\0to\0`), checked the same way; null for the full and incrementals without one. */
+  openMoves(): Promise<Readable | null>;
 }
 
 export interface EngineRestoreResult {

@@ -1,4 +1,4 @@
-import { lstat, realpath, rm } from 'node:fs/promises';
+import { lstat, mkdir, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -8,12 +8,13 @@ import { TarArchiver } from './tar-archiver';
 
 /**
  * Restores a chain of filesystem backups into `dir` (which exists): the full's archive is extracted, then for each
- * incremental in order its deletion list is applied (each listed path removed, recursively) and its archive
- * extracted over the tree. Extracting an incremental also puts back the mode and mtime of every directory whose
+ * incremental in order its move list is applied (each `from` renamed to `to`), then its deletion list (each listed
+ * path removed, recursively), and its archive extracted over the tree. Extracting an incremental also puts back the mode and mtime of every directory whose
  * content it changes (those directories are archived too), so the result is the tree as it was at the last
- * member. By hand: `tar -x` of the full, then per incremental `xargs -0 rm -rf --` of its deletion list and
- * `tar -x` of its archive (docs/artifact-format.md).
- * @throws an Error naming the chain member that failed (missing object, checksum mismatch, tar error).
+ * member. By hand: `tar -x` of the full, then per incremental `mv` of each pair of its move list, `xargs -0 rm -rf --`
+ * of its deletion list and `tar -x` of its archive (docs/artifact-format.md).
+ * @throws an Error naming the chain member that failed (missing object, checksum mismatch, a moved file missing,
+ *   tar error).
  */
 export async function restoreChainInto(tar: TarArchiver, dir: string, chain: ChainMember[], signal: AbortSignal): Promise<void> {
   for (const [i, member] of chain.entries()) {
@@ -21,6 +22,8 @@ export async function restoreChainInto(tar: TarArchiver, dir: string, chain: Cha
     try {
       if (i === 0 && member.type !== 'FULL') throw new Error('the chain does not start with a full backup');
       if (i > 0) {
+        const moves = await member.openMoves();
+        if (moves) await applyMoves(dir, moves);
         const deletions = await member.openDeletions();
         if (deletions) await applyDeletions(dir, deletions);
       }
@@ -32,6 +35,68 @@ export async function restoreChainInto(tar: TarArchiver, dir: string, chain: Cha
       throw new Error(`chain member ${i + 1} of ${chain.length} (${member.type} backup ${member.backupId}) cannot be restored: ${describeError(error)}`);
     }
   }
+}
+
+/** @throws when `path` (an index path from a list) is absolute or holds `..`, `.` or an empty component. */
+function checkListedPath(list: string, path: string): void {
+  if (path.startsWith('/') || path.split('/').some((c) => c === '..' || c === '.' || c === '')) {
+    throw new Error(`the ${list} names an unsafe path: ${JSON.stringify(path)}`);
+  }
+}
+
+/** @throws when the deepest existing directory of `full`'s parent resolves (symlinks) outside `root`. */
+async function checkInside(root: string, full: string, list: string, path: string): Promise<void> {
+  let dir = dirname(full);
+  for (;;) {
+    const real = await realpath(dir).catch(() => null);
+    if (real !== null) {
+      if (real !== root && !real.startsWith(root + sep)) throw new Error(`the ${list} names a path outside the target: ${JSON.stringify(path)}`);
+      return;
+    }
+    if (dir === root || dirname(dir) === dir) return;
+    dir = dirname(dir);
+  }
+}
+
+/**
+ * Applies a move list (NUL-separated pairs `from\0to\0` of index paths relative to `dir`): each `from` renamed to
+ * `to` (replacing a file there), `to`'s parent directories created first (mode 0700 until the archive extracted
+ * after puts back theirs). Paths are checked as {@link applyDeletions} does.
+ * @returns the number of moves applied.
+ * @throws on an unsafe path, a `from` that is missing (naming it), an odd number of paths, or a rename error.
+ */
+export async function applyMoves(dir: string, list: Readable): Promise<number> {
+  const root = await realpath(dir);
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let from: string | undefined;
+  let count = 0;
+  const take = async (path: string) => {
+    if (from === undefined) {
+      from = path;
+      return;
+    }
+    const to = path;
+    for (const p of [from, to]) checkListedPath('move list', p);
+    const fromFull = join(root, ...from.split('/'));
+    const toFull = join(root, ...to.split('/'));
+    await checkInside(root, fromFull, 'move list', from);
+    await checkInside(root, toFull, 'move list', to);
+    if (!(await lstat(fromFull).catch(() => null))) throw new Error(`the move list moves ${JSON.stringify(from)} to ${JSON.stringify(to)}, but ${JSON.stringify(from)} is missing`);
+    await mkdir(dirname(toFull), { recursive: true, mode: 0o700 });
+    await rename(fromFull, toFull);
+    from = undefined;
+    count++;
+  };
+  for await (const chunk of list) {
+    const parts = (rest + decoder.write(chunk as Buffer)).split('\0');
+    rest = parts.pop()!;
+    for (const part of parts) await take(part);
+  }
+  rest += decoder.end();
+  if (rest) await take(rest);
+  if (from !== undefined) throw new Error(`the move list ends with ${JSON.stringify(from)} and no destination`);
+  return count;
 }
 
 /**

@@ -37,7 +37,7 @@ export class DirectoryTarget {
  * into a target directory. The tree is walked by {@link TreeScan} (in index order, each entry's lstat recorded) and
  * the names handed to tar without recursion; include/exclude globs select entries with fast-glob first. With a
  * parent index in the run context (an INCREMENTAL backup) only new and changed entries are archived, the rest of
- * the index carried over, and a deletion list kept; {@link restoreChain} restores full + incrementals in order.
+ * the index carried over, moved (renamed) files recorded in a move list instead of archived, and a deletion list kept; {@link restoreChain} restores full + incrementals in order.
  */
 @Injectable()
 export class FilesystemEngine implements BackupEngine<FilesystemSource, DirectoryTarget> {
@@ -100,7 +100,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
         ...result,
         files: scan.index(index),
         indexOrder: 'tree' as const,
-        ...(context.parent ? { incremental: { deletionsPath: scan.deletionsPath, ...scan.counts } } : {}),
+        ...(context.parent ? { incremental: { deletionsPath: scan.deletionsPath, movesPath: scan.movesPath, ...scan.counts } } : {}),
       }),
       async (error: Error) => {
         await scan.dispose();

@@ -158,7 +158,36 @@ export function unchangedSince(recorded: SourceStat | undefined, now: SourceStat
   );
 }
 
-/** A line of the walk spool: an index entry carried over from the parent, or a member tar archives (`tar: true`). */
+/** st_mode's file type bits, and the type of a regular file. */
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/**
+ * Whether `now` may be the file the parent recorded as `recorded`, moved (renamed) since: the same inode, file type,
+ * permission bits, owner, size and mtime (ns). The ctime is not compared: a rename changes it.
+ */
+export function sameFileMoved(recorded: SourceStat, now: SourceStat): boolean {
+  return (
+    recorded.ino === now.ino &&
+    recorded.mode === now.mode &&
+    recorded.uid === now.uid &&
+    recorded.gid === now.gid &&
+    recorded.size === now.size &&
+    recorded.mtimeNs === now.mtimeNs
+  );
+}
+
+/**
+ * At most this many move candidates (gone regular files and new ones, not matched yet) plus resolved moves are kept
+ * in memory by {@link TreeScan} (each a few hundred bytes: about 50 MB at worst). Candidates beyond it are handled
+ * as without move detection (archived, deleted), so memory stays bounded whatever the change set.
+ */
+export const MAX_MOVE_CANDIDATES = 100_000;
+
+/**
+ * A line of the walk spool: an index entry carried over from the parent, a member tar archives (`tar: true`), or a
+ * new regular file that may be a moved one (`candidate: true`: archived unless a gone parent entry matched it).
+ */
 interface WalkLine {
   path: string;
   stat: SourceStat;
@@ -166,6 +195,8 @@ interface WalkLine {
   carried?: FileIndexEntry;
   /** Archived in this backup: the index entry comes from the tar stream. */
   tar?: true;
+  /** A possible move target, resolved after the walk (see {@link TreeScan}). */
+  candidate?: true;
 }
 
 /** A spool file written with back-pressure (awaits 'drain'), mode 0600. */
@@ -204,8 +235,10 @@ export interface ScanCounts {
   archived: number;
   /** Unchanged directories appended to the archive because their content changed (for their mode and mtime). */
   touchedDirectories: number;
-  /** Paths of the parent's index no longer in the tree, or whose type changed. */
+  /** Paths of the parent's index no longer in the tree (and not moved), or whose type changed. */
   deleted: number;
+  /** Regular files moved (renamed): in the move list, not archived. */
+  moved: number;
 }
 
 /**
@@ -217,17 +250,38 @@ export interface ScanCounts {
  * unchanged directories whose content changed (a member added, replaced or deleted in them), so that extracting the
  * archive puts back their mtime. Without a parent every entry is archived (a full backup).
  *
- * Everything is spooled to `scratchDir` (walk, deletions), so memory does not grow with the tree. Once tar has
- * archived the names, {@link index} merges the walk spool with the index tar's stream produced into the new file
- * index: the full state of the tree, each entry with its {@link SourceStat}.
+ * Moves (renames): a regular file new in the walk (its path new, or replacing a regular file of another inode),
+ * with one link, whose lstat matches a gone regular file of the parent by {@link sameFileMoved} is recorded in the
+ * move list (`from\0to\0`) instead of being archived, and its parent entry (SHA-256 included) carried over to the
+ * new path; the gone path is then not in the deletion list. A new path may come before or after the gone one in the
+ * walk, so candidates wait in two maps keyed by inode (gone files, new files; a pair is resolved as soon as both
+ * are seen) until the end of the pass, at most {@link MAX_MOVE_CANDIDATES} entries: bounded by the change set, not
+ * the tree. Hence for an incremental the names go to tar only after the walk (re-read from the walk spool, in walk
+ * order, moved files left out). Not moves: hard links (nlink > 1), a file below a path whose type changed (a file
+ * that became a directory: it is deleted after the moves run), and a path that was not a regular file.
+ *
+ * Everything else is spooled to `scratchDir` (walk, deletions, moves), so memory does not grow with the tree. Once
+ * tar has archived the names, {@link index} merges the walk spool with the index tar's stream produced into the new
+ * file index: the full state of the tree, each entry with its {@link SourceStat}.
  */
 export class TreeScan {
-  readonly counts: ScanCounts = { entries: 0, archived: 0, touchedDirectories: 0, deleted: 0 };
+  readonly counts: ScanCounts = { entries: 0, archived: 0, touchedDirectories: 0, deleted: 0, moved: 0 };
   private readonly walk: Spool;
   private readonly deletions: Spool;
   private readonly touched: Spool;
+  private readonly moves: Spool;
   /** Per open directory (a stack): whether something in it was archived or deleted. */
   private readonly changedBelow: boolean[] = [];
+  /** Per open directory (a stack): whether it or a directory above it was another type in the parent. */
+  private readonly typeChangedBelow: boolean[] = [];
+  /** The last directory walked whose path was another type in the parent (read by the onEnter hook). */
+  private typeChangedDir?: string;
+  /** Gone regular files of the parent not matched yet, by inode. */
+  private readonly goneByIno = new Map<string, FileIndexEntry>();
+  /** New regular files (possible move targets) not matched yet, by inode: their path and lstat. */
+  private readonly newByIno = new Map<string, { path: string; stat: SourceStat }>();
+  /** Resolved moves: the new path, and the parent's entry (its old path) it carries over. */
+  private readonly movedTo = new Map<string, FileIndexEntry>();
 
   private constructor(
     private readonly root: string,
@@ -238,6 +292,7 @@ export class TreeScan {
     this.walk = new Spool(`${base}.walk.jsonl`);
     this.deletions = new Spool(`${base}.deletions.nul`);
     this.touched = new Spool(`${base}.touched.nul`);
+    this.moves = new Spool(`${base}.moves.nul`);
   }
 
   /**
@@ -259,6 +314,11 @@ export class TreeScan {
   /** Path of the spooled deletion list (NUL-separated index paths), complete once {@link names} has ended. */
   get deletionsPath(): string {
     return this.deletions.path;
+  }
+
+  /** Path of the spooled move list (NUL-separated pairs `from\0to\0`), complete once {@link names} has ended. */
+  get movesPath(): string {
+    return this.moves.path;
   }
 
   /**
@@ -283,15 +343,18 @@ export class TreeScan {
     let recorded = await nextParent();
     const hooks: WalkHooks = {
       include: this.include,
-      onEnter: () => {
+      onEnter: (path) => {
         this.changedBelow.push(false);
+        const above = this.typeChangedBelow.length > 0 && this.typeChangedBelow[this.typeChangedBelow.length - 1];
+        this.typeChangedBelow.push(above || (path !== '' && path === this.typeChangedDir));
       },
       onLeave: async (path) => {
         // what the parent had below this directory and the walk did not find is gone
         while (recorded && (path === '' || recorded.path.startsWith(`${path}/`))) {
-          await this.deleted(recorded.path);
+          await this.gone(recorded);
           recorded = await nextParent();
         }
+        this.typeChangedBelow.pop();
         const changed = this.changedBelow.pop()!;
         // the directory's own entry was not archived (unchanged), but restoring its content changes its mtime
         if (changed && this.parent && !this.archivedDirs.has(path) && (!this.include || this.include(path))) {
@@ -303,14 +366,20 @@ export class TreeScan {
     };
     for await (const { path, stat } of walkTree(this.root, hooks)) {
       while (recorded && compareTreePaths(recorded.path, path) < 0) {
-        await this.deleted(recorded.path);
+        await this.gone(recorded);
         recorded = await nextParent();
       }
       const now = sourceStatOf(stat);
       let same: FileIndexEntry | undefined;
+      // a regular file with one link, new or replacing a regular file of another inode, may have been moved here
+      let moveTarget = !!this.parent && (now.mode & S_IFMT) === S_IFREG && stat.nlink === 1n && !this.underTypeChanged();
       if (recorded && recorded.path === path) {
         if (unchangedSince(recorded.stat, now)) same = recorded;
-        else if ((recorded.stat!.mode & 0o170000) !== (now.mode & 0o170000)) await this.deleted(recorded.path); // type changed
+        else if ((recorded.stat!.mode & S_IFMT) !== (now.mode & S_IFMT)) {
+          await this.deleted(recorded.path); // type changed
+          moveTarget = false;
+          if (stat.isDirectory()) this.typeChangedDir = path;
+        } else if (recorded.stat!.ino === now.ino) moveTarget = false; // changed in place (or a link of it removed)
         recorded = await nextParent();
       }
       this.counts.entries++;
@@ -319,21 +388,96 @@ export class TreeScan {
         if (pending) await pending;
         continue;
       }
+      this.markChanged();
+      if (moveTarget && this.newFile(path, now)) {
+        const pending = this.walk.write(`${JSON.stringify({ path, stat: now, candidate: true } satisfies WalkLine)}\n`);
+        if (pending) await pending;
+        continue;
+      }
       const pending = this.walk.write(`${JSON.stringify({ path, stat: now, tar: true } satisfies WalkLine)}\n`);
       if (pending) await pending;
       this.counts.archived++;
-      this.markChanged();
       if (stat.isDirectory()) this.archivedDirs.add(path);
-      yield path === '' ? '.' : path;
+      if (!this.parent) yield path === '' ? '.' : path; // an incremental's names go to tar after the walk (moves resolved)
     }
     while (recorded) {
-      await this.deleted(recorded.path);
+      await this.gone(recorded);
       recorded = await nextParent();
     }
+    // gone files no new file matched are deleted
+    for (const entry of this.goneByIno.values()) await this.deleted(entry.path);
+    this.goneByIno.clear();
+    this.newByIno.clear();
     await this.walk.close();
     await this.deletions.close();
     await this.touched.close();
+    await this.moves.close();
+    if (this.parent) {
+      const lines = createInterface({ input: createReadStream(this.walk.path), crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (!line) continue;
+        const walked = JSON.parse(line) as WalkLine;
+        if (walked.carried || (walked.candidate && this.movedTo.has(walked.path))) continue;
+        if (walked.candidate) this.counts.archived++;
+        yield walked.path === '' ? '.' : walked.path;
+      }
+    }
     for await (const name of readNulSeparated(this.touched.path)) yield name;
+  }
+
+  /** Whether the innermost open directory, or one above it, was another type in the parent. */
+  private underTypeChanged(): boolean {
+    return this.typeChangedBelow.length > 0 && this.typeChangedBelow[this.typeChangedBelow.length - 1];
+  }
+
+  /** Room for one more move candidate or move in memory (see {@link MAX_MOVE_CANDIDATES}). */
+  private get candidateRoom(): boolean {
+    return this.goneByIno.size + this.newByIno.size + this.movedTo.size < MAX_MOVE_CANDIDATES;
+  }
+
+  /**
+   * A new regular file seen by the walk: matched with a gone parent file of its inode (a move), or kept as a
+   * candidate. @returns false when it cannot be a move (no room, or its inode matched a file whose content may differ)
+   */
+  private newFile(path: string, now: SourceStat): boolean {
+    const gone = this.goneByIno.get(now.ino);
+    if (gone) {
+      if (!sameFileMoved(gone.stat!, now)) return false;
+      this.goneByIno.delete(now.ino);
+      this.moved(gone, path);
+      return true;
+    }
+    if (!this.candidateRoom || this.newByIno.has(now.ino)) return false;
+    this.newByIno.set(now.ino, { path, stat: now });
+    return true;
+  }
+
+  /** A parent entry the walk no longer finds: matched with a new file (a move), kept as a candidate, or deleted. */
+  private async gone(entry: FileIndexEntry): Promise<void> {
+    const recorded = entry.stat!;
+    if ((recorded.mode & S_IFMT) === S_IFREG) {
+      const target = this.newByIno.get(recorded.ino);
+      if (target && sameFileMoved(recorded, target.stat)) {
+        this.newByIno.delete(recorded.ino);
+        this.moved(entry, target.path);
+        this.markChanged();
+        return;
+      }
+      if (!target && !this.goneByIno.has(recorded.ino) && this.candidateRoom) {
+        this.goneByIno.set(recorded.ino, entry);
+        this.markChanged();
+        return;
+      }
+    }
+    await this.deleted(entry.path);
+  }
+
+  /** Records the move of the parent's `from` entry to `to` (spooled; its index entry kept for {@link index}). */
+  private moved(from: FileIndexEntry, to: string): void {
+    const { stat: _stat, ...entry } = from;
+    this.movedTo.set(to, entry);
+    this.counts.moved++;
+    void this.moves.write(`${from.path}\0${to}\0`); // small, rare: no need to wait for 'drain'
   }
 
   /** Directories archived in walk order that are still open (their post-order visit has not come yet). */
@@ -357,6 +501,7 @@ export class TreeScan {
   index(archived: FileIndex): FileIndex {
     const walkPath = this.walk.path;
     const count = this.counts.entries;
+    const movedTo = this.movedTo;
     return {
       count,
       async *entries(): AsyncIterable<FileIndexEntry> {
@@ -367,6 +512,11 @@ export class TreeScan {
           const walked = JSON.parse(line) as WalkLine;
           if (walked.carried) {
             yield { ...walked.carried, stat: walked.stat };
+            continue;
+          }
+          const moved = walked.candidate ? movedTo.get(walked.path) : undefined;
+          if (moved) {
+            yield { ...moved, path: walked.path, stat: walked.stat };
             continue;
           }
           const member = await members.next();
@@ -385,7 +535,7 @@ export class TreeScan {
 
   /** Removes the spools. Safe to call more than once. */
   async dispose(): Promise<void> {
-    for (const spool of [this.walk, this.deletions, this.touched]) {
+    for (const spool of [this.walk, this.deletions, this.touched, this.moves]) {
       spool.destroy();
       await rm(spool.path, { force: true });
     }

@@ -42,7 +42,7 @@ export const MANIFEST_FORMAT = 'dr-backup-manifest';
 export const MANIFEST_FORMAT_VERSION = 1;
 
 /** What an object of a backup holds. */
-export type StoredObjectRole = 'artifact' | 'details' | 'deletions';
+export type StoredObjectRole = 'artifact' | 'details' | 'deletions' | 'moves';
 
 /** Full (self-contained) or incremental (new and changed members since its parent, plus a deletion list). */
 export type BackupType = 'FULL' | 'INCREMENTAL';
@@ -122,5 +122,7 @@ export interface BackupDetailsHeader {
     touchedDirectories: number;
     /** Paths in the deletion list. */
     deleted: number;
+    /** Regular files moved (renamed), in the move list (absent in incrementals made before move detection). */
+    moved?: number;
   };
 }

@@ -1,16 +1,19 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryFileIndex } from '../../src/engines/file-index';
 import { compareTreePaths, TreeScan, walkTree } from '../../src/engines/tree-scan';
 import { FileIndexEntry } from '../../src/pipeline/manifest';
 
-/** Runs a scan to its end. @returns the names tar would archive and the deletion list */
+/** Runs a scan to its end. @returns the names tar would archive, the deletion list and the move list (pairs) */
 async function scan(root: string, scratch: string, runId: string, parent?: FileIndexEntry[]) {
   const s = await TreeScan.create(scratch, runId, root, parent && (async function* () { yield* parent; })());
   const names: string[] = [];
   for await (const name of s.names()) names.push(name);
   const deletions = readFileSync(s.deletionsPath, 'utf8').split('\0').filter(Boolean);
+  const flat = readFileSync(s.movesPath, 'utf8').split('\0').filter(Boolean);
+  const moves: [string, string][] = [];
+  for (let i = 0; i < flat.length; i += 2) moves.push([flat[i], flat[i + 1]]);
   // what tar's index would hold for the archived names (in order): a recognisable sha256 per member
   const archived = new MemoryFileIndex();
   for (const name of names) {
@@ -20,7 +23,7 @@ async function scan(root: string, scratch: string, runId: string, parent?: FileI
   const index: FileIndexEntry[] = [];
   for await (const entry of s.index(archived).entries()) index.push(entry);
   await s.dispose();
-  return { names, deletions, index, counts: s.counts };
+  return { names, deletions, moves, index, counts: s.counts };
 }
 
 describe('tree scan (change detection of filesystem backups)', () => {
@@ -79,6 +82,76 @@ describe('tree scan (change detection of filesystem backups)', () => {
     expect(byPath.get('a b/new')).toBeDefined();
     expect(byPath.has('a-b/5')).toBe(false);
     expect(inc.index.map((e) => e.path)).toEqual([...inc.index.map((e) => e.path)].sort(compareTreePaths));
+  });
+
+  describe('move (rename) detection', () => {
+    const sha = (index: FileIndexEntry[], path: string) => index.find((e) => e.path === path)?.sha256;
+
+    it('records a rename as a move: not archived, not deleted, its SHA-256 carried to the new path', async () => {
+      const full = await scan(root, scratch, 'full');
+      renameSync(join(root, 'a/b/2'), join(root, 'z/2-renamed')); // the new path comes after the old one in the walk
+      renameSync(join(root, 'z/6'), join(root, 'a/6-renamed')); // ... and before it
+      const inc = await scan(root, scratch, 'inc', full.index);
+      expect(inc.moves).toEqual(expect.arrayContaining([['a/b/2', 'z/2-renamed'], ['z/6', 'a/6-renamed']]));
+      expect(inc.moves).toHaveLength(2);
+      expect(inc.deletions).toEqual([]);
+      expect(inc.names).not.toEqual(expect.arrayContaining(['z/2-renamed']));
+      expect(inc.names).not.toEqual(expect.arrayContaining(['a/6-renamed']));
+      expect(inc.names).toEqual(['a', 'a/b', 'z', '.']); // their directories (changed mtimes), the root touched
+      expect(inc.counts).toMatchObject({ moved: 2, archived: 3, deleted: 0, touchedDirectories: 1 });
+      expect(sha(inc.index, 'z/2-renamed')).toBe('new:a/b/2');
+      expect(sha(inc.index, 'a/6-renamed')).toBe('new:z/6');
+      expect(inc.index.find((e) => e.path === 'z/2-renamed')!.stat!.ctimeNs).toBe(statSync(join(root, 'z/2-renamed'), { bigint: true }).ctimeNs.toString());
+      expect(inc.index.map((e) => e.path)).toEqual([...inc.index.map((e) => e.path)].sort(compareTreePaths));
+      // the next incremental sees the moved files as unchanged
+      const next = await scan(root, scratch, 'next', inc.index);
+      expect(next.names).toEqual([]);
+      expect(next.moves).toEqual([]);
+    });
+
+    it('moves into a new directory, out of a deleted one, and over an existing file', async () => {
+      const full = await scan(root, scratch, 'full');
+      mkdirSync(join(root, 'fresh/deep'), { recursive: true });
+      renameSync(join(root, 'a/b/c/3'), join(root, 'fresh/deep/3'));
+      rmSync(join(root, 'a/b/c'), { recursive: true }); // now empty: deleted
+      renameSync(join(root, 'a-b/5'), join(root, 'top')); // over an existing file (another inode)
+      const inc = await scan(root, scratch, 'inc', full.index);
+      expect(inc.moves.sort()).toEqual([['a-b/5', 'top'], ['a/b/c/3', 'fresh/deep/3']]);
+      expect(inc.deletions).toEqual(['a/b/c']);
+      expect(inc.names).toEqual(['.', 'a/b', 'a-b', 'fresh', 'fresh/deep', 'a']);
+      expect(sha(inc.index, 'top')).toBe('new:a-b/5');
+      expect(sha(inc.index, 'fresh/deep/3')).toBe('new:a/b/c/3');
+    });
+
+    it('archives what is not surely the same file: renamed and modified, hard links, a path whose type changed', async () => {
+      const full = await scan(root, scratch, 'full');
+      renameSync(join(root, 'a/1'), join(root, 'a/1-modified'));
+      appendFileSync(join(root, 'a/1-modified'), 'more');
+      const keep = statSync(join(root, 'a b/4'));
+      renameSync(join(root, 'a b/4'), join(root, 'a b/4-linked'));
+      linkSync(join(root, 'a b/4-linked'), join(root, 'a b/4-second-name')); // nlink 2
+      utimesSync(join(root, 'a b/4-linked'), keep.atime, keep.mtime);
+      rmSync(join(root, 'z'), { recursive: true });
+      mkdirSync(join(root, 'top-dir'));
+      renameSync(join(root, 'top'), join(root, 'z')); // z was a directory: the move would land before its deletion
+      const inc = await scan(root, scratch, 'inc', full.index);
+      expect(inc.moves).toEqual([]);
+      expect(inc.counts.moved).toBe(0);
+      expect(inc.names).toEqual(expect.arrayContaining(['a/1-modified', 'a b/4-linked', 'a b/4-second-name', 'z']));
+      expect(inc.deletions.sort()).toEqual(['a b/4', 'a/1', 'top', 'z', 'z/6']);
+      expect(sha(inc.index, 'a/1-modified')).toBe('new:a/1-modified');
+    });
+
+    it('does not move a file into a directory that replaced a file of the parent', async () => {
+      const full = await scan(root, scratch, 'full');
+      unlinkSync(join(root, 'top'));
+      mkdirSync(join(root, 'top'));
+      renameSync(join(root, 'z/6'), join(root, 'top/6'));
+      const inc = await scan(root, scratch, 'inc', full.index);
+      expect(inc.moves).toEqual([]);
+      expect(inc.names).toEqual(expect.arrayContaining(['top', 'top/6']));
+      expect(inc.deletions.sort()).toEqual(['top', 'z/6']);
+    });
   });
 
   it('refuses a parent index that is not in tree order or has no lstat', async () => {
