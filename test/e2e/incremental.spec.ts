@@ -37,6 +37,18 @@ function makeSmallTree(root: string): void {
 
 const file = (root: string, i: number) => join(root, `d${i % 23}`, `sub ${i % 4}`, `file-${i}.txt`);
 
+/** The details header of a stored (unencrypted) backup. */
+function detailsHeader(dataDir: string, backupId: string): Record<string, any> {
+  const lines = execFileSync('zstd', ['-dc', join(dataDir, 'backups', backupId, 'details.jsonl.zst')], { maxBuffer: 64 << 20 });
+  return JSON.parse(lines.subarray(0, lines.indexOf(0x0a)).toString());
+}
+
+/** The member names of a stored (unencrypted) tar artifact. */
+function tarMembers(dataDir: string, artifactKey: string): string[] {
+  const out = execFileSync('bash', ['-c', 'set -o pipefail; zstd -dc "$1" | tar -tf -', '_', join(dataDir, 'backups', artifactKey)], { maxBuffer: 64 << 20 });
+  return out.toString().split('\n').filter(Boolean).map((name) => name.replace(/\/$/, ''));
+}
+
 /** `cp -a`: the tree's state at a backup, to compare its restore with. */
 function snapshot(source: string, to: string): void {
   execFileSync('cp', ['-a', `${source}/.`, to]);
@@ -108,8 +120,20 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
 
     const first = await takeBackup();
     expect(first).toMatchObject({ type: 'INCREMENTAL', parentId: full.id, fullBackupId: full.id, fileCount: expect.any(Number) });
-    expect(first.objects.map((o: { role: string }) => o.role)).toEqual(['artifact', 'details', 'deletions']);
+    expect(first.objects.map((o: { role: string }) => o.role)).toEqual(['artifact', 'details', 'deletions', 'moves']);
     expect(first.storedBytes * 20).toBeLessThan(full.storedBytes);
+    // the renamed files are moves: in the move list, not in the archive nor the deletion list
+    const members = tarMembers(service.dataDir, first.artifactKey);
+    for (let i = 0; i < 4; i++) expect(members).not.toContain(`d7/renamed-${i}.txt`);
+    expect(members).toContain('d0/new-0.txt');
+    const moves = execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', first.id, 'moves.nul.zst')]).toString().split('\0').filter(Boolean);
+    expect(moves).toHaveLength(8);
+    for (let i = 0; i < 4; i++) expect(moves).toContain(`d7/renamed-${i}.txt`);
+    const deletions = execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', first.id, 'deletions.nul.zst')]).toString().split('\0').filter(Boolean);
+    expect(deletions).toHaveLength(6 + 1); // the deleted files, the directory that became a file
+    const header = detailsHeader(service.dataDir, first.id);
+    expect(header.incremental).toMatchObject({ moved: 4, deleted: 7 });
+    expect(header.incremental.archived).toBe(members.length - header.incremental.touchedDirectories);
 
     // more changes: a whole directory deleted, a symlink retargeted, the hard-linked file rewritten, a file → dir
     rmSync(join(source, 'd9'), { recursive: true });
@@ -121,10 +145,29 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     writeFileSync(join(source, 'empty-dir', 'was-a-file.txt'), 'x\n');
     for (let i = 0; i < 10; i++) appendFileSync(file(source, 100 + i * 53), 'again\n');
     writeFileSync(join(source, 'new-dir', 'deeper', 'inside.txt'), 'changed inside\n');
+    // a directory renamed (its files are moves), a file moved into a new directory and one out of a deleted one
+    renameSync(join(source, 'd11'), join(source, 'd11-renamed'));
+    mkdirSync(join(source, 'moved-here', 'deep'), { recursive: true });
+    renameSync(file(source, 12), join(source, 'moved-here', 'deep', 'twelve.txt'));
+    renameSync(file(source, 13), join(source, 'moved-from-deleted.txt'));
+    rmSync(join(source, 'd13', 'sub 1'), { recursive: true });
+    renameSync(file(source, 10), join(source, 'd10', 'sub 0', 'moved-then-changed.txt'));
+    appendFileSync(join(source, 'd10', 'sub 0', 'moved-then-changed.txt'), 'changed\n'); // not a move: archived
 
     const second = await takeBackup();
     expect(second).toMatchObject({ type: 'INCREMENTAL', parentId: first.id, fullBackupId: full.id });
     expect(second.storedBytes * 5).toBeLessThan(full.storedBytes);
+    const secondMembers = tarMembers(service.dataDir, second.artifactKey);
+    expect(secondMembers).toContain('d11-renamed/sub 1');
+    expect(secondMembers.filter((m) => m.startsWith('d11-renamed/') && m.endsWith('.txt'))).toEqual(['d11-renamed/sub 3/file-471.txt']);
+    expect(secondMembers).not.toContain('moved-here/deep/twelve.txt');
+    expect(secondMembers).toContain('moved-here/deep');
+    expect(secondMembers).toContain('d10/sub 0/moved-then-changed.txt');
+    const secondHeader = detailsHeader(service.dataDir, second.id);
+    const inD11 = readdirSync(join(source, 'd11-renamed'), { recursive: true }).filter((p) => String(p).endsWith('.txt')).length;
+    // d11's files (but file-471, appended to above: archived), twelve.txt and moved-from-deleted.txt
+    expect(secondMembers).toContain('d11-renamed/sub 3/file-471.txt');
+    expect(secondHeader.incremental.moved).toBe(inD11 - 1 + 2);
 
     // each backup of the chain restores to exactly the tree it was taken of
     for (const [i, backup] of backups.entries()) {
@@ -139,12 +182,17 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     expect(treeListing(snapshots[0])).not.toEqual(treeListing(snapshots[2]));
   }, 180_000);
 
-  it('restores a chain by hand with standard tools: tar, zstd and the deletion list', () => {
+  it('restores a chain by hand with standard tools: tar, zstd, the move and deletion lists', () => {
     const dir = join(work, 'by-hand');
     mkdirSync(dir);
     const stored = join(service.dataDir, 'backups');
     execFileSync('bash', ['-c', 'set -eo pipefail; zstd -dc "$1" | tar -xpf - -C "$2"', '_', join(stored, backups[0].artifactKey), dir]);
     for (const backup of backups.slice(1, 3)) {
+      // moves first (each pair: mkdir -p the destination's directory, mv), then deletions, then the archive
+      execFileSync(
+        'bash',
+        ['-c', 'set -eo pipefail; cd "$2" && zstd -dc "$1" | xargs -0 -r -n2 sh -c \'mkdir -p "$(dirname "$2")" && mv -- "$1" "$2"\' sh', '_', join(stored, backup.id, 'moves.nul.zst'), dir],
+      );
       execFileSync('bash', ['-c', 'set -eo pipefail; cd "$2" && zstd -dc "$1" | xargs -0 -r rm -rf --', '_', join(stored, backup.id, 'deletions.nul.zst'), dir]);
       execFileSync('bash', ['-c', 'set -eo pipefail; zstd -dc "$1" | tar -xpf - -C "$2"', '_', join(stored, backup.artifactKey), dir]);
     }
