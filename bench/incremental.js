@@ -9,7 +9,7 @@
  * no compression). The format of each is read back from `restic cat config` and reported. Then BENCH_REPEAT times: about 1 % of the files change
  * (appended to, rewritten, added, deleted, renamed), and the service's INCREMENTAL backup and restic's next
  * snapshot of each repository run back to back (the order rotating), each timed. Stored bytes are the growth of
- * what each keeps on disk (`du -sb` of the backup's directory for the service: artifact, details, deletion list,
+ * what each keeps on disk (`du -sb` of the backup's directory for the service: artifact, details, deletion and move lists,
  * manifest, signature; of the repository for restic). The last state is restored from the service's chain and
  * compared with the tree (`diff -r`).
  *
