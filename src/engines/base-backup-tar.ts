@@ -1,5 +1,5 @@
-import { Transform } from 'node:stream';
-import { extract, Headers } from 'tar-stream';
+import { Headers } from 'tar-stream';
+import { TarMemberReader, TarPassThrough } from './tar-pass-through';
 
 /** Bytes kept of the end of `backup_manifest` (its WAL-Ranges come last; the file list before it can be large). */
 const MANIFEST_TAIL_BYTES = 64 * 1024;
@@ -17,31 +17,22 @@ export interface BaseBackupLabel {
 }
 
 /**
- * A pass-through stream that parses the base tar of `pg_basebackup -Ft -D -` flowing through it (tar-stream) and
- * keeps `backup_label` (format: `do_pg_backup_start` in src/backend/access/transam/xlog.c) and the tail of
+ * A pass-through stream that parses the base tar of `pg_basebackup -Ft -D -` flowing through it and keeps
+ * `backup_label` (format: `do_pg_backup_start` in src/backend/access/transam/xlog.c) and the tail of
  * `backup_manifest` (JSON, https://www.postgresql.org/docs/15/backup-manifest-format.html, which pg_basebackup
- * appends to the tar written to stdout). Back-pressure is kept: a chunk passes on once the parser has taken it.
+ * appends to the tar written to stdout).
  */
-export class BaseBackupTarReader extends Transform {
-  private readonly parser = extract();
-  private parseError?: Error;
+export class BaseBackupTarReader extends TarPassThrough {
   private label = '';
   private manifestTail = '';
 
-  constructor() {
-    super({ highWaterMark: 1 << 20 });
-    this.parser.on('entry', (header: Headers, stream, next) => {
-      const name = header.name.replace(/^\.\//, '');
-      stream.on('error', () => undefined);
-      stream.on('data', (chunk: Buffer) => {
-        if (name === 'backup_label') this.label += chunk.toString('utf8');
-        else if (name === 'backup_manifest') this.manifestTail = (this.manifestTail + chunk.toString('utf8')).slice(-MANIFEST_TAIL_BYTES);
-      });
-      stream.on('end', () => next());
-    });
-    this.parser.on('error', (error: Error) => {
-      this.parseError = error;
-    });
+  protected member(header: Headers): TarMemberReader {
+    const name = header.name.replace(/^\.\//, '');
+    if (name === 'backup_label') return { data: (chunk) => (this.label += chunk.toString('utf8')) };
+    if (name === 'backup_manifest') {
+      return { data: (chunk) => (this.manifestTail = (this.manifestTail + chunk.toString('utf8')).slice(-MANIFEST_TAIL_BYTES)) };
+    }
+    return {};
   }
 
   /**
@@ -56,22 +47,5 @@ export class BaseBackupTarReader extends Transform {
     if (!start || !timeline || !time) throw new Error('the base backup holds no readable backup_label (START WAL LOCATION, START TIMELINE)');
     if (!ranges.length) throw new Error('the base backup holds no backup_manifest with WAL-Ranges (pg_basebackup --no-manifest is not supported)');
     return { startLsn: start[1], timeline: Number(timeline[1]), startTime: time[1].trim(), endLsn: ranges[ranges.length - 1][1] };
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
-    if (this.parseError) return callback(this.parseError);
-    if (this.parser.write(chunk)) callback(null, chunk);
-    else this.parser.once('drain', () => callback(this.parseError ?? null, chunk));
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.parser.destroy();
-    callback(error);
-  }
-
-  override _flush(callback: (error?: Error | null) => void): void {
-    this.parser.once('finish', () => callback(this.parseError ?? null));
-    this.parser.once('error', (error: Error) => callback(error));
-    this.parser.end();
   }
 }

@@ -103,6 +103,18 @@ export class MysqlDumpParser {
   private stagedLength = 0;
   private stagedFor?: TableState;
 
+  /**
+   * Inside a quoted string (statement or row tuple) starting at `i`: the offset of the next closing-looking quote
+   * or backslash, or `n` when the chunk ends first. Searched with Buffer.indexOf (memchr speed: strings are the bulk
+   * of most dumps).
+   */
+  private stringStop(buf: Buffer, i: number, n: number): number {
+    const quoteAt = buf.indexOf(this.quote, i);
+    const end = quoteAt < 0 || quoteAt > n ? n : quoteAt;
+    const escapeAt = buf.subarray(i, end).indexOf(BACKSLASH);
+    return escapeAt < 0 ? end : i + escapeAt;
+  }
+
   /** Per-table digests, in the order the tables appear in the dump; final once {@link end} has returned. */
   digests(): TableDigest[] {
     this.flushStaging();
@@ -144,11 +156,7 @@ export class MysqlDumpParser {
           break;
         }
         case TUPLE_STRING: {
-          // memchr-speed search for the closing quote or a backslash (strings are the bulk of most dumps)
-          const quoteAt = buf.indexOf(this.quote, i);
-          const end = quoteAt < 0 ? n : quoteAt;
-          const escapeAt = buf.subarray(i, end).indexOf(BACKSLASH);
-          const j = escapeAt < 0 ? end : i + escapeAt;
+          const j = this.stringStop(buf, i, n);
           if (j === n) {
             i = n;
             break;
@@ -331,12 +339,7 @@ export class MysqlDumpParser {
           i++;
           break;
         case STRING: {
-          let j = i;
-          const q = this.quote;
-          for (; j < n; j++) {
-            const b = buf[j];
-            if (b === q || b === BACKSLASH) break;
-          }
+          const j = this.stringStop(buf, i, n);
           if (j === n) {
             i = n;
             break;
