@@ -1,0 +1,28 @@
+import { isWellFormedUnicode, MAX_REQUEST_DEPTH, requestShapeProblems } from '../../src/hardening/request-shape';
+
+/** Nesting `depth` levels of arrays below the top-level object's `a`. */
+function nested(depth: number): { a: unknown } {
+  let value: unknown = [];
+  for (let i = 1; i < depth; i++) value = [value];
+  return { a: value };
+}
+
+describe('request shape (depth and well-formed Unicode, checked before class-transformer)', () => {
+  it(`accepts ${MAX_REQUEST_DEPTH} levels and refuses ${MAX_REQUEST_DEPTH + 1}, naming the path where it stopped`, () => {
+    expect(requestShapeProblems(nested(MAX_REQUEST_DEPTH))).toEqual([]);
+    expect(requestShapeProblems(nested(MAX_REQUEST_DEPTH + 1))).toEqual([
+      { field: `a${'.0'.repeat(MAX_REQUEST_DEPTH)}`, message: `nested deeper than ${MAX_REQUEST_DEPTH} levels` },
+    ]);
+    // 100,000 levels: no recursion, so no stack overflow here either
+    expect(requestShapeProblems(nested(100_000))).toHaveLength(1);
+  });
+
+  it('tells lone surrogates from pairs: emoji and astral letters pass, a lone high or low surrogate does not', () => {
+    for (const ok of ['', 'plain', '𝕏💥', 'שלום', '\ud83d\udca5']) expect([ok, isWellFormedUnicode(ok)]).toEqual([ok, true]);
+    for (const bad of ['\ud800', 'a\udbff', '\udc00b', '💥\ud83d', '\udca5\ud83d']) expect([bad, isWellFormedUnicode(bad)]).toEqual([bad, false]);
+    expect(requestShapeProblems({ s: { list: ['ok', 'x\udfff'] }, ['k\ud800']: 'v' }, 'body')).toEqual([
+      { field: 'body.k\ufffd', message: 'must be well-formed Unicode (it holds a lone UTF-16 surrogate)' },
+      { field: 'body.s.list.1', message: 'must be well-formed Unicode (it holds a lone UTF-16 surrogate)' },
+    ]);
+  });
+});
