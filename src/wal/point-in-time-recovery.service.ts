@@ -8,6 +8,7 @@ import { AppConfig } from '../config/app-config';
 import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget, PostgresBaseEngine } from '../engines/postgres-base.engine';
 import { DrError } from '../errors/dr-error';
+import { OPERATOR_SECRET_VARIABLES } from '../secrets/secret-reference';
 import { logReasons, pgCtl, runAs, serverIdentity } from './postgres-server';
 import { WalArchiveEntity } from './wal-archive.entity';
 import { WalArchivesService } from './wal-archives.service';
@@ -285,13 +286,36 @@ export class PointInTimeRecovery {
     }
   }
 
-  /** Environment variables the archive's config references (`env:NAME`): restore_command runs in the server's environment. */
+  /**
+   * The environment restore_command (`dr wal-fetch`) runs in, inherited from the recovered server: the variables
+   * the archive's config references (`env:NAME`) that the request allow-list permits, and that allow-list itself
+   * (`DR_SECRET_ENV_PREFIX`, `DR_SECRET_DIRS`, and `DR_DATA_DIR` with the configuration references whose targets it
+   * denies), so wal-fetch resolves exactly what the service would. Nothing else of the service's environment.
+   */
   private secretEnv(config: object): Record<string, string> {
-    const env: Record<string, string> = {};
+    const policy = this.config.secretPolicy;
+    const env: Record<string, string> = { ...policy.toEnvironment(), DR_DATA_DIR: this.config.dataDir };
+    for (const variable of OPERATOR_SECRET_VARIABLES) {
+      const ref = this.operatorReference(variable);
+      if (ref) env[variable] = ref; // a reference, never a value: wal-fetch denies what it names
+    }
     for (const m of JSON.stringify(config).matchAll(/"env:([A-Za-z_][A-Za-z0-9_]*)"/g)) {
       const value = process.env[m[1]];
-      if (value !== undefined) env[m[1]] = value;
+      if (value !== undefined && policy.allowsEnv(m[1])) env[m[1]] = value;
     }
     return env;
+  }
+
+  private operatorReference(variable: (typeof OPERATOR_SECRET_VARIABLES)[number]): string | undefined {
+    switch (variable) {
+      case 'DR_JWT_SECRET':
+        return this.config.jwt?.secretRef;
+      case 'DR_AGE_IDENTITY_SECRET':
+        return this.config.ageIdentitySecret;
+      case 'DR_MANIFEST_SIGNING_KEY_SECRET':
+        return this.config.manifestSigningKeySecret;
+      case 'DR_VERIFY_PG_PASSWORD_SECRET':
+        return this.config.verifyPgPasswordSecret;
+    }
   }
 }

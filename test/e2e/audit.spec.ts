@@ -113,7 +113,7 @@ describe('audit trail', () => {
     expect(await entryWhere({ action: 'recovery.run', targetId: restored.id })).toMatchObject({ outcome: 'SUCCESS', details: { backupId: backup.id, type: 'FULL' } });
 
     const withSecret = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY)
-      .send({ engine: 'postgres', source: { url: 'postgresql://u@127.0.0.1:1/db', passwordSecret: 'env:AUDIT_SECRET_NAME_XYZ' } });
+      .send({ engine: 'postgres', source: { url: 'postgresql://u@127.0.0.1:1/db', passwordSecret: 'env:DRS_AUDIT_SECRET_NAME_XYZ' } });
     // Only selected body fields are kept: never the source (URL, secret reference, paths) nor key secrets.
     expect((await entryWhere({ requestId: withSecret.headers['x-request-id'] })).details).toEqual({ engine: 'postgres' });
     const everything = JSON.stringify(await entries());

@@ -73,7 +73,7 @@ const TRAVERSAL = ['../../etc/passwd', '..\\..\\windows\\system32', '%2e%2e%2fet
 /** Absolute paths outside the restore roots: refused as restore targets. Never used as backup sources. */
 const OUTSIDE = ['/etc', '/etc/passwd', '/', '/proc/self/environ', '/tmp/../etc/shadow', '/root/.ssh', '/dev/null'];
 const INJECTION = ["' OR 1=1 --", '${jndi:ldap://x/a}', '<script>alert(1)</script>', '{{7*7}}', '$(id)', '`id`', '%s%s%s%n'];
-const SECRET_REFS = ['env:DR_ADMIN_API_KEY', 'env:FUZZ_PG_PASSWORD', 'file:/proc/self/environ', 'file:/etc/shadow', 'env:', 'file:relative'];
+const SECRET_REFS = ['env:DR_ADMIN_API_KEY', 'env:DRS_FUZZ_PG_PASSWORD', 'env:FUZZ_HOST_SECRET', 'file:/proc/self/environ', 'file:/etc/shadow', 'env:', 'file:relative', 'env:DATABASE_URL'];
 const NUMBERS = [-1, 0, 1.5, -0, 1e308, -1e308, 2 ** 53 + 1, 2 ** 31, -(2 ** 31) - 1, 36501, 1_000_001];
 const INVALID_UUIDS = ['not-a-uuid', '00000000-0000-0000-0000-00000000000', 'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ', '1', '%00', '..%2F..%2Fetc%2Fpasswd', 'null', 'undefined', '-1', '%E2%80%AE', `${'a'.repeat(2000)}`];
 
@@ -153,7 +153,7 @@ function freeForm(name: string, f: Fixtures): Record<string, unknown> {
       return pick([
         { path: f.sourceDir },
         { path: f.sourceDir, include: ['*.txt'], exclude: ['tmp/**'] },
-        { url: 'postgresql://postgres@127.0.0.1:1/fuzz', passwordSecret: 'env:FUZZ_PG_PASSWORD' },
+        { url: 'postgresql://postgres@127.0.0.1:1/fuzz', passwordSecret: 'env:DRS_FUZZ_PG_PASSWORD' },
         { paths: [`${f.sourceDir}/*.txt`] },
       ]);
     case 'target':
@@ -308,7 +308,8 @@ describe('fuzzing every route with bad requests', () => {
   const logChunks: string[] = [];
   const PG_PASSWORD = `fuzz-pg-password-${randomBytes(8).toString('hex')}`;
   const FILE_SECRET = `fuzz-file-secret-${randomBytes(8).toString('hex')}`;
-  const SECRETS = [ADMIN_KEY, PG_PASSWORD, FILE_SECRET];
+  const HOST_SECRET = `fuzz-host-secret-${randomBytes(8).toString('hex')}`;
+  const SECRETS = [ADMIN_KEY, PG_PASSWORD, FILE_SECRET, HOST_SECRET];
   const originalWrite = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
 
   // Log lines are captured (and checked for secrets) instead of printed, from the service's start on.
@@ -327,7 +328,9 @@ describe('fuzzing every route with bad requests', () => {
     writeFileSync(join(scratch, 'secret'), FILE_SECRET);
     service = await startService({
       DR_RATE_LIMIT_PER_MINUTE: '1000000', // raised for the test (default 600)
-      FUZZ_PG_PASSWORD: PG_PASSWORD,
+      DRS_FUZZ_PG_PASSWORD: PG_PASSWORD, // allowed by the default prefix
+      FUZZ_HOST_SECRET: HOST_SECRET, // outside the allow-list
+      DR_SECRET_DIRS: scratch, // the file secret lives here
       DR_LOG_LEVEL: 'debug', // as much logging as possible to check for leaks
     });
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: sourceDir } });
