@@ -8,6 +8,7 @@ import { AppConfig } from '../config/app-config';
 import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget, PostgresBaseEngine } from '../engines/postgres-base.engine';
 import { DrError } from '../errors/dr-error';
+import { SecretResolver } from '../secrets/secret-resolver';
 import { OPERATOR_SECRET_VARIABLES } from '../secrets/secret-reference';
 import { logReasons, pgCtl, runAs, serverIdentity } from './postgres-server';
 import { WalArchiveEntity } from './wal-archive.entity';
@@ -64,6 +65,7 @@ export class PointInTimeRecovery {
     private readonly config: AppConfig,
     private readonly archives: WalArchivesService,
     private readonly engine: PostgresBaseEngine,
+    private readonly secrets: SecretResolver,
   ) {}
 
   /**
@@ -180,7 +182,8 @@ export class PointInTimeRecovery {
       throw new Error(`the recovered server did not start: ${await this.reasons(logFile, gaps)}`);
     }
     try {
-      const reached = await this.waitForTarget(target, action, started + timeoutSeconds * 1000, logFile, gaps, context.signal);
+      const password = target.passwordSecret ? await this.secrets.resolve(target.passwordSecret, 'target.passwordSecret') : undefined;
+      const reached = await this.waitForTarget(target, password, action, started + timeoutSeconds * 1000, logFile, gaps, context.signal);
       const replayMs = Date.now() - started;
       if (t.latest) this.checkReachedNewest(reached.lsn, plan.newestSegment, archive.segmentSizeBytes);
       let running = true;
@@ -207,9 +210,13 @@ export class PointInTimeRecovery {
     }
   }
 
-  /** Polls the server until it is promoted (or paused at the target, for `pause`). */
+  /**
+   * Polls the server until it is promoted (or paused at the target, for `pause`), connecting as `target.user` with
+   * `password` (the recovered cluster keeps the source's pg_hba.conf and roles: it may require one).
+   */
   private async waitForTarget(
     target: PointInTimeTarget,
+    password: string | undefined,
     action: 'promote' | 'pause',
     deadline: number,
     logFile: string,
@@ -219,7 +226,7 @@ export class PointInTimeRecovery {
     let lastError = '';
     while (Date.now() < deadline) {
       if (signal.aborted) throw new Error('interrupted: the service was shut down during the recovery');
-      const client = new Client({ host: '127.0.0.1', port: target.port, user: target.user ?? 'postgres', database: 'postgres', connectionTimeoutMillis: 5000 });
+      const client = new Client({ host: '127.0.0.1', port: target.port, user: target.user ?? 'postgres', password, database: 'postgres', connectionTimeoutMillis: 5000 });
       try {
         await client.connect();
         await client.query(`SET TimeZone = 'UTC'`);
