@@ -21,8 +21,8 @@ describe('request shape (depth and well-formed Unicode, checked before class-tra
     for (const ok of ['', 'plain', '𝕏💥', 'שלום', '\ud83d\udca5']) expect([ok, isWellFormedUnicode(ok)]).toEqual([ok, true]);
     for (const bad of ['\ud800', 'a\udbff', '\udc00b', '💥\ud83d', '\udca5\ud83d']) expect([bad, isWellFormedUnicode(bad)]).toEqual([bad, false]);
     expect(requestShapeProblems({ s: { list: ['ok', 'x\udfff'] }, ['k\ud800']: 'v' }, 'body')).toEqual([
-      { field: 'body.k\ufffd', message: 'must be well-formed Unicode (it holds a lone UTF-16 surrogate)' },
       { field: 'body.s.list.1', message: 'must be well-formed Unicode (it holds a lone UTF-16 surrogate)' },
+      { field: 'body.k\ufffd', message: 'must be well-formed Unicode (it holds a lone UTF-16 surrogate)' },
     ]);
   });
 });
