@@ -72,15 +72,15 @@ export class SecretResolver {
     while (stack.length) {
       const { value: current, field } = stack.pop()!;
       if (current === null || typeof current !== 'object') continue;
-      for (const [key, inner] of Object.entries(current)) {
-        const path = field ? `${field}.${key}` : key;
+      for (const key of Object.keys(current)) {
+        const inner = (current as Record<string, unknown>)[key];
         if (typeof inner === 'string' && SECRET_MEMBER.test(key)) {
-          await this.check(inner, path).catch((error: unknown) => {
+          await this.check(inner, field ? `${field}.${key}` : key).catch((error: unknown) => {
             if (!(error instanceof DrError)) throw error;
             problems.push(...error.details);
           });
         } else if (inner !== null && typeof inner === 'object') {
-          stack.push({ value: inner, field: path });
+          stack.push({ value: inner, field: field ? `${field}.${key}` : key });
         }
       }
     }
