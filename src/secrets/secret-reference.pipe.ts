@@ -2,7 +2,8 @@ import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
 import { SecretResolver } from './secret-resolver';
 
 /**
- * Global pipe (after the validation pipe): every member named `…Secret` of a request body, at any depth, must be a
+ * Global pipe (an APP_PIPE, so it runs before the validation pipe that bootstrap adds, on the body as sent; the body
+ * parser has already bounded its depth): every member named `…Secret` of a request body, at any depth, must be a
  * reference the allow-list permits ({@link SecretResolver.checkReferencesIn}); a refused one is a 400 naming the
  * field, before anything is stored or run.
  */
