@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reports a recovery run outside the service (POST /recovery/external, the seed's "post recovery status"), so that
+# Reports a recovery run outside the service (POST /recovery/external, the "post recovery status" of the earlier Spring design), so that
 # GET /recovery lists it with its measured duration.
 # shellcheck source=../lib/api.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/api.sh"

@@ -21,6 +21,8 @@ export interface BackupKeys {
   deletionsKey: string;
   /** `moves.nul.zst`, plus `.age` when encrypted: an incremental's move list (NUL-separated pairs `from\0to\0`). */
   movesKey: string;
+  /** `globals.sql.zst`, plus `.age` when encrypted: what a database needs from its server (roles), as SQL. */
+  globalsKey: string;
   /** `manifest.sig`, written last: a backup whose signature is missing is not complete. */
   signatureKey: string;
 }
@@ -35,6 +37,7 @@ export function backupKeys(backupId: string, extension: string, encrypted: boole
     manifestKey: `${backupId}/manifest.json`,
     deletionsKey: `${backupId}/deletions.nul.zst${age}`,
     movesKey: `${backupId}/moves.nul.zst${age}`,
+    globalsKey: `${backupId}/globals.sql.zst${age}`,
     signatureKey: `${backupId}/manifest.sig`,
   };
 }
@@ -105,15 +108,16 @@ export class BackupObjects {
   }
 
   /**
-   * Streams an incremental's deletion list (a scratch file of NUL-separated index paths) or move list (pairs
-   * `from\0to\0`) through the pipeline, compressed and encrypted like the artifact, and publishes it under `key`.
+   * Streams a scratch file through the pipeline, compressed and encrypted like the artifact, and publishes it
+   * under `key`: an incremental's deletion list (NUL-separated index paths) or move list (pairs `from\0to\0`),
+   * or a database's globals (SQL, `application/sql`).
    * @returns its description for the manifest (role `role`).
    * @throws the storage or pipeline error (the staged upload aborted).
    */
   async writeList(
     driver: StorageDriver,
     key: string,
-    role: 'deletions' | 'moves',
+    role: 'deletions' | 'moves' | 'globals',
     listPath: string,
     encryption: AgeEncryptionKey | null,
     upload: UploadOptions,
@@ -125,7 +129,7 @@ export class BackupObjects {
       return {
         key,
         role,
-        contentType: 'application/octet-stream',
+        contentType: role === 'globals' ? 'application/sql' : 'application/octet-stream',
         rawSizeBytes: stored.sizeBytes,
         sizeBytes: stored.storedBytes,
         sha256: stored.sha256,

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
@@ -87,6 +88,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
     const heartbeat = new JobHeartbeat(this.backups, backup.id, () => ({ progressBytes: rawBytes }), PROGRESS_INTERVAL_MS).start();
     let upload: StagedUpload | undefined;
     let files: FileIndex | undefined;
+    let globalsPath: string | undefined;
     // Aborted on shutdown, and on any failure, so that the engine's child process never outlives the run.
     const runAbort = new AbortController();
     const onShutdown = () => runAbort.abort();
@@ -109,7 +111,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         } else parent = opened;
       }
       const run = await engine.backup(source, { signal: runAbort.signal, runId: backup.id, scratchDir: this.config.scratchDir, parent });
-      run.done.then((r) => (files = r.files), () => undefined); // awaited below; when the stream fails first, its rejection is expected
+      run.done.then((r) => ((files = r.files), (globalsPath = r.globalsPath)), () => undefined); // awaited below; when the stream fails first, its rejection is expected
       upload = await driver.createUpload(keys.artifactKey, uploadOptions);
       const stored = await this.pipeline.store(run.stream, upload.stream, {
         onProgress: (n) => (rawBytes = n),
@@ -179,6 +181,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         });
       const objects = [artifact, details];
       if (lists) objects.push(...(await lists));
+      if (result.globalsPath) objects.push(await this.objects.writeList(driver, keys.globalsKey, 'globals', result.globalsPath, encryption, uploadOptions));
       const manifest: ArtifactManifest = {
         format: MANIFEST_FORMAT,
         formatVersion: MANIFEST_FORMAT_VERSION,
@@ -221,7 +224,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       await heartbeat.stop();
       await upload?.abort().catch(() => undefined);
       // The signature and manifest go first, so nothing left behind looks like a complete backup.
-      for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) {
+      for (const key of [keys.signatureKey, keys.manifestKey, keys.globalsKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) {
         await driver.delete(key).catch((e: Error) => this.logger.warn(`backup ${backup.id}: could not remove ${key}: ${e.message}`));
       }
       const reason = signal.aborted ? 'interrupted: the service was shut down during the backup' : describeError(error);
@@ -230,6 +233,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       await this.audit.record({ actor: backup.createdBy, action: 'backup.run', targetType: 'backups', targetId: backup.id, outcome: 'FAILURE', details: { engine: engine.name, planId: backup.planId, trigger: backup.trigger, error: reason } });
     } finally {
       await files?.dispose().catch(() => undefined);
+      if (globalsPath) await rm(globalsPath, { force: true }).catch(() => undefined);
       signal.removeEventListener('abort', onShutdown);
     }
   }
@@ -286,7 +290,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
         const keys = backupKeys(backup.id, this.engines.get(backup.engine).artifactExtension, backup.encryption !== null);
         await driver.removeStaged(keys.prefix);
-        for (const key of [keys.signatureKey, keys.manifestKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
+        for (const key of [keys.signatureKey, keys.manifestKey, keys.globalsKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
       } catch (error) {
         this.logger.warn(`backup ${backup.id}: could not remove partial objects: ${(error as Error).message}`);
       }

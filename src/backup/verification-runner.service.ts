@@ -153,7 +153,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       const problem = await this.checkObject(driver, object, onRead);
       if (problem) {
         problems.push(problem);
-        if (object.role === 'artifact' || object.role === 'details' || object.role === 'deletions' || object.role === 'moves') artifactIntact = false;
+        artifactIntact = false; // every role is needed by a restore (artifact, details, lists, globals)
       }
     }
     details.objects = backup.objects.length;

@@ -11,6 +11,7 @@ import { BackupCommand } from './backup.command';
 import { ListCommand } from './list.command';
 import { RestoreCommand } from './restore.command';
 import { VerifyCommand } from './verify.command';
+import { WalFetchCommand, WalPushCommand } from './wal.command';
 
 /**
  * The `dr` CLI: the service's modules (without auth, health or HTTP) and the commands that call their services
@@ -18,6 +19,6 @@ import { VerifyCommand } from './verify.command';
  */
 @Module({
   imports: [ConfigModule, SecretsModule, DatabaseModule, AuditCoreModule, ScheduleModule.forRoot(), StorageModule, BackupModule, RecoveryModule],
-  providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand],
+  providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand, WalPushCommand, WalFetchCommand],
 })
 export class CliModule {}

@@ -43,6 +43,11 @@ export interface EngineBackupResult {
   indexOrder?: 'tree';
   /** An incremental's deletion list and counts (filesystem engine, when a parent index was given). */
   incremental?: IncrementalResult;
+  /**
+   * Scratch file holding what the source needs from its server to be restored onto another one (the roles a
+   * database references, as SQL): stored as the backup's `globals` object, then removed by the caller.
+   */
+  globalsPath?: string;
 }
 
 /** What an incremental backup found beside its archive. */
@@ -107,6 +112,11 @@ export interface EngineRunContext {
   scratchDir: string;
   /** Back up only what changed since this parent (engines with {@link BackupEngine.supportsIncremental}). */
   parent?: ParentIndex;
+  /**
+   * Restores: opens the backup's `globals` object (raw SQL, its SHA-256 checked as it is read); absent when the
+   * backup has none (taken before globals were captured, or by an engine without them).
+   */
+  openGlobals?: () => Promise<Readable>;
 }
 
 /**

@@ -159,8 +159,11 @@ export class MysqlClient {
     return proc;
   }
 
-  /** Starts the client on `address.database`, reading SQL from its stdin and stopping at the first error. */
-  async client(address: MysqlAddress, password: string | undefined, signal: AbortSignal): Promise<RunningProcess> {
+  /**
+   * Starts the client on `address.database`, reading SQL from its stdin and stopping at the first error.
+   * `extraArgs` go before the database (e.g. `--skip-column-names`).
+   */
+  async client(address: MysqlAddress, password: string | undefined, signal: AbortSignal, extraArgs: string[] = []): Promise<RunningProcess> {
     const tools = await this.findTools();
     const args = [
       ...connectionArgs(address),
@@ -168,6 +171,7 @@ export class MysqlClient {
       '--default-character-set=utf8mb4',
       `--max-allowed-packet=${MAX_ALLOWED_PACKET}`,
       ...(tools.mariadbClient ? ['--skip-print-query-on-error'] : []),
+      ...extraArgs,
       `--database=${address.database}`,
     ];
     return this.processes.spawn(tools.client, args, { env: passwordEnv(password), signal });

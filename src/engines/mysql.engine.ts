@@ -1,13 +1,17 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Injectable, Logger } from '@nestjs/common';
-import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
 import { IsDatabaseUrl } from './database-url';
 import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { MysqlAddress, MysqlClient, parseMysqlUrl, quoteIdent, rows, scrubbedError } from './mysql-client';
 import { MysqlDumpDigestStream } from './mysql-dump-digest';
+import { captureMysqlGlobals, createdAccounts, MysqlAccount, mysqlGlobalsScript } from './mysql-globals';
 import { TableDigest } from './pg-dump-digest';
 import { compareTables } from './postgres.engine';
 
@@ -32,11 +36,21 @@ export class MysqlSource extends MysqlConnection {
   tables?: string[];
 }
 
+/** How a restore treats the accounts the backup's globals object names. */
+export const USER_MODES = ['create', 'none'] as const;
+
 /** `target` of a MySQL/MariaDB restore: the database to restore into. */
 export class MysqlTarget extends MysqlConnection {
   /** Create the database when it does not exist. */
   @IsOptional() @IsBoolean()
   create?: boolean;
+
+  /**
+   * `create` (the default): after the dump, create the accounts the backup's globals object names that the server
+   * lacks (locked, without password) and grant their privileges on the restored database. `none`: neither.
+   */
+  @IsOptional() @IsIn(USER_MODES, { message: `users must be one of ${USER_MODES.join(', ')}` })
+  users?: (typeof USER_MODES)[number];
 }
 
 /**
@@ -122,16 +136,37 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     });
     digested.catch(() => undefined);
     const done = Promise.all([proc.done, digested]).then(
-      () => ({
-        warnings: digest.problem ? [...warnings, digest.problem] : warnings,
-        tables: digest.problem ? undefined : digest.digests,
-        tools: { 'mysql-server': probe.server },
-      }),
+      async () => {
+        const globalsPath = await this.captureGlobals(address, password, context).catch((error: Error) => {
+          warnings.push(`${error.message}; a restore onto another server must find the accounts there`);
+          return undefined;
+        });
+        return {
+          warnings: digest.problem ? [...warnings, digest.problem] : warnings,
+          tables: digest.problem ? undefined : digest.digests,
+          tools: { 'mysql-server': probe.server },
+          globalsPath,
+        };
+      },
       (error: unknown) => {
         throw scrubbedError(error, password);
       },
     );
     return { stream, done };
+  }
+
+  /**
+   * Writes the globals script of `address.database` (accounts and their grants, {@link captureMysqlGlobals}) to
+   * `<scratchDir>/<runId>.globals.sql`. @returns its path (the caller removes it)
+   */
+  private async captureGlobals(address: MysqlAddress, password: string | undefined, context: EngineRunContext): Promise<string> {
+    const { accounts, grants } = await this.mysql.withConnection(address, password, undefined, (c) => captureMysqlGlobals(c, address.database)).catch((error: Error) => {
+      throw scrubbedError(error, password, 'cannot capture the accounts the database needs (globals): ');
+    });
+    await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
+    const path = join(context.scratchDir, `${context.runId}.globals.sql`);
+    await writeFile(path, `${mysqlGlobalsScript(accounts, grants).join('\n')}\n`, { mode: 0o600 });
+    return path;
   }
 
   /**
@@ -183,6 +218,60 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     const address = parseMysqlUrl(target.url, 'target.url');
     const exists = await this.assessTarget(target, overwrite);
     const password = await this.password(target, 'target.passwordSecret');
+    const applyGlobals = context.openGlobals !== undefined && (target.users ?? 'create') === 'create';
+    const globalsScript = join(context.scratchDir, `${context.runId}.globals.sql`);
+    let created: MysqlAccount[] = [];
+    try {
+      if (applyGlobals) {
+        // read whole (and its SHA-256 checked) before anything runs
+        await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
+        await pipeline(await context.openGlobals!(), createWriteStream(globalsScript, { mode: 0o600 }), { signal: context.signal });
+      }
+      await this.restoreDump(address, password, exists, input, context);
+      if (applyGlobals) created = await this.applyGlobals(address, password, globalsScript, context);
+    } catch (error) {
+      created = (error as { created?: MysqlAccount[] }).created ?? created;
+      const left = !exists || created.length ? await this.undoCreated(address, password, !exists, created) : [];
+      if (!left.length) throw error;
+      throw new Error(`${(error as Error).message}; could not undo: ${left.join('; ')}`);
+    } finally {
+      await rm(globalsScript, { force: true });
+    }
+    const names = created.map((a) => `'${a.user}'@'${a.host}'`);
+    return { warnings: names.length ? [`created accounts the database needs, locked and without password: ${names.join(', ')}`] : [] };
+  }
+
+  /** Runs the globals script on the target database. @returns the accounts it created (also when it failed: on the error) */
+  private async applyGlobals(address: MysqlAddress, password: string | undefined, script: string, context: EngineRunContext): Promise<MysqlAccount[]> {
+    const proc = await this.mysql.client(address, password, context.signal, ['--skip-column-names']);
+    let out = '';
+    proc.stdout.setEncoding('utf8');
+    proc.stdout.on('data', (c: string) => (out += c));
+    await pipeline(createReadStream(script), proc.stdin).catch(() => undefined); // the exit code tells
+    try {
+      await proc.done;
+    } catch (error) {
+      throw Object.assign(scrubbedError(error, password, 'the accounts the database needs could not be created (globals): '), { created: createdAccounts(out) });
+    }
+    return createdAccounts(out);
+  }
+
+  /**
+   * After a failed restore: drops the database when the restore created it (`dropDatabase`), and the accounts the
+   * restore created. @returns what could not be removed
+   */
+  private async undoCreated(address: MysqlAddress, password: string | undefined, dropDatabase: boolean, created: MysqlAccount[]): Promise<string[]> {
+    const left: string[] = [];
+    await this.mysql.withConnection(address, password, undefined, async (c) => {
+      if (dropDatabase) await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(address.database)}`).catch((e: Error) => left.push(`database ${address.database}: ${e.message}`));
+      for (const a of created) await c.query('DROP USER IF EXISTS ?@?', [a.user, a.host]).catch((e: Error) => left.push(`account ${a.user}@${a.host}: ${e.message}`));
+    }).catch((e: Error) => left.push(scrubbedError(e, password).message));
+    for (const l of left) this.logger.warn(`could not undo a failed restore: ${l}`);
+    return left;
+  }
+
+  /** The dump through the client into the database (created first when `!exists`). See {@link restore}. */
+  private async restoreDump(address: MysqlAddress, password: string | undefined, exists: boolean, input: Readable, context: EngineRunContext): Promise<void> {
     if (!exists) {
       await this.mysql.withConnection(address, password, undefined, (c) =>
         c.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(address.database)} CHARACTER SET utf8mb4`),
@@ -219,7 +308,6 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     }
     await fed;
     if (inputError) throw inputError;
-    return { warnings: [] };
   }
 
   describeTarget(target: MysqlTarget): Record<string, unknown> {

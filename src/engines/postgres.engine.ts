@@ -4,19 +4,20 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Injectable, Logger } from '@nestjs/common';
-import { IsBoolean, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { Client } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { addDataOffsets, UnsupportedArchiveError } from './pg-custom-archive';
 import { PgDumpDigestStream, TableDigest } from './pg-dump-digest';
+import { PostgresGlobals } from './postgres-globals.service';
 import { ProcessRunner } from './process-runner';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
 import { DatabaseAddress, IsDatabaseUrl, parseDatabaseUrlField, postgresClientConfig, postgresToolUrl } from './database-url';
 
-/** `source` of a PostgreSQL backup: a connection URL without password, and where the password comes from. */
-export class PostgresSource {
+/** A PostgreSQL server and database: a connection URL without password, and where the password comes from. */
+export class PostgresConnection {
   /**
    * `postgresql://user@host:port/database`, optionally with `sslmode`, `sslrootcert`, `application_name`,
    * `connect_timeout`: no password, no other parameter ({@link parseDatabaseUrl}).
@@ -28,15 +29,56 @@ export class PostgresSource {
   passwordSecret?: string;
 }
 
+/** `source` of a PostgreSQL backup: a connection (see {@link PostgresConnection}) and what to capture besides the dump. */
+export class PostgresSource extends PostgresConnection {
+  /**
+   * Also record the password hashes (SCRAM/md5) of the roles the database references in the backup's globals
+   * object, so restored roles can log in as before. Needs a superuser (pg_authid); off by default: restored roles
+   * then have no password until one is set.
+   */
+  @IsOptional() @IsBoolean()
+  rolePasswords?: boolean;
+}
+
+/** How a restore treats the roles the backup's globals object names. */
+export const ROLE_MODES = ['create', 'none'] as const;
+export type RoleMode = (typeof ROLE_MODES)[number];
+/** Whether a restore applies the dump's privileges (GRANT/REVOKE) and the database's. */
+export const PRIVILEGE_MODES = ['restore', 'skip'] as const;
+export type PrivilegeMode = (typeof PRIVILEGE_MODES)[number];
+
+/** A role name as PostgreSQL allows it (1-63 bytes checked by the server), without NUL, not starting with `-`. */
+const ROLE_NAME = /^(?!-)[^\u0000]{1,63}$/u;
+
 /** `target` of a PostgreSQL restore: the database to restore into. */
-export class PostgresTarget extends PostgresSource {
+export class PostgresTarget extends PostgresConnection {
   /** Create the database when it does not exist. */
   @IsOptional() @IsBoolean()
   create?: boolean;
 
-  /** Skip restoring object ownership (`pg_restore --no-owner`), for a server without the original roles. */
+  /** Skip restoring object ownership (`pg_restore --no-owner`): objects belong to the connecting user. */
   @IsOptional() @IsBoolean()
   noOwner?: boolean;
+
+  /**
+   * `create` (the default): before pg_restore, create the roles the backup's globals object names that the
+   * server lacks (with their memberships and settings; existing roles are left as they are), and give a database
+   * the restore creates its recorded owner, privileges and settings. `none`: create no role (each role the dump
+   * names must exist, unless `owner`/`noOwner` and `privileges: "skip"` keep the dump from naming any).
+   */
+  @IsOptional() @IsIn(ROLE_MODES, { message: `roles must be one of ${ROLE_MODES.join(', ')}` })
+  roles?: RoleMode;
+
+  /**
+   * Map every owner to this role of the target server: the restored objects and a database the restore creates
+   * belong to it (`pg_restore --no-owner --role=<owner>`; the connecting user must be a member of it).
+   */
+  @IsOptional() @IsString() @Matches(ROLE_NAME, { message: 'owner must be a role name (1-63 characters, not starting with "-")' })
+  owner?: string;
+
+  /** `restore` (the default): the dump's GRANTs and the database's; `skip`: none (`pg_restore --no-privileges`). */
+  @IsOptional() @IsIn(PRIVILEGE_MODES, { message: `privileges must be one of ${PRIVILEGE_MODES.join(', ')}` })
+  privileges?: PrivilegeMode;
 }
 
 interface ParsedUrl {
@@ -56,7 +98,7 @@ interface ParsedUrl {
 export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarget> {
   private readonly logger = new Logger(PostgresEngine.name);
   /** Targets built by {@link verifyRestore} on DR_VERIFY_PG_URL, whose password reference is the operator's. */
-  private readonly operatorSecretTargets = new WeakSet<PostgresSource>();
+  private readonly operatorSecretTargets = new WeakSet<PostgresConnection>();
   readonly name = 'postgres' as const;
   readonly artifactExtension = 'pgdump';
   readonly contentType = 'application/vnd.postgresql.custom-dump';
@@ -64,30 +106,40 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
   readonly sourceClass = PostgresSource;
   readonly targetClass = PostgresTarget;
 
+  private readonly globals: PostgresGlobals;
+
   constructor(
     private readonly config: AppConfig,
     private readonly processes: ProcessRunner,
     private readonly secrets: SecretResolver,
-  ) {}
+  ) {
+    this.globals = new PostgresGlobals(processes, this.tool('psql'));
+  }
 
-  private tool(name: 'pg_dump' | 'pg_restore'): string {
+  private tool(name: 'pg_dump' | 'pg_restore' | 'psql'): string {
     return this.config.pgBinDir ? join(this.config.pgBinDir, name) : name;
   }
 
   async toolVersions(): Promise<Record<string, string>> {
-    const [dump, restore] = await Promise.all([
+    const [dump, restore, psql] = await Promise.all([
       this.processes.output(this.tool('pg_dump'), ['--version']),
       this.processes.output(this.tool('pg_restore'), ['--version']),
+      this.processes.output(this.tool('psql'), ['--version']),
     ]);
-    return { pg_dump: dump.trim(), pg_restore: restore.trim() };
+    return { pg_dump: dump.trim(), pg_restore: restore.trim(), psql: psql.trim() };
   }
 
   async checkSource(source: PostgresSource): Promise<void> {
     parseUrl(source.url, 'source.url');
   }
 
+  /**
+   * Streams `pg_dump -Fc` of the database; once it has ended, captures the roles the database references into a
+   * scratch file (the backup's globals object, {@link PostgresGlobals.capture}). Capturing after the dump makes the
+   * globals a superset of what the dump names (a role granted something during the dump is included).
+   */
   async backup(source: PostgresSource, context: EngineRunContext): Promise<EngineBackupRun> {
-    const { url } = parseUrl(source.url, 'source.url');
+    const { url, database } = parseUrl(source.url, 'source.url');
     const env = await this.passwordEnv(source, 'source.passwordSecret');
     const proc = this.processes.spawn(
       this.tool('pg_dump'),
@@ -103,15 +155,23 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       digest.once('error', reject);
     });
     digested.catch(() => undefined);
-    const done = Promise.all([proc.done, digested]).then(() => ({
-      warnings: digest.problem ? [digest.problem] : [],
-      tables: digest.problem ? undefined : digest.digests,
-    }));
+    const done = Promise.all([proc.done, digested]).then(async () => {
+      await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
+      const globalsPath = await this.globals.capture({ url: url.toString(), env }, database, source.rolePasswords === true, context.scratchDir, context.runId, context.signal);
+      return {
+        warnings: digest.problem ? [digest.problem] : [],
+        tables: digest.problem ? undefined : digest.digests,
+        globalsPath,
+      };
+    });
     return { stream, done };
   }
 
   async checkTarget(target: PostgresTarget, overwrite: boolean): Promise<void> {
     const { database } = parseUrl(target.url, 'target.url');
+    if (target.owner && !(await this.roleExists(target, target.owner))) {
+      throw DrError.validation([{ field: 'target.owner', message: `role "${target.owner}" does not exist on the target server` }]);
+    }
     const exists = await this.databaseExists(target);
     if (exists && !overwrite) {
       throw new DrError('TARGET_EXISTS', `target database "${database}" exists; set "overwrite": true to restore into it`, [
@@ -125,6 +185,13 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     }
   }
 
+  /**
+   * Restores the dump into the target database: the dump is written to scratch (pg_restore --jobs needs a file),
+   * the database created when missing (owned by `target.owner` when given), the backup's globals applied
+   * (`target.roles`, default `create`: missing roles created in one transaction), then `pg_restore`. When anything
+   * fails, a database this restore created is dropped and so are the roles it created: the server is left as it was.
+   * @throws DrError for a refused target; Error with the failing tool's reason (and what could not be cleaned up).
+   */
   async restore(
     target: PostgresTarget,
     input: Readable,
@@ -136,28 +203,66 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     await this.checkTarget(target, overwrite);
     await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
     const scratch = join(context.scratchDir, `${context.runId}.pgdump`);
+    const globalsScript = join(context.scratchDir, `${context.runId}.globals.sql`);
+    const applyGlobals = context.openGlobals !== undefined && (target.roles ?? 'create') === 'create';
+    let createdDatabase = false;
+    let createdRoles: string[] = [];
     try {
       await pipeline(input, createWriteStream(scratch, { mode: 0o600, highWaterMark: 1 << 20 }), { signal: context.signal });
+      // the globals are read whole (and their SHA-256 checked) before anything runs
+      if (applyGlobals) await pipeline(await context.openGlobals!(), createWriteStream(globalsScript, { mode: 0o600 }), { signal: context.signal });
       const warnings: string[] = [];
       const jobs = await this.parallelJobsFor(scratch, warnings);
+      const env = await this.passwordEnv(target, 'target.passwordSecret');
       if (!(await this.databaseExists(target))) {
-        await this.withMaintenanceClient(target, (c) => c.query(`CREATE DATABASE ${quoteIdent(database)}`));
+        const owner = target.owner ? ` OWNER ${quoteIdent(target.owner)}` : '';
+        await this.withMaintenanceClient(target, (c) => c.query(`CREATE DATABASE ${quoteIdent(database)}${owner}`));
+        createdDatabase = true;
+      }
+      if (applyGlobals) {
+        createdRoles = await this.globals.apply({ url: url.toString(), env }, globalsScript, {
+          skipDatabase: !createdDatabase,
+          skipOwner: Boolean(target.owner || target.noOwner),
+          skipPrivileges: target.privileges === 'skip',
+        }, context.signal);
+        if (createdRoles.length) this.logger.log(`restore ${context.runId}: created roles ${createdRoles.join(', ')}`);
       }
       const args = [`--dbname=${url.toString()}`, `--jobs=${jobs}`, '--exit-on-error', '--no-password'];
       if (overwrite) args.push('--clean', '--if-exists');
-      if (target.noOwner) args.push('--no-owner');
+      if (target.noOwner || target.owner) args.push('--no-owner');
+      if (target.owner) args.push(`--role=${target.owner}`);
+      if (target.privileges === 'skip') args.push('--no-privileges');
       args.push(...extraArgs, scratch);
-      const proc = this.processes.spawn(this.tool('pg_restore'), args, {
-        env: await this.passwordEnv(target, 'target.passwordSecret'),
-        signal: context.signal,
-      });
+      const proc = this.processes.spawn(this.tool('pg_restore'), args, { env, signal: context.signal });
       proc.stdin.end();
       proc.stdout.resume();
       await proc.done;
+      if (createdRoles.length) warnings.push(`created roles the database needs: ${createdRoles.join(', ')} (without passwords unless the backup recorded them)`);
       return { warnings };
+    } catch (error) {
+      const leftovers = createdDatabase ? await this.undoCreated(target, database, createdRoles) : [];
+      if (!leftovers.length) throw error;
+      throw new Error(`${(error as Error).message}; could not undo: ${leftovers.join('; ')}`);
     } finally {
       await rm(scratch, { force: true });
+      await rm(globalsScript, { force: true });
     }
+  }
+
+  /**
+   * After a failed restore into a database it created: drops that database, then the roles the restore created
+   * (newest first). @returns what could not be removed (empty when all went)
+   */
+  private async undoCreated(target: PostgresTarget, database: string, roles: string[]): Promise<string[]> {
+    const left: string[] = [];
+    await this.withMaintenanceClient(target, async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)} WITH (FORCE)`).catch((e: Error) => left.push(`database ${database}: ${e.message}`));
+      for (const role of [...roles].reverse()) {
+        await c.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`).catch((e: Error) => left.push(`role ${role}: ${e.message}`));
+      }
+    }).catch((e: Error) => left.push(e.message));
+    for (const l of left) this.logger.warn(`could not undo a failed restore: ${l}`);
+    return left;
   }
 
   /**
@@ -230,17 +335,22 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     return digest.digests;
   }
 
-  private async passwordEnv(conn: PostgresSource, field: string): Promise<Record<string, string>> {
+  private async passwordEnv(conn: PostgresConnection, field: string): Promise<Record<string, string>> {
     const password = await this.passwordOf(conn, field);
     return password === undefined ? {} : { PGPASSWORD: password };
   }
 
   /** The password `conn.passwordSecret` names (a request's reference, or the operator's for verification servers). */
-  private async passwordOf(conn: PostgresSource, field: string): Promise<string | undefined> {
+  private async passwordOf(conn: PostgresConnection, field: string): Promise<string | undefined> {
     if (!conn.passwordSecret) return undefined;
     return this.operatorSecretTargets.has(conn)
       ? this.secrets.resolveOperatorSecret(conn.passwordSecret, 'DR_VERIFY_PG_PASSWORD_SECRET')
       : this.secrets.resolve(conn.passwordSecret, field);
+  }
+
+  private async roleExists(target: PostgresTarget, role: string): Promise<boolean> {
+    const result = await this.withMaintenanceClient(target, (c) => c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]));
+    return (result.rowCount ?? 0) > 0;
   }
 
   private async databaseExists(target: PostgresTarget): Promise<boolean> {

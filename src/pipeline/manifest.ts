@@ -42,7 +42,7 @@ export const MANIFEST_FORMAT = 'dr-backup-manifest';
 export const MANIFEST_FORMAT_VERSION = 1;
 
 /** What an object of a backup holds. */
-export type StoredObjectRole = 'artifact' | 'details' | 'deletions' | 'moves';
+export type StoredObjectRole = 'artifact' | 'details' | 'deletions' | 'moves' | 'globals';
 
 /** Full (self-contained) or incremental (new and changed members since its parent, plus a deletion list). */
 export type BackupType = 'FULL' | 'INCREMENTAL';

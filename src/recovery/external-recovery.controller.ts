@@ -8,7 +8,7 @@ import { RecoveryResponse } from './dto/recovery.dto';
 import { ExternalRecoveryService } from './external-recovery.service';
 
 /**
- * `POST /recovery/external`: the seed's "post recovery status" (`scripts/recovery/post-recovery-status.sh`) —
+ * `POST /recovery/external`: the earlier design's "post recovery status" (`scripts/recovery/post-recovery-status.sh`) —
  * records a recovery run outside the service → 201 with the recovery record (type EXTERNAL).
  */
 @Controller(`${API_PREFIX}/recovery/external`)

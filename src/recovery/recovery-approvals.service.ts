@@ -17,7 +17,7 @@ type Decision = Partial<Pick<RecoveryEntity, 'status' | 'approvedBy' | 'approved
 const MAX_SWEEP_MS = 60_000;
 
 /**
- * Two-person approval of production recoveries (the seed's "production recovery requires special authorization").
+ * Two-person approval of production recoveries (the earlier design's "production recovery requires special authorization").
  * A production recovery waits AWAITING_APPROVAL until a RECOVERY_ADMIN (or ADMIN) other than its requester
  * approves it (→ PENDING, and it runs) or someone rejects it (→ REJECTED). Unapproved after
  * `DR_APPROVAL_TTL_SECONDS` it becomes EXPIRED: checked when it is read, and by a sweep every

@@ -19,6 +19,7 @@ import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { RecoveryEntity } from './recovery.entity';
+import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget } from '../engines/postgres-base.engine';
 import { PointInTimeRecovery, PointReached } from '../wal/point-in-time-recovery.service';
 
@@ -82,7 +83,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       const warnings: string[] = [];
       const engine = this.engines.get(backup.engine);
       const target = plainToInstance(engine.targetClass, recovery.target);
-      const context = { signal, runId: recovery.id, scratchDir: this.config.scratchDir };
+      const context: EngineRunContext = { signal, runId: recovery.id, scratchDir: this.config.scratchDir };
       let pointInTime: PointReached | null = null;
       let result: { warnings: string[] };
       if (backup.backupType === 'INCREMENTAL') {
@@ -110,6 +111,14 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
           throw new Error(`manifest ${backup.manifestKey} does not describe the artifact the backup record names`);
         }
         const decryption = await this.encryption.decryptionKeys(backup.encryption);
+        const globals = backup.objects.find((o) => o.role === 'globals');
+        if (globals) {
+          const listedGlobals = manifest.objects?.find((o) => o.role === 'globals');
+          if (!listedGlobals || listedGlobals.key !== globals.key || listedGlobals.sha256 !== globals.sha256) {
+            throw new Error(`manifest ${backup.manifestKey} does not describe the globals object the backup record names`);
+          }
+          context.openGlobals = async () => this.pipeline.openRaw(await driver.read(globals.key), globals.key, globals.sha256, { decryption });
+        }
         // POINT_IN_TIME: the WAL archive is checked before anything is read or laid down.
         const pitrPlan = recovery.type === 'POINT_IN_TIME' ? await this.pointInTimeRecovery.precheck(backup, target as PointInTimeTarget) : null;
         raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {

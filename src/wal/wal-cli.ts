@@ -16,7 +16,60 @@ export const WAL_EXIT = {
 const USAGE = `usage:
   dr wal-push <path> [--config <file>]             archive_command = 'dr wal-push %p --config /etc/dr/wal.json'
   dr wal-fetch <name> <path> [--config <file>]     restore_command = 'dr wal-fetch %f %p --config /etc/dr/wal.json'
-The config file may also be given by DR_WAL_CONFIG.`;
+The config file may also be given by DR_WAL_CONFIG. 'dr wal-push --help' and 'dr wal-fetch --help' say more.`;
+
+const CONFIG_HELP = `Options:
+  --config <file>   the WAL archive's client config (JSON; default: $DR_WAL_CONFIG), as
+                    GET /wal-archives/{id}/client-config returns it:
+                    {"archive":"main","storage":{"kind":"local","settings":{"path":"/srv/dr"}},
+                     "encryption":{"recipients":["age1..."]},"identitySecret":"file:/etc/dr/secrets/wal-identity.txt"}
+                    storage kinds: local, s3, azure-blob, gcs (settings as in POST /storage-locations);
+                    secrets only as references the allow-list below permits: env:DRS_NAME or a file
+                    under DR_SECRET_DIRS (never DR_* variables or the service's own keys; exit 64)
+  -h, --help        this help
+
+Environment:
+  DR_WAL_CONFIG         the config file when --config is not given
+  DR_SECRET_ENV_PREFIX  variables the config may name start with this (default DRS_)
+  DR_SECRET_DIRS        directories (: or , separated) whose files it may name (default DR_DATA_DIR/secrets,
+                        DR_DATA_DIR relative to the working directory: set it, e.g. /etc/dr/secrets)
+  DR_WAL_TIMING=1       print the time the call took (ms) on stderr
+
+Runs without the service and without its metadata database (docs/pitr.md).`;
+
+/** `dr wal-push --help` / `dr wal-fetch --help`: what each command does, its arguments, options and exit codes. */
+export const WAL_HELP: Record<'wal-push' | 'wal-fetch', string> = {
+  'wal-push': `Usage: dr wal-push <path> [--config <file>]
+
+Archives one WAL segment or history file into the WAL archive: PostgreSQL's archive_command,
+  archive_command = 'dr wal-push %p --config /etc/dr/wal.json'
+The file is compressed (zstd), encrypted when the config says so (age), stored under wal/<archive>/, and its
+SHA-256 recorded. Pushing a file already archived with the same SHA-256 succeeds (PostgreSQL may retry);
+a different file under an archived name is refused.
+
+Arguments:
+  path              the file to archive (%p: relative to the data directory, or absolute)
+
+${CONFIG_HELP}
+
+Exit codes: 0 archived (or already archived, same content); 2 failed (PostgreSQL retries later);
+64 bad usage or config.`,
+  'wal-fetch': `Usage: dr wal-fetch <name> <path> [--config <file>]
+
+Restores one archived WAL file for a recovering server: PostgreSQL's restore_command,
+  restore_command = 'dr wal-fetch %f %p --config /etc/dr/wal.json'
+The object is read back, its SHA-256 checked against the recorded one, decrypted and decompressed, and written
+to <path> (through a temporary file, renamed when complete).
+
+Arguments:
+  name              the WAL file name (%f), e.g. 000000010000000000000003 or 00000002.history
+  path              where to write it (%p: relative to the data directory, or absolute)
+
+${CONFIG_HELP}
+
+Exit codes: 0 restored; 1 not archived (quiet: PostgreSQL probes for files that do not exist);
+2 failed (checksum mismatch, storage error); 64 bad usage or config.`,
+};
 
 /**
  * `dr wal-push %p` and `dr wal-fetch %f %p`: the archive_command and restore_command of a PostgreSQL cluster.
@@ -27,6 +80,10 @@ The config file may also be given by DR_WAL_CONFIG.`;
  */
 export async function walMain(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if ((command === 'wal-push' || command === 'wal-fetch') && rest.some((a) => a === '--help' || a === '-h')) {
+    process.stdout.write(`${WAL_HELP[command]}\n`);
+    return WAL_EXIT.OK;
+  }
   const positional: string[] = [];
   let configPath = process.env.DR_WAL_CONFIG;
   for (let i = 0; i < rest.length; i++) {

@@ -58,4 +58,28 @@ describe('dr CLI', () => {
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain('drt_cli_no_such_db');
   });
+
+  it('lists every command in dr --help, and each command has a --help that documents it (exit 0, no config needed)', () => {
+    const top = dr('--help');
+    expect(top.code).toBe(0);
+    const commands = [...top.stdout.matchAll(/^ {2}([a-z][a-z-]*)(?:\|[a-z]+)? /gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    expect(commands).toEqual(['backup', 'restore', 'verify', 'list', 'wal-push', 'wal-fetch']);
+    for (const command of commands) {
+      const help = dr(command, '--help');
+      expect({ command, code: help.code }).toEqual({ command, code: 0 });
+      expect(help.stdout).toContain(`Usage: dr ${command}`);
+      expect(help.stdout).toMatch(/--[a-z]/); // its options are listed
+    }
+    // wal-push / wal-fetch run without the service (bin/dr sends them to the light entry): their help says how
+    // PostgreSQL calls them, what the config is, and what each exit code means.
+    const push = dr('wal-push', '--help');
+    expect(push.stdout).toContain("archive_command = 'dr wal-push %p --config");
+    expect(push.stdout).toContain('DR_WAL_CONFIG');
+    expect(push.stdout).toMatch(/Exit codes: 0 archived.*2 failed[\s\S]*64 bad usage/);
+    const fetch = dr('wal-fetch', '-h');
+    expect(fetch.code).toBe(0);
+    expect(fetch.stdout).toContain("restore_command = 'dr wal-fetch %f %p --config");
+    expect(fetch.stdout).toMatch(/1 not archived/);
+    expect(fetch.stderr).toBe('');
+  });
 });

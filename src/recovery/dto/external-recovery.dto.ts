@@ -1,7 +1,7 @@
 import { Transform } from 'class-transformer';
 import { IsIn, IsISO8601, IsOptional, IsString, IsUUID, MaxLength, MinLength, ValidateIf } from 'class-validator';
 
-/** Outcomes an external recovery can report (case-insensitive on input: the seed's scripts post `"completed"`). */
+/** Outcomes an external recovery can report (case-insensitive on input: the earlier design's scripts post `"completed"`). */
 export const EXTERNAL_RECOVERY_STATUSES = ['COMPLETED', 'FAILED'] as const;
 export type ExternalRecoveryStatus = (typeof EXTERNAL_RECOVERY_STATUSES)[number];
 
