@@ -2,7 +2,6 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { GenericContainer } from 'testcontainers';
 
 /** The repository's root (the Dockerfile's build context). */
 export const ROOT = join(__dirname, '..', '..', '..');
@@ -76,21 +75,25 @@ export async function baseImages(): Promise<{ BASE_IMAGE: string; DEBIAN_IMAGE: 
 export const SERVICE_IMAGE = process.env.DR_IMAGE || 'disaster-recovery-service:local';
 
 /**
- * Builds the service's image from the working tree (the Dockerfile at the root) and returns its tag. The engine's
- * layer cache makes this a few seconds when scripts/ci/build-image.sh built the same tree before; building here
- * anyway means a test never runs a stale image.
+ * Builds the service's image from the working tree with scripts/ci/build-image.sh (the same command and base
+ * image choice as .ci/run, so both share the engine's layer cache: a few seconds when nothing changed) and returns
+ * its tag. Building here anyway means a test never runs a stale image.
+ * @throws with the build's output when it fails
  */
 export async function buildServiceImage(): Promise<string> {
-  const { BASE_IMAGE } = await baseImages();
-  await GenericContainer.fromDockerfile(ROOT).withBuildArgs({ BASE_IMAGE }).build(SERVICE_IMAGE, { deleteOnExit: false });
+  await run('bash', [join(ROOT, 'scripts', 'ci', 'build-image.sh'), SERVICE_IMAGE], { env: { ...process.env, ...(await baseImages()) }, maxBuffer: 256 * 1024 * 1024 }).catch(
+    (error) => {
+      throw new Error(`image build failed: ${error.message}\n${String(error.stdout).slice(-8000)}\n${String(error.stderr).slice(-8000)}`);
+    },
+  );
   return SERVICE_IMAGE;
 }
 
-/** Builds the PostgreSQL 15 stand-in (test/container/images/postgres) and returns its tag. */
+/** Builds the PostgreSQL 15 stand-in (test/container/images/postgres, as docker-compose.yml does) and returns its tag. */
 export async function buildPostgresImage(): Promise<string> {
   const { DEBIAN_IMAGE } = await baseImages();
   const tag = 'dr-stand-in/postgres:15';
-  await GenericContainer.fromDockerfile(join(STAND_INS, 'postgres')).withBuildArgs({ DEBIAN_IMAGE }).build(tag, { deleteOnExit: false });
+  await run('docker', ['build', '-q', '--build-arg', `DEBIAN_IMAGE=${DEBIAN_IMAGE}`, '-t', tag, join(STAND_INS, 'postgres')], { maxBuffer: 64 * 1024 * 1024 });
   return tag;
 }
 
