@@ -4,6 +4,10 @@
 # locally made Node base (scripts/ci/build-local-base-images.sh) when it exists, else the official
 # node:22-bookworm-slim. Prints the image's size in bytes and the build time in seconds on stderr.
 set -euo pipefail
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  sed -n '2,5s/^# \{0,1\}//p' "$0" | sed '1s/^Builds/Usage: build-image.sh [TAG]\nBuilds/'
+  exit 0
+fi
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=local-base-images.env
 source "$here/local-base-images.env"

@@ -18,8 +18,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=local-base-images.env
 source "$here/local-base-images.env"
 
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0" | sed '1s/^/Usage: build-local-base-images.sh [--force]\n/'; }
 force=false
-[ "${1:-}" = "--force" ] && force=true
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  --force) force=true ;;
+  "") ;;
+  *) usage >&2; exit 2 ;;
+esac
 
 work="$(mktemp -d /tmp/dr-base-images.XXXXXX)"
 cleanup() {
