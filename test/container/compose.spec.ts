@@ -43,7 +43,15 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
 
   beforeAll(async () => {
     const ports = { DR_PORT: await freePort(), DR_S3_PORT: await freePort(), DR_AZURE_PORT: await freePort(), DR_GCS_PORT: await freePort(), DR_PG_PORT: await freePort() };
-    env = { ...process.env, ...(await baseImages()), ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
+    env = {
+      ...process.env,
+      ...(await baseImages()),
+      ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+      // docker-compose 1.x: build through the docker CLI (the legacy builder), sharing its layer cache with
+      // scripts/ci/build-image.sh instead of building the service image a second time through the API
+      COMPOSE_DOCKER_CLI_BUILD: '1',
+      DOCKER_BUILDKIT: '0',
+    };
 
     const upStart = Date.now();
     await compose(['up', '-d', '--build']).catch(async (error) => {
@@ -52,8 +60,6 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     figures.upMs = Date.now() - upStart;
     for (const service of ['disaster-recovery', 'metadata-db', 's3', 'azurite', 'gcs']) {
       ids[service] = (await compose(['ps', '-q', service])).stdout.trim();
-      // keep the built layers for the next run's cache under a stable tag; `down --rmi local` drops the project's tags
-      await run('docker', ['tag', (await inspectContainer(ids[service])).Image, `dr-compose-cache/${service}:latest`]);
     }
     const deadline = Date.now() + 180_000;
     for (;;) {
@@ -99,7 +105,15 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
         // eslint-disable-next-line no-console
         console.log(String(logs.stdout ?? '').slice(-20_000));
       }
-      await compose(['down', '-v', '--rmi', 'local', '--remove-orphans'], 300_000);
+      await compose(['down', '-v', '--remove-orphans'], 300_000);
+      // The images built for this project (<project>_<service>, or <project>-<service> with compose v2): kept under
+      // one stable tag per service, so that the next run's build finds their layers in the cache, and untagged.
+      const { stdout } = await run('docker', ['images', '--filter', `reference=${project}*`, '--format', '{{.Repository}}:{{.Tag}}']);
+      for (const image of stdout.split('\n').filter(Boolean)) {
+        const service = image.slice(project.length + 1).replace(/:.*$/, '');
+        await run('docker', ['tag', image, `dr-compose-cache/${service}:latest`]);
+        await run('docker', ['rmi', image]);
+      }
     }
     // eslint-disable-next-line no-console
     console.log(`compose figures: ${JSON.stringify(figures)}`);
