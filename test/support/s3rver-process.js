@@ -102,6 +102,10 @@ const server = new S3rver({
   port: Number(port),
   directory,
   silent: true,
+  // Path-style addressing only (the driver's forcePathStyle). With vhost buckets on, s3rver takes any host name that
+  // is neither an IP nor localhost for a bucket name (CNAME style): `http://s3:9000/dr-backups/...` in the compose
+  // network would address a bucket named "s3".
+  vhostBuckets: false,
   configureBuckets: [{ name: bucket }],
 });
 // Koa composes its middleware list when the server starts listening: insert before s3rver's router (the last one).
