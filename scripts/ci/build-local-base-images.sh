@@ -31,7 +31,7 @@ work="$(mktemp -d /tmp/dr-base-images.XXXXXX)"
 cleanup() {
   # debootstrap mounts /proc (and may bind /dev) inside the rootfs while it runs: unmount whatever an interrupted
   # run left, deepest first, and never let rm cross into another file system.
-  grep -o " $work/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r mount; do umount -l "$mount" || true; done
+  { grep -o " $work/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r mount; do umount -l "$mount" || true; done
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
