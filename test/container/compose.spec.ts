@@ -79,11 +79,11 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
           endpoint: 'http://s3:9000',
           region: 'us-east-1',
           forcePathStyle: true,
-          accessKeyIdSecret: 'env:DR_SECRET_S3_ACCESS_KEY',
-          secretAccessKeySecret: 'env:DR_SECRET_S3_SECRET_KEY',
+          accessKeyIdSecret: 'env:DRS_S3_ACCESS_KEY',
+          secretAccessKeySecret: 'env:DRS_S3_SECRET_KEY',
         },
       },
-      azure: { kind: 'azure-blob', settings: { container: 'dr-backups', connectionStringSecret: 'env:DR_SECRET_AZURE_CONNECTION_STRING' } },
+      azure: { kind: 'azure-blob', settings: { container: 'dr-backups', connectionStringSecret: 'env:DRS_AZURE_CONNECTION_STRING' } },
       gcs: { kind: 'gcs', settings: { bucket: 'dr-backups', apiEndpoint: 'http://gcs:4443', anonymous: true, projectId: 'dr' } },
     };
     for (const [name, body] of Object.entries(settings)) {
@@ -136,7 +136,7 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
 
   it.each(['s3', 'azure', 'gcs'])('%s: a PostgreSQL database backed up there is restored into a new database, equal', async (store) => {
     const started = Date.now();
-    const source = { url: 'postgresql://postgres@metadata-db:5432/sample', passwordSecret: 'env:DR_SECRET_PG_PASSWORD' };
+    const source = { url: 'postgresql://postgres@metadata-db:5432/sample', passwordSecret: 'env:DRS_PG_PASSWORD' };
     const backup = await api.backup({ engine: 'postgres', source, storageLocationId: locations[store] });
     expect({ status: backup.status, error: backup.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
     const recovery = await api.restore(backup.id, { url: `postgresql://postgres@metadata-db:5432/sample_${store}`, create: true, passwordSecret: source.passwordSecret });

@@ -71,9 +71,8 @@ describeWithDocker('the service image (testcontainers)', () => {
       .withEnvironment({
         DR_ADMIN_API_KEY: API_KEY,
         DR_LOG_LEVEL: 'log',
-        // secret references may name only DR_SECRET_* variables (ignored by services that predate the allow-list)
-        DR_SECRET_ENV_PREFIX: 'DR_SECRET_',
-        DR_SECRET_PG_PASSWORD: PG_PASSWORD,
+        // DRS_: the prefix the secret-reference allow-list accepts by default
+        DRS_PG_PASSWORD: PG_PASSWORD,
       })
       // Docker's own HEALTHCHECK of the image, nothing of ours: start() resolves when Docker reports it healthy
       // and throws when Docker reports it unhealthy or the start-up timeout passes.
@@ -178,10 +177,10 @@ describeWithDocker('the service image (testcontainers)', () => {
     const digest = (database: string) =>
       psql(database, "SELECT count(*) || ':' || md5(string_agg(id || customer || total || placed, ',' ORDER BY id)) FROM orders");
 
-    const backup = await api.backup({ engine: 'postgres', source: { url: 'postgresql://postgres@db:5432/orders', passwordSecret: 'env:DR_SECRET_PG_PASSWORD' } });
+    const backup = await api.backup({ engine: 'postgres', source: { url: 'postgresql://postgres@db:5432/orders', passwordSecret: 'env:DRS_PG_PASSWORD' } });
     expect({ status: backup.status, error: backup.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
 
-    const recovery = await api.restore(backup.id, { url: 'postgresql://postgres@db:5432/orders_restored', create: true, passwordSecret: 'env:DR_SECRET_PG_PASSWORD' });
+    const recovery = await api.restore(backup.id, { url: 'postgresql://postgres@db:5432/orders_restored', create: true, passwordSecret: 'env:DRS_PG_PASSWORD' });
     expect({ status: recovery.status, error: recovery.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
     expect(await digest('orders_restored')).toBe(await digest('orders'));
     expect((await digest('orders')).startsWith('20000:')).toBe(true);
