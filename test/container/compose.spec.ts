@@ -61,7 +61,7 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     for (const service of ['disaster-recovery', 'metadata-db', 's3', 'azurite', 'gcs']) {
       ids[service] = (await compose(['ps', '-q', service])).stdout.trim();
     }
-    const deadline = Date.now() + 180_000;
+    const deadline = Date.now() + 200_000; // the start period (120 s) and three failed probes, then some margin
     for (;;) {
       const health = (await inspectContainer(ids['disaster-recovery'])).State.Health?.Status;
       if (health === 'healthy') break;

@@ -77,7 +77,8 @@ describeWithDocker('the service image (testcontainers)', () => {
       // Docker's own HEALTHCHECK of the image, nothing of ours: start() resolves when Docker reports it healthy
       // and throws when Docker reports it unhealthy or the start-up timeout passes.
       .withWaitStrategy(Wait.forHealthCheck())
-      .withStartupTimeout(150_000)
+      // the HEALTHCHECK's start period (120 s) and three failed probes 10 s apart, then some margin
+      .withStartupTimeout(200_000)
       .start();
     figures.runToHealthyMs = Date.now() - runStart;
     api = new ServiceApi(`http://${service.getHost()}:${service.getMappedPort(8891)}`, API_KEY);
