@@ -5,7 +5,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { Client } from 'pg';
+import { Client, ClientConfig } from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
@@ -348,7 +349,10 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     const maintenance = new URL(url.toString());
     maintenance.pathname = '/postgres';
     const password = target.passwordSecret ? await this.secrets.resolve(target.passwordSecret, 'target.passwordSecret') : undefined;
-    const client = new Client({ connectionString: maintenance.toString(), password, connectionTimeoutMillis: 10_000 });
+    // Not `{ connectionString, password }`: pg lets every field parsed from connectionString, the absent password
+    // too, override the explicit ones, so the secret never reached the server (SCRAM: "client password must be a
+    // string"). The URL's fields, then the password.
+    const client = new Client({ ...parseConnectionString(maintenance.toString()), password, connectionTimeoutMillis: 10_000 } as ClientConfig);
     try {
       await client.connect();
     } catch (error) {
