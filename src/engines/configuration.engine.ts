@@ -69,8 +69,7 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
     await this.directories.prepare(path);
-    await this.tar.extract(path, input, context.signal);
-    return { warnings: [] };
+    return { warnings: await this.tar.extract(path, input, context.signal) };
   }
 
   describeTarget(target: DirectoryTarget): Record<string, unknown> {
