@@ -19,7 +19,8 @@ export const LONG_COMPONENT = 'd'.repeat(254);
  * directory with a subtree, a file with a 0xff byte, a symlink whose name and target are Latin-1), names with a
  * newline, a backslash, a leading `-`, names that look like tar options, a path of 4,088 bytes (16 directories of
  * 254 bytes: more than PATH_MAX once joined with `root`), a sparse file, a hard link, user extended attributes
- * (one binary), a file capability (`security.capability`, root only), POSIX ACLs (access and default), and mtimes
+ * (one binary), a file capability (`security.capability`, only when run as root: setting it needs CAP_SETFCAP),
+ * POSIX ACLs (access and default), and mtimes
  * with nanoseconds on every entry.
  */
 export function makeAwkwardTree(root: string): void {
@@ -45,8 +46,7 @@ truncate -s 5M sparse.img && printf 'x' | dd of=sparse.img bs=1 seek=3000000 con
 printf 'x' > xattrs.txt
 setfattr -n user.color -v blue xattrs.txt
 setfattr -n user.binary -v 0x00ff7f0a xattrs.txt
-cp /bin/true cap-true
-setcap cap_net_raw+ep cap-true
+if [ "$(id -u)" = 0 ]; then cp /bin/true cap-true && setcap cap_net_raw+ep cap-true; fi
 mkdir acl-dir
 printf 'a' > acl-dir/f
 setfacl -m u:nobody:r acl-dir/f
