@@ -103,6 +103,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
     const done = run.done.then(
       (result) => ({
         ...result,
+        warnings: [...scan.warnings, ...result.warnings],
         files: scan.index(index),
         indexOrder: 'tree' as const,
         ...(context.parent ? { incremental: { deletionsPath: scan.deletionsPath, movesPath: scan.movesPath, ...scan.counts } } : {}),

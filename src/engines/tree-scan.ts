@@ -194,6 +194,9 @@ export function sameFileMoved(recorded: SourceStat, now: SourceStat): boolean {
  */
 export const MAX_MOVE_CANDIDATES = 100_000;
 
+/** Entries left out that a backup's warnings name one by one; beyond, a count. */
+const MAX_LEFT_OUT_NAMED = 20;
+
 /**
  * A line of the walk spool: an index entry carried over from the parent, a member tar archives (`tar: true`), or a
  * new regular file that may be a moved one (`candidate: true`: archived unless a gone parent entry matched it).
@@ -276,6 +279,9 @@ export interface ScanCounts {
  */
 export class TreeScan {
   readonly counts: ScanCounts = { entries: 0, archived: 0, touchedDirectories: 0, deleted: 0, moved: 0 };
+  /** Entries left out, named (sockets: tar cannot archive them), complete once {@link names} has ended. */
+  readonly warnings: string[] = [];
+  private leftOutCount = 0;
   private readonly walk: Spool;
   private readonly deletions: Spool;
   private readonly touched: Spool;
@@ -381,6 +387,11 @@ export class TreeScan {
             `GNU tar can neither archive nor extract a path of ${PATH_MAX} bytes or more; shorten it or leave it out (source.exclude)`,
         );
       }
+      if (stat.isSocket()) {
+        // no content, nothing tar archives (it skips them): whatever listens on it makes it again
+        this.leftOut(path, 'a socket, which no archive can hold (the program listening on it creates it again)');
+        continue;
+      }
       while (recorded && compareTreePaths(recorded.path, path) < 0) {
         await this.gone(recorded);
         recorded = await nextParent();
@@ -420,6 +431,7 @@ export class TreeScan {
       await this.gone(recorded);
       recorded = await nextParent();
     }
+    if (this.leftOutCount > MAX_LEFT_OUT_NAMED) this.warnings.push(`... and ${this.leftOutCount - MAX_LEFT_OUT_NAMED} more sockets not backed up`);
     // gone files no new file matched are deleted
     for (const entry of this.goneByIno.values()) await this.deleted(entry.path);
     this.goneByIno.clear();
@@ -439,6 +451,11 @@ export class TreeScan {
       }
     }
     for await (const name of readNulSeparated(this.touched.path)) yield name;
+  }
+
+  /** Records an entry left out of the backup as a warning naming it (the first {@link MAX_LEFT_OUT_NAMED}, then a count). */
+  private leftOut(path: string, why: string): void {
+    if (++this.leftOutCount <= MAX_LEFT_OUT_NAMED) this.warnings.push(`not backed up: ${JSON.stringify(shortened(displayFileName(path)))} is ${why}`);
   }
 
   /** Whether the innermost open directory, or one above it, was another type in the parent. */

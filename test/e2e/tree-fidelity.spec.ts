@@ -163,6 +163,19 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
     expect(treeFacts(target).entries.map((e) => e.path)).toEqual(['keep.txt']);
   });
 
+  it('leaves a socket out with a warning naming it (tar cannot archive one), and completes and verifies the rest', async () => {
+    const tree = join(work, 'with-socket');
+    sh(`mkdir "$1" && cd "$1" && printf a > a.txt && python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("s.sock")' && printf z > z.txt`, tree);
+    const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: tree } });
+    expect(backup).toMatchObject({ status: 'COMPLETED', error: null, fileCount: 3 });
+    expect(backup.warnings).toEqual([expect.stringMatching(/^not backed up: "s\.sock" is a socket/)]);
+    const target = join(service.restoreRoot, 'without-socket');
+    expect((await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target } })).status).toBe('COMPLETED');
+    expect(treeFacts(target).entries.map((e) => e.path)).toEqual(['a.txt', 'z.txt']);
+    const verified = await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY).send({ mode: 'restore', waitSeconds: 60 });
+    expect(verified.body).toMatchObject({ ok: true, problems: [] });
+  });
+
   it('selects names that are not UTF-8 with include/exclude globs like any other', async () => {
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: source, include: ['r?sum?s/**', '*.txt'], exclude: ['**/lettre.txt'] } });
     expect(backup.status).toBe('COMPLETED');
