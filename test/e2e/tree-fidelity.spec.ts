@@ -236,6 +236,18 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
     expect(treeFacts(byHand)).toEqual(expected);
   });
 
+  it('configuration snapshots refuse globs that reach names they cannot select (not UTF-8), naming them, instead of leaving them out', async () => {
+    const tree = join(work, 'conf');
+    sh(String.raw`mkdir -p "$1"/$'r\xe9' "$1/ok" && cd "$1" && printf a > ok/app.txt && printf b > $'r\xe9/x.txt' && printf c > $'caf\xe9.txt'`, tree);
+    const refused = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'configuration', source: { paths: [`${tree}/**/*.txt`] } });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ field: 'source.paths' }] });
+    expect(refused.body.details[0].message).toContain(`"${tree}/caf\\\\xe9.txt", "${tree}/r\\\\xe9"`);
+    // globs that reach none of them still work
+    const backup = await backupAndWait(service, { engine: 'configuration', source: { paths: [`${tree}/ok/*.txt`] } });
+    expect(backup).toMatchObject({ status: 'COMPLETED', fileCount: 1 });
+  });
+
   it('configuration snapshots keep ns mtimes, xattrs, the capability and ACLs of the files they hold', async () => {
     const paths = [`${source}/xattrs.txt`, `${source}/acl-dir/*`, ...(ROOT ? [`${source}/cap-true`] : [])];
     const backup = await backupAndWait(service, { engine: 'configuration', source: { paths } });
