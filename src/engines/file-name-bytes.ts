@@ -14,6 +14,8 @@ import { isUtf8 } from 'node:buffer';
 /** A lone low surrogate that stands for an undecodable byte (not the second half of a surrogate pair). */
 const ESCAPED_BYTE = /(?<![\ud800-\udbff])[\udc80-\udcff]/;
 const ESCAPED_BYTES = /(?<![\ud800-\udbff])[\udc80-\udcff]/g;
+/** Any surrogate: a string without one is plain UTF-16 text (the common case, checked first). */
+const SURROGATE = /[\ud800-\udfff]/;
 /** Any lone surrogate, high or low. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
@@ -59,6 +61,7 @@ function validSequenceLength(b: Buffer, i: number): number {
  * @throws Error when the string holds a lone surrogate that is not an escaped byte (it did not come from a name)
  */
 export function encodeFileName(name: string): Buffer {
+  if (!SURROGATE.test(name)) return Buffer.from(name, 'utf8');
   if (!hasEscapedBytes(name)) {
     if (LONE_SURROGATE.test(name)) throw new Error(`not a file name: ${JSON.stringify(name)} holds a lone surrogate`);
     return Buffer.from(name, 'utf8');
@@ -77,7 +80,7 @@ export function encodeFileName(name: string): Buffer {
 
 /** Whether a decoded name holds bytes that are not valid UTF-8 (escaped as lone surrogates). */
 export function hasEscapedBytes(name: string): boolean {
-  return ESCAPED_BYTE.test(name);
+  return SURROGATE.test(name) && ESCAPED_BYTE.test(name);
 }
 
 /**

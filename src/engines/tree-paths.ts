@@ -1,5 +1,5 @@
 import { closeSync, constants, openSync } from 'node:fs';
-import { encodeFileName } from './file-name-bytes';
+import { encodeFileName, hasEscapedBytes } from './file-name-bytes';
 
 /** Linux's PATH_MAX: a path a system call takes is at most this many bytes, its terminating NUL included. */
 export const PATH_MAX = 4096;
@@ -23,20 +23,24 @@ const SLASH = Buffer.from('/');
  */
 export class TreePaths {
   private readonly root: Buffer;
+  private readonly rootString: string;
   /** Open directories by their relative path (decoded), least recently used first. */
   private readonly handles = new Map<string, number>();
 
   /** @param root an absolute directory path (valid UTF-8, as configuration and requests give it). */
   constructor(root: string) {
-    this.root = Buffer.from(root.replace(/\/+$/, '') || '/');
+    this.rootString = root.replace(/\/+$/, '') || '/';
+    this.root = Buffer.from(this.rootString);
   }
 
   /**
    * The path of `relative` (decoded, `/`-separated, `''` for the root itself) for a system call.
    * @throws the error of opening an intermediate directory (ENOENT, ENOTDIR, ELOOP for a symlink)
    */
-  of(relative: string): Buffer {
-    if (!relative) return this.root;
+  of(relative: string): string | Buffer {
+    if (!relative) return this.rootString;
+    // the common case: a name of valid UTF-8 (Node encodes the string alike), well within PATH_MAX
+    if (relative.length < PATH_MAX / 4 - this.rootString.length && !hasEscapedBytes(relative)) return `${this.rootString}/${relative}`;
     const rel = encodeFileName(relative);
     if (this.root.length + 1 + rel.length < PATH_MAX) return Buffer.concat([this.root, SLASH, rel]);
     const components = relative.split('/');

@@ -99,7 +99,9 @@ interface WalkFrame {
 async function openFrame(paths: TreePaths, prefix: string): Promise<WalkFrame> {
   let names: string[];
   try {
-    names = (await readdir(paths.of(prefix), { encoding: 'buffer' })).map(decodeFileName);
+    names = await readdir(paths.of(prefix));
+    // Node decodes names as UTF-8, an undecodable byte as U+FFFD: read such a directory again as bytes
+    if (names.some((name) => name.includes('\ufffd'))) names = (await readdir(paths.of(prefix), { encoding: 'buffer' })).map(decodeFileName);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
