@@ -47,8 +47,9 @@ export interface WalkHooks {
 /**
  * Walks `root` depth first, yielding the root itself (path `''`) and then every entry below it in
  * {@link compareTreePaths} order (a directory's names sorted, each directory before its content). Symlinks are
- * not followed. Names are read as bytes and decoded as in file-name-bytes.ts, so a name that is not valid UTF-8 is
- * walked like any other; paths longer than PATH_MAX are reached through {@link TreePaths}. Only one directory
+ * not followed. Names are bytes, decoded as in file-name-bytes.ts (a directory whose listing shows U+FFFD is read
+ * again as bytes), so a name that is not valid UTF-8 is walked like any other; paths longer than PATH_MAX are
+ * reached through {@link TreePaths}. Only one directory
  * listing is held per level, so memory grows with the depth, not the size.
  * @throws the lstat/readdir error of the root or of a directory below it (EACCES...); entries that vanish during
  *   the walk are skipped.
