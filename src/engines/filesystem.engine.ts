@@ -11,7 +11,9 @@ import { RestoreDirectoryPolicy } from './restore-directory';
 import { SpooledFileIndex } from './file-index';
 import { TarArchiver } from './tar-archiver';
 import { indexedTarRun } from './tar-indexer';
+import { hasEscapedBytes } from './file-name-bytes';
 import { TreeScan } from './tree-scan';
+import { globSelector } from './tree-selection';
 
 /** `source` of a filesystem backup. Globs are relative to `path` (fast-glob/picomatch syntax). */
 export class FilesystemSource {
@@ -79,7 +81,10 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
       });
     }
     const selected = entries ? new Set(entries) : undefined;
-    const scan = await TreeScan.create(context.scratchDir, context.runId, source.path, context.parent?.entries, selected && ((p) => selected.has(p)));
+    // fast-glob reads names as UTF-8 strings: a name that is not valid UTF-8 is selected by the same globs here
+    const globs = globSelector(source.include, source.exclude);
+    const include = selected && ((path: string, isDirectory: boolean) => selected.has(path) || (hasEscapedBytes(path) && globs(path, isDirectory)));
+    const scan = await TreeScan.create(context.scratchDir, context.runId, source.path, context.parent?.entries, include);
     const index = await SpooledFileIndex.create(context.scratchDir, context.runId);
     let scanError: Error | undefined;
     const names = (async function* () {
@@ -98,6 +103,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
     const done = run.done.then(
       (result) => ({
         ...result,
+        warnings: [...scan.warnings, ...result.warnings],
         files: scan.index(index),
         indexOrder: 'tree' as const,
         ...(context.parent ? { incremental: { deletionsPath: scan.deletionsPath, movesPath: scan.movesPath, ...scan.counts } } : {}),
@@ -117,16 +123,14 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
     await this.directories.prepare(path);
-    await this.tar.extract(path, input, context.signal);
-    return { warnings: [] };
+    return { warnings: await this.tar.extract(path, input, context.signal) };
   }
 
   /** Restores a chain (full, then incrementals in order) into the target directory; see {@link restoreChainInto}. */
   async restoreChain(target: DirectoryTarget, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
     await this.directories.prepare(path);
-    await restoreChainInto(this.tar, path, chain, context.signal);
-    return { warnings: [] };
+    return { warnings: await restoreChainInto(this.tar, path, chain, context.signal) };
   }
 
   /** Deep verification of an incremental: its chain restored into scratch, compared with its file index. */
