@@ -50,7 +50,10 @@ const CONFIG = {
   /** Encrypted runs (service with an age recipient vs tar | zstd | age): on when the age command is installed. */
   age: false,
 };
-const DB = { src: 'bench_src', meta: 'bench_meta', restoreSvc: 'bench_restore_svc', restoreStd: 'bench_restore_std' };
+/** Database names; `BENCH_DB_PREFIX` keeps two benches on one server apart. */
+const DB_PREFIX = process.env.BENCH_DB_PREFIX || 'bench';
+if (!/^[a-z_][a-z0-9_]{0,30}$/.test(DB_PREFIX)) throw new Error(`BENCH_DB_PREFIX must be a lower-case SQL identifier, got "${DB_PREFIX}"`);
+const DB = { src: `${DB_PREFIX}_src`, meta: `${DB_PREFIX}_meta`, restoreSvc: `${DB_PREFIX}_restore_svc`, restoreStd: `${DB_PREFIX}_restore_std` };
 /** Fixed admin key given to the service through DR_ADMIN_API_KEY (40 characters). */
 const API_KEY = 'dr-bench-admin-key-0123456789abcdefghijk';
 const API = '/api/v1/disaster-recovery';
