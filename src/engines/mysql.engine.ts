@@ -4,7 +4,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { MYSQL_URL, MysqlAddress, MysqlClient, parseMysqlUrl, quoteIdent, rows, scrubbedError } from './mysql-client';
 import { MysqlDumpDigestStream } from './mysql-dump-digest';
 import { TableDigest } from './pg-dump-digest';
@@ -55,6 +55,8 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
   readonly artifactExtension = 'sql';
   readonly contentType = 'application/sql';
   readonly indexInRecord = false;
+  /** The client executes statements as it reads them: a recovery proves the stored object before it starts. */
+  readonly restoreIsStaged = false;
   readonly sourceClass = MysqlSource;
   readonly targetClass = MysqlTarget;
 
@@ -218,6 +220,11 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     await fed;
     if (inputError) throw inputError;
     return { warnings: [] };
+  }
+
+  async reservationKey(target: MysqlTarget): Promise<TargetReservationKey> {
+    const address = parseMysqlUrl(target.url, 'target.url');
+    return { key: `mysql://${address.host.toLowerCase()}:${address.port}/${address.database}`, field: 'target.url' };
   }
 
   describeTarget(target: MysqlTarget): Record<string, unknown> {

@@ -39,6 +39,11 @@ export class RestoreDirectoryPolicy {
     return real;
   }
 
+  /** The real path `path` names (symlinks of its existing part resolved), as {@link check} compares it. */
+  async resolve(path: string): Promise<string> {
+    return realpathOfNearestAncestor(resolve(path));
+  }
+
   /** Creates the directory (mode 0700 for new levels) and returns it. */
   async prepare(path: string): Promise<string> {
     await mkdir(path, { recursive: true, mode: 0o700 });

@@ -1,0 +1,265 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { chmod, chown, lstat, mkdir, readdir, readFile, rename, rm, rmdir, utimes } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Stats } from 'node:fs';
+import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { TarArchiver } from './tar-archiver';
+
+/** Name of the staging root a restore makes inside its target: `.dr-restore-<runId>`. */
+export const STAGING_PREFIX = '.dr-restore-';
+
+/**
+ * How much older than the staging's creation a directory's mtime must be to count as restored from an archive
+ * member (see {@link DirectoryStaging}), in ms: file systems stamp times from a coarse clock that may lag the
+ * wall clock by a tick; 2 s is far beyond any tick.
+ */
+const CLOCK_SLACK_MS = 2000;
+
+/** What {@link DirectoryStaging.commit} did to the target. */
+export interface StagingCommit {
+  /** Entries (files, links, whole new subtrees) moved into the target. */
+  moved: number;
+  /** Of those, how many replaced an entry the target held (kept aside until the commit ended, then removed). */
+  replaced: number;
+  /** Existing directories whose content was merged (their mode, owner and mtime set from the archive). */
+  merged: number;
+}
+
+/** One step of a commit, written to the journal before it is carried out (JSON lines). */
+interface JournalStep {
+  /** `move`: tree/<rel> → target/<rel> (an old entry first moved to replaced/<rel> when `old`); `meta`: a directory's metadata set. */
+  op: 'move' | 'meta';
+  rel: string;
+  old?: boolean;
+  /** `meta`: the directory's metadata before (to put back). */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  atimeMs?: number;
+  mtimeMs?: number;
+}
+
+/**
+ * Restores a directory through a staging area, so that nothing reaches the target before the whole archive has
+ * been read, extracted and checked, and no symlink already in the target is ever followed.
+ *
+ * Layout, all inside the target (so on its file system, within the restore roots, whatever mount it is):
+ * `<target>/.dr-restore-<runId>/tree` receives the extraction (a fresh, empty directory: nothing in it was put
+ * there by anyone else), `replaced/` keeps what the commit replaced until it has ended, and `journal.jsonl` lists
+ * each step of the commit before it is taken.
+ *
+ * {@link commit} then merges the tree into the target, as `tar -x` over it would (entries of the archive replace
+ * those of the target, other entries of the target stay), but by rename(2) and lstat(2) only: an entry of the target
+ * that is a symlink where the archive has a directory is replaced, never followed (`link -> /outside` plus an
+ * archive member `link/evil` ends as a real directory `link` holding `evil`). An existing directory keeps its
+ * mode, owner and mtime unless the archive has a member for it: a directory tar made only as the parent of a
+ * member (configuration snapshots, include globs) has an mtime from the extraction, younger than the staging;
+ * one restored from a member has its archived mtime (older, by construction: the backup came first).
+ *
+ * A commit that fails is rolled back from its journal; so is one whose process died, by {@link rollBackLeftover}
+ * (the stale-job reaper calls it), after which the target is as it was and the staging is gone.
+ */
+export class DirectoryStaging {
+  private constructor(
+    readonly target: string,
+    readonly root: string,
+    private readonly createdTarget: boolean,
+    private readonly openedAtMs: number,
+  ) {}
+
+  /** The directory to extract into. */
+  get tree(): string {
+    return join(this.root, 'tree');
+  }
+
+  /**
+   * Creates the staging area in `target` (a real path checked against the restore roots), and the target itself
+   * when missing (mode 0700 for the new levels).
+   * @throws when the target cannot be created or is not a directory.
+   */
+  static async open(target: string, runId: string): Promise<DirectoryStaging> {
+    const existed = await lstat(target).catch(() => null);
+    if (existed && !existed.isDirectory()) throw new Error(`${target} is not a directory`);
+    if (!existed) await mkdir(target, { recursive: true, mode: 0o700 });
+    const root = join(target, `${STAGING_PREFIX}${safeRunId(runId)}`);
+    await rm(root, { recursive: true, force: true });
+    await mkdir(join(root, 'tree'), { recursive: true, mode: 0o700 });
+    return new DirectoryStaging(target, root, !existed, Date.now());
+  }
+
+  /**
+   * Merges the staged tree into the target (see the class), then removes the staging area with what it replaced.
+   * @returns counts of what it did.
+   * @throws the error of a step, after rolling back every step taken (the target is as it was before).
+   */
+  async commit(): Promise<StagingCommit> {
+    const counts: StagingCommit = { moved: 0, replaced: 0, merged: 0 };
+    const journal = new Journal(join(this.root, 'journal.jsonl'));
+    try {
+      await this.mergeInto(this.tree, this.target, '', journal, counts);
+      const rootStat = await lstat(this.tree);
+      if (this.fromArchive(rootStat) || this.createdTarget) await this.setMeta(this.target, '', rootStat, journal);
+      journal.close();
+    } catch (error) {
+      journal.close();
+      await rollBack(this.target, this.root).catch(() => undefined);
+      await this.removeCreatedTarget();
+      throw error;
+    }
+    await rm(this.root, { recursive: true, force: true });
+    return counts;
+  }
+
+  /** Removes the staging area (a failed extraction); a target the staging created is removed when still empty. */
+  async discard(): Promise<void> {
+    await rm(this.root, { recursive: true, force: true });
+    await this.removeCreatedTarget();
+  }
+
+  /**
+   * Puts back a target whose restore died (killed process) as it was: the commit's steps undone from the journal,
+   * then the staging area removed. Nothing to do when there is no staging area for `runId`.
+   * @returns whether a staging area was found.
+   */
+  static async rollBackLeftover(target: string, runId: string): Promise<boolean> {
+    const root = join(target, `${STAGING_PREFIX}${safeRunId(runId)}`);
+    if (!(await lstat(root).catch(() => null))?.isDirectory()) return false;
+    await rollBack(target, root);
+    await rm(root, { recursive: true, force: true });
+    return true;
+  }
+
+  private fromArchive(s: Stats): boolean {
+    return s.mtimeMs < this.openedAtMs - CLOCK_SLACK_MS;
+  }
+
+  private async removeCreatedTarget(): Promise<void> {
+    if (this.createdTarget) await rmdir(this.target).catch(() => undefined); // only when empty
+  }
+
+  /** Moves each entry of `from` (staged) into `to` (an existing real directory of the target). */
+  private async mergeInto(from: string, to: string, rel: string, journal: Journal, counts: StagingCommit): Promise<void> {
+    for (const name of await readdir(from)) {
+      if (!rel && name.startsWith(STAGING_PREFIX)) continue; // never merged over a staging area
+      const childRel = rel ? `${rel}/${name}` : name;
+      const staged = await lstat(join(from, name));
+      const existing = await lstat(join(to, name)).catch(() => null);
+      if (staged.isDirectory() && existing?.isDirectory()) {
+        await this.mergeInto(join(from, name), join(to, name), childRel, journal, counts);
+        if (this.fromArchive(staged)) await this.setMeta(join(to, name), childRel, staged, journal);
+        counts.merged++;
+        continue;
+      }
+      journal.write({ op: 'move', rel: childRel, old: existing !== null });
+      if (existing) {
+        const aside = join(this.root, 'replaced', ...childRel.split('/'));
+        await mkdir(dirname(aside), { recursive: true, mode: 0o700 });
+        await rename(join(to, name), aside);
+        counts.replaced++;
+      }
+      await rename(join(from, name), join(to, name));
+      counts.moved++;
+    }
+  }
+
+  /** Sets `dir`'s mode, owner (as root) and times from `from`, journalling what it had. */
+  private async setMeta(dir: string, rel: string, from: Stats, journal: Journal): Promise<void> {
+    const before = await lstat(dir);
+    journal.write({ op: 'meta', rel, mode: before.mode & 0o7777, uid: before.uid, gid: before.gid, atimeMs: before.atimeMs, mtimeMs: before.mtimeMs });
+    if (process.getuid?.() === 0) await chown(dir, from.uid, from.gid);
+    await chmod(dir, from.mode & 0o7777);
+    await utimes(dir, from.atime, from.mtime);
+  }
+}
+
+/**
+ * Undoes a commit's journalled steps in `target`, newest first: a moved entry is taken out again (back into the
+ * staged tree, so a retried rollback finds it there) and what it replaced put back; a directory gets its metadata
+ * back. Each step checks where things are, so a step the process did not finish is undone as far as it went.
+ */
+async function rollBack(target: string, root: string): Promise<void> {
+  const text = await readFile(join(root, 'journal.jsonl'), 'utf8').catch(() => '');
+  const steps = text.split('\n').filter(Boolean).flatMap((line) => {
+    try {
+      return [JSON.parse(line) as JournalStep];
+    } catch {
+      return []; // the last line of a process killed mid-write
+    }
+  });
+  for (const step of steps.reverse()) {
+    const inTarget = join(target, ...step.rel.split('/'));
+    if (step.op === 'meta') {
+      const now = await lstat(inTarget).catch(() => null);
+      if (!now?.isDirectory()) continue;
+      if (process.getuid?.() === 0) await chown(inTarget, step.uid!, step.gid!);
+      await chmod(inTarget, step.mode!);
+      await utimes(inTarget, step.atimeMs! / 1000, step.mtimeMs! / 1000);
+      continue;
+    }
+    const staged = join(root, 'tree', ...step.rel.split('/'));
+    const aside = join(root, 'replaced', ...step.rel.split('/'));
+    const stillStaged = await lstat(staged).catch(() => null);
+    if (!stillStaged && (await lstat(inTarget).catch(() => null))) {
+      // the new entry reached the target: take it out again
+      await mkdir(dirname(staged), { recursive: true, mode: 0o700 });
+      await rename(inTarget, staged);
+    }
+    if (step.old && (await lstat(aside).catch(() => null))) await rename(aside, inTarget);
+  }
+}
+
+/** Append-only journal of a commit, one JSON line a step, written (not fsynced) before the step is taken. */
+class Journal {
+  private fd: number | null;
+
+  constructor(path: string) {
+    this.fd = openSync(path, 'a', 0o600);
+  }
+
+  write(step: JournalStep): void {
+    writeSync(this.fd!, `${JSON.stringify(step)}\n`);
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** A run id as a file name component (ids are UUIDs; anything else is reduced to safe characters). */
+function safeRunId(runId: string): string {
+  return runId.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+/**
+ * Restores into `target` through a {@link DirectoryStaging}: `fill` puts the content into the staged tree (and
+ * must resolve only once its input has been read to the end and checked); the tree is then committed. On any
+ * failure the staging is discarded and the target left as it was.
+ * @returns what the commit did. @throws fill's or the commit's error
+ */
+export async function restoreThroughStaging(target: string, runId: string, fill: (tree: string) => Promise<void>): Promise<StagingCommit> {
+  const staging = await DirectoryStaging.open(target, runId);
+  try {
+    await fill(staging.tree);
+  } catch (error) {
+    await staging.discard();
+    throw error;
+  }
+  return staging.commit();
+}
+
+/**
+ * Extracts `input` into `dir` with tar and resolves only once `input` has ENDED without error, i.e. once the
+ * artifact's size and SHA-256 were checked: tar stops reading at the archive's end-of-archive blocks, and the
+ * padding after them (with the final check) is read through here. Use it to fill a staging tree.
+ * @throws tar's error, or the input's (SizeMismatchError, ChecksumMismatchError, CorruptArtifactError...)
+ */
+export async function extractProven(tar: TarArchiver, dir: string, input: Readable, signal: AbortSignal): Promise<void> {
+  const ended = finished(input, { writable: false });
+  ended.catch(() => undefined); // awaited below; the extraction's failure is reported first
+  await tar.extract(dir, input, signal);
+  input.unpipe();
+  input.resume();
+  await ended;
+}
