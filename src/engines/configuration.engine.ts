@@ -76,7 +76,7 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
    */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await restoreThroughStaging(path, context.runId, (tree) => extractProven(this.tar, tree, input, context.signal));
+    await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
     return { warnings: [] };
   }
 

@@ -124,7 +124,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
    */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await restoreThroughStaging(path, context.runId, (tree) => extractProven(this.tar, tree, input, context.signal));
+    await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
     return { warnings: [] };
   }
 
@@ -134,7 +134,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
    */
   async restoreChain(target: DirectoryTarget, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await restoreThroughStaging(path, context.runId, (tree) => restoreChainInto(this.tar, tree, chain, context.signal));
+    await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => restoreChainInto(this.tar, tree, chain, context.signal));
     return { warnings: [] };
   }
 

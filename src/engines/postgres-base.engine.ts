@@ -198,7 +198,7 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
   async restore(target: PointInTimeTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     await this.checkTarget(target, overwrite);
     const path = await this.directories.check(target.dataDirectory, overwrite, 'target.dataDirectory');
-    await restoreThroughStaging(path, context.runId, (tree) => extractProven(this.tar, tree, input, context.signal));
+    await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
     await chmod(path, 0o700);
     return { warnings: [] };
   }

@@ -44,6 +44,12 @@ export class RestoreDirectoryPolicy {
     return realpathOfNearestAncestor(resolve(path));
   }
 
+  /** Whether `realPath` (as {@link check} returns it) is one of the restore roots itself. */
+  async isRoot(realPath: string): Promise<boolean> {
+    const roots = await Promise.all(this.config.restoreRoots.map((r) => realpathOfNearestAncestor(r)));
+    return roots.includes(realPath);
+  }
+
   /** Creates the directory (mode 0700 for new levels) and returns it. */
   async prepare(path: string): Promise<string> {
     await mkdir(path, { recursive: true, mode: 0o700 });

@@ -1,7 +1,9 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, readFile, rename, rm, rmdir, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Stats } from 'node:fs';
+import { BigIntStats } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { TarArchiver } from './tar-archiver';
@@ -28,26 +30,32 @@ export interface StagingCommit {
 
 /** One step of a commit, written to the journal before it is carried out (JSON lines). */
 interface JournalStep {
-  /** `move`: tree/<rel> → target/<rel> (an old entry first moved to replaced/<rel> when `old`); `meta`: a directory's metadata set. */
-  op: 'move' | 'meta';
+  /**
+   * `move`: tree/<rel> → target/<rel> (an old entry first moved to replaced/<rel> when `old`); `meta`: a
+   * directory's metadata set; `create`: the whole tree renamed to the target, which did not exist.
+   */
+  op: 'move' | 'meta' | 'create';
   rel: string;
   old?: boolean;
   /** `meta`: the directory's metadata before (to put back). */
   mode?: number;
   uid?: number;
   gid?: number;
-  atimeMs?: number;
-  mtimeMs?: number;
+  /** Times in nanoseconds since the epoch, as decimal strings. */
+  atimeNs?: string;
+  mtimeNs?: string;
 }
 
 /**
  * Restores a directory through a staging area, so that nothing reaches the target before the whole archive has
  * been read, extracted and checked, and no symlink already in the target is ever followed.
  *
- * Layout, all inside the target (so on its file system, within the restore roots, whatever mount it is):
- * `<target>/.dr-restore-<runId>/tree` receives the extraction (a fresh, empty directory: nothing in it was put
- * there by anyone else), `replaced/` keeps what the commit replaced until it has ended, and `journal.jsonl` lists
- * each step of the commit before it is taken.
+ * Layout: `.dr-restore-<runId>/tree` receives the extraction (a fresh, empty directory: nothing in it was put there
+ * by anyone else), `replaced/` keeps what the commit replaced until it has ended, and `journal.jsonl` lists each
+ * step of the commit before it is taken. For a target that does not exist yet (and is not a restore root itself)
+ * the staging area is made beside it, in its parent, and the commit is one rename(2) of the tree to the target:
+ * atomic, with the archive's own metadata of the top directory to the nanosecond. Otherwise it is made inside the
+ * target (on its file system, within the restore roots, whatever is mounted where) and merged in as follows.
  *
  * {@link commit} then merges the tree into the target, as `tar -x` over it would (entries of the archive replace
  * those of the target, other entries of the target stay), but by rename(2) and lstat(2) only: an entry of the target
@@ -64,8 +72,13 @@ export class DirectoryStaging {
   private constructor(
     readonly target: string,
     readonly root: string,
+    /** The target did not exist: the staging area is beside it and the commit renames the tree to it. */
+    private readonly beside: boolean,
     private readonly createdTarget: boolean,
     private readonly openedAtMs: number,
+    /** The target's own metadata before the staging area was made in it (null: beside, or a new target). */
+    private readonly before: BigIntStats | null,
+    private readonly journal: Journal,
   ) {}
 
   /** The directory to extract into. */
@@ -74,18 +87,25 @@ export class DirectoryStaging {
   }
 
   /**
-   * Creates the staging area in `target` (a real path checked against the restore roots), and the target itself
-   * when missing (mode 0700 for the new levels).
+   * Creates the staging area for `target` (a real path checked against the restore roots): beside a target that
+   * does not exist when `mayStageBeside` (its parent is within the restore roots; missing levels are made mode
+   * 0700), else inside the target, created (mode 0700) when missing.
    * @throws when the target cannot be created or is not a directory.
    */
-  static async open(target: string, runId: string): Promise<DirectoryStaging> {
+  static async open(target: string, runId: string, mayStageBeside: boolean): Promise<DirectoryStaging> {
     const existed = await lstat(target).catch(() => null);
     if (existed && !existed.isDirectory()) throw new Error(`${target} is not a directory`);
-    if (!existed) await mkdir(target, { recursive: true, mode: 0o700 });
-    const root = join(target, `${STAGING_PREFIX}${safeRunId(runId)}`);
+    const beside = !existed && mayStageBeside;
+    if (beside) await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+    else if (!existed) await mkdir(target, { recursive: true, mode: 0o700 });
+    const root = join(beside ? dirname(target) : target, `${STAGING_PREFIX}${safeRunId(runId)}`);
     await rm(root, { recursive: true, force: true });
+    const before = existed ? await lstat(target, { bigint: true }) : null;
     await mkdir(join(root, 'tree'), { recursive: true, mode: 0o700 });
-    return new DirectoryStaging(target, root, !existed, Date.now());
+    const journal = new Journal(join(root, 'journal.jsonl'));
+    // first step: the target's own metadata, put back last by a rollback (making the staging area changed its mtime)
+    if (before) journal.write(metaStep('', before));
+    return new DirectoryStaging(target, root, beside, !existed, Date.now(), before, journal);
   }
 
   /**
@@ -95,26 +115,43 @@ export class DirectoryStaging {
    */
   async commit(): Promise<StagingCommit> {
     const counts: StagingCommit = { moved: 0, replaced: 0, merged: 0 };
-    const journal = new Journal(join(this.root, 'journal.jsonl'));
+    const journal = this.journal;
+    // the tree's own metadata as tar left it, before the merge moves its entries out (which changes its mtime)
+    let rootStat = await lstat(this.tree, { bigint: true });
+    let topChanged = false;
     try {
-      await this.mergeInto(this.tree, this.target, '', journal, counts);
-      const rootStat = await lstat(this.tree);
-      if (this.fromArchive(rootStat) || this.createdTarget) await this.setMeta(this.target, '', rootStat, journal);
+      if (this.beside) {
+        journal.write({ op: 'create', rel: '' });
+        await rename(this.tree, this.target);
+        counts.moved++;
+      } else {
+        await this.mergeInto(this.tree, this.target, '', journal, counts, () => (topChanged = true));
+      }
+      if (this.beside) rootStat = await lstat(this.target, { bigint: true });
       journal.close();
     } catch (error) {
       journal.close();
       await rollBack(this.target, this.root).catch(() => undefined);
-      await this.removeCreatedTarget();
+      await rm(this.root, { recursive: true, force: true }).catch(() => undefined);
+      if (!this.beside) await this.removeCreatedTarget();
       throw error;
     }
     await rm(this.root, { recursive: true, force: true });
+    // last, once the staging area is gone from it: the top directory's own metadata (to the microsecond): the
+    // archive's when it has a member for it, else what it had when nothing was added or replaced at its level
+    if (!this.beside && (this.fromArchive(rootStat) || this.createdTarget)) await copyMeta(this.target, rootStat);
+    else if (this.before && !topChanged) await copyMeta(this.target, this.before);
     return counts;
   }
 
-  /** Removes the staging area (a failed extraction); a target the staging created is removed when still empty. */
+  /**
+   * Removes the staging area (a failed extraction) and puts back the target's own times; a target the staging
+   * created is removed when still empty.
+   */
   async discard(): Promise<void> {
-    await rm(this.root, { recursive: true, force: true });
-    await this.removeCreatedTarget();
+    this.journal.close();
+    await rollBack(this.target, this.root);
+    if (!this.beside) await this.removeCreatedTarget();
   }
 
   /**
@@ -123,35 +160,41 @@ export class DirectoryStaging {
    * @returns whether a staging area was found.
    */
   static async rollBackLeftover(target: string, runId: string): Promise<boolean> {
-    const root = join(target, `${STAGING_PREFIX}${safeRunId(runId)}`);
-    if (!(await lstat(root).catch(() => null))?.isDirectory()) return false;
-    await rollBack(target, root);
-    await rm(root, { recursive: true, force: true });
-    return true;
+    let found = false;
+    for (const root of [join(target, `${STAGING_PREFIX}${safeRunId(runId)}`), join(dirname(target), `${STAGING_PREFIX}${safeRunId(runId)}`)]) {
+      if (!(await lstat(root).catch(() => null))?.isDirectory()) continue;
+      await rollBack(target, root);
+      found = true;
+    }
+    return found;
   }
 
-  private fromArchive(s: Stats): boolean {
-    return s.mtimeMs < this.openedAtMs - CLOCK_SLACK_MS;
+  private fromArchive(s: BigIntStats): boolean {
+    return s.mtimeNs < BigInt(this.openedAtMs - CLOCK_SLACK_MS) * 1_000_000n;
   }
 
   private async removeCreatedTarget(): Promise<void> {
     if (this.createdTarget) await rmdir(this.target).catch(() => undefined); // only when empty
   }
 
-  /** Moves each entry of `from` (staged) into `to` (an existing real directory of the target). */
-  private async mergeInto(from: string, to: string, rel: string, journal: Journal, counts: StagingCommit): Promise<void> {
+  /**
+   * Moves each entry of `from` (staged) into `to` (an existing real directory of the target); `onTopChange` is
+   * called when an entry of the target's top level is added or replaced.
+   */
+  private async mergeInto(from: string, to: string, rel: string, journal: Journal, counts: StagingCommit, onTopChange: () => void): Promise<void> {
     for (const name of await readdir(from)) {
       if (!rel && name.startsWith(STAGING_PREFIX)) continue; // never merged over a staging area
       const childRel = rel ? `${rel}/${name}` : name;
-      const staged = await lstat(join(from, name));
+      const staged = await lstat(join(from, name), { bigint: true });
       const existing = await lstat(join(to, name)).catch(() => null);
       if (staged.isDirectory() && existing?.isDirectory()) {
-        await this.mergeInto(join(from, name), join(to, name), childRel, journal, counts);
+        await this.mergeInto(join(from, name), join(to, name), childRel, journal, counts, onTopChange);
         if (this.fromArchive(staged)) await this.setMeta(join(to, name), childRel, staged, journal);
         counts.merged++;
         continue;
       }
       journal.write({ op: 'move', rel: childRel, old: existing !== null });
+      if (!rel) onTopChange();
       if (existing) {
         const aside = join(this.root, 'replaced', ...childRel.split('/'));
         await mkdir(dirname(aside), { recursive: true, mode: 0o700 });
@@ -164,19 +207,43 @@ export class DirectoryStaging {
   }
 
   /** Sets `dir`'s mode, owner (as root) and times from `from`, journalling what it had. */
-  private async setMeta(dir: string, rel: string, from: Stats, journal: Journal): Promise<void> {
-    const before = await lstat(dir);
-    journal.write({ op: 'meta', rel, mode: before.mode & 0o7777, uid: before.uid, gid: before.gid, atimeMs: before.atimeMs, mtimeMs: before.mtimeMs });
-    if (process.getuid?.() === 0) await chown(dir, from.uid, from.gid);
-    await chmod(dir, from.mode & 0o7777);
-    await utimes(dir, from.atime, from.mtime);
+  private async setMeta(dir: string, rel: string, from: BigIntStats, journal: Journal): Promise<void> {
+    journal.write(metaStep(rel, await lstat(dir, { bigint: true })));
+    await copyMeta(dir, from);
   }
+}
+
+/** Gives `dir` the mode, owner (when the service runs as root) and times (to the nanosecond) of `from`. */
+async function copyMeta(dir: string, from: BigIntStats): Promise<void> {
+  if (process.getuid?.() === 0) await chown(dir, Number(from.uid), Number(from.gid));
+  await chmod(dir, Number(from.mode) & 0o7777);
+  await setTimes(dir, from.atimeNs, from.mtimeNs);
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Sets a directory's access and modification times to the nanosecond. utimes(2) through Node takes a double of
+ * seconds (exact to about half a microsecond), so the mtime is then set exactly by coreutils' `touch -m -d @S.N`
+ * (utimensat(2)).
+ */
+async function setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): Promise<void> {
+  await utimes(path, Number(atimeNs) / 1e9, Number(mtimeNs) / 1e9);
+  const seconds = mtimeNs / 1_000_000_000n;
+  const nanos = (mtimeNs % 1_000_000_000n).toString().padStart(9, '0');
+  await execFileAsync('touch', ['-m', '-h', '-d', `@${seconds}.${nanos}`, '--', path]);
+}
+
+/** A journal step recording a directory's metadata before it is changed. */
+function metaStep(rel: string, s: BigIntStats): JournalStep {
+  return { op: 'meta', rel, mode: Number(s.mode) & 0o7777, uid: Number(s.uid), gid: Number(s.gid), atimeNs: s.atimeNs.toString(), mtimeNs: s.mtimeNs.toString() };
 }
 
 /**
  * Undoes a commit's journalled steps in `target`, newest first: a moved entry is taken out again (back into the
- * staged tree, so a retried rollback finds it there) and what it replaced put back; a directory gets its metadata
- * back. Each step checks where things are, so a step the process did not finish is undone as far as it went.
+ * staged tree, so a retried rollback finds it there) and what it replaced put back. Each step checks where things
+ * are, so a step the process did not finish is undone as far as it went. The staging area `root` is then removed,
+ * and last the directories get their metadata back (the target's own first recorded, so put back last).
  */
 async function rollBack(target: string, root: string): Promise<void> {
   const text = await readFile(join(root, 'journal.jsonl'), 'utf8').catch(() => '');
@@ -187,18 +254,21 @@ async function rollBack(target: string, root: string): Promise<void> {
       return []; // the last line of a process killed mid-write
     }
   });
+  const metas: JournalStep[] = [];
   for (const step of steps.reverse()) {
-    const inTarget = join(target, ...step.rel.split('/'));
+    const inTarget = step.rel ? join(target, ...step.rel.split('/')) : target;
+    if (step.op === 'create') {
+      // the target did not exist: what is there now is the staged tree
+      if (!(await lstat(join(root, 'tree')).catch(() => null)) && (await lstat(target).catch(() => null))) await rename(target, join(root, 'tree'));
+      continue;
+    }
     if (step.op === 'meta') {
-      const now = await lstat(inTarget).catch(() => null);
-      if (!now?.isDirectory()) continue;
-      if (process.getuid?.() === 0) await chown(inTarget, step.uid!, step.gid!);
-      await chmod(inTarget, step.mode!);
-      await utimes(inTarget, step.atimeMs! / 1000, step.mtimeMs! / 1000);
+      metas.push(step);
       continue;
     }
     const staged = join(root, 'tree', ...step.rel.split('/'));
     const aside = join(root, 'replaced', ...step.rel.split('/'));
+    if (!step.rel) continue; // only `meta` and `create` name the top directory
     const stillStaged = await lstat(staged).catch(() => null);
     if (!stillStaged && (await lstat(inTarget).catch(() => null))) {
       // the new entry reached the target: take it out again
@@ -206,6 +276,15 @@ async function rollBack(target: string, root: string): Promise<void> {
       await rename(inTarget, staged);
     }
     if (step.old && (await lstat(aside).catch(() => null))) await rename(aside, inTarget);
+  }
+  await rm(root, { recursive: true, force: true });
+  for (const step of metas) {
+    const inTarget = step.rel ? join(target, ...step.rel.split('/')) : target;
+    const now = await lstat(inTarget).catch(() => null);
+    if (!now?.isDirectory()) continue;
+    if (process.getuid?.() === 0) await chown(inTarget, step.uid!, step.gid!);
+    await chmod(inTarget, step.mode!);
+    await setTimes(inTarget, BigInt(step.atimeNs!), BigInt(step.mtimeNs!));
   }
 }
 
@@ -234,12 +313,18 @@ function safeRunId(runId: string): string {
 
 /**
  * Restores into `target` through a {@link DirectoryStaging}: `fill` puts the content into the staged tree (and
- * must resolve only once its input has been read to the end and checked); the tree is then committed. On any
+ * must resolve only once its input has been read to the end and checked); the tree is then committed.
+ * `mayStageBeside`: the target's parent is within the restore roots (the target is not a root itself). On any
  * failure the staging is discarded and the target left as it was.
  * @returns what the commit did. @throws fill's or the commit's error
  */
-export async function restoreThroughStaging(target: string, runId: string, fill: (tree: string) => Promise<void>): Promise<StagingCommit> {
-  const staging = await DirectoryStaging.open(target, runId);
+export async function restoreThroughStaging(
+  target: string,
+  runId: string,
+  mayStageBeside: boolean,
+  fill: (tree: string) => Promise<void>,
+): Promise<StagingCommit> {
+  const staging = await DirectoryStaging.open(target, runId, mayStageBeside);
   try {
     await fill(staging.tree);
   } catch (error) {
@@ -256,6 +341,8 @@ export async function restoreThroughStaging(target: string, runId: string, fill:
  * @throws tar's error, or the input's (SizeMismatchError, ChecksumMismatchError, CorruptArtifactError...)
  */
 export async function extractProven(tar: TarArchiver, dir: string, input: Readable, signal: AbortSignal): Promise<void> {
+  // the input's error is reported through `ended` or the extraction; a stream torn down mid-pipe may emit it twice
+  input.on('error', () => undefined);
   const ended = finished(input, { writable: false });
   ended.catch(() => undefined); // awaited below; the extraction's failure is reported first
   await tar.extract(dir, input, signal);

@@ -39,13 +39,23 @@ export class MeteringStream extends Transform {
 
 /**
  * `raw` passed through a byte counter (`onBytes` gets the running total, bytes): an error of `raw` fails the
- * result, and closing the result closes `raw`.
+ * result, and closing the result closes `raw`. Lazy like `raw`: nothing is read before the consumer reads, so an
+ * error cannot happen before the consumer listens for it.
  */
 export function metered(raw: Readable, onBytes: (bytes: number) => void): Readable {
-  const counter = new MeteringStream(false, onBytes);
-  raw.once('error', (error) => counter.destroy(error));
-  counter.once('close', () => raw.destroy());
-  return raw.pipe(counter);
+  let bytes = 0;
+  const counted = Readable.from(
+    (async function* () {
+      for await (const chunk of raw) {
+        bytes += (chunk as Buffer).length;
+        onBytes(bytes);
+        yield chunk as Buffer;
+      }
+    })(),
+    { objectMode: false, highWaterMark: COMPRESSED_BLOCK_BYTES },
+  );
+  counted.once('close', () => raw.destroy());
+  return counted;
 }
 
 /** Sizes and checksum of a stored artifact. */

@@ -18,6 +18,7 @@ import { DirectoryStaging } from '../engines/staged-directory';
 import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
 import { JobHeartbeat } from '../jobs/job-heartbeat';
 import { JobRow, reapStaleJobs } from '../jobs/stale-jobs';
+import { sweepScratch } from '../jobs/scratch-sweep';
 import { ArtifactPipeline, metered } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StorageLocationsService } from '../storage/storage-locations.service';
@@ -59,9 +60,16 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     private readonly reservations: TargetReservations,
   ) {}
 
-  /** Reaps the jobs of processes that died, now and every half lease. */
+  /**
+   * Reaps the jobs of processes that died, now and every half lease; then, once, removes the scratch files of
+   * recoveries that have ended (a proven copy, a spooled dump).
+   */
   async onApplicationBootstrap(): Promise<void> {
     await startReaper(this.registry, 'recovery-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
+    await sweepScratch(this.config.scratchDir, async (id) => {
+      const row = await this.recoveries.findOne({ where: { id }, select: { id: true, status: true } });
+      return row !== null && row.status !== JobStatus.RUNNING && row.status !== JobStatus.PENDING;
+    }).catch((error: Error) => this.logger.warn(`sweep of recovery scratch files: ${error.message}`));
   }
 
   /**
@@ -189,7 +197,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
           const real = await realpath(path).catch(() => null);
           if (real && (await DirectoryStaging.rollBackLeftover(real, r.id))) this.logger.warn(`recovery ${r.id}: its staging area in ${real} was rolled back and removed`);
         }
-        await rm(join(this.config.scratchDir, `${r.id}.stored`), { force: true });
+        await sweepScratch(this.config.scratchDir, async (id) => id === r.id); // its proven copy or spooled dump
       } catch (error) {
         this.logger.warn(`recovery ${r.id}: could not clean up after it: ${(error as Error).message}`);
       }

@@ -1,0 +1,116 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
+import { createDatabase, databaseUrl, dropDatabase, sql, tableChecksums } from '../support/database';
+import { dropMysqlObjects, mysqlAvailable, mysqlQuery, mysqlTableChecksums, mysqlUrl, withMysql } from '../support/mariadb';
+
+/**
+ * A replaced database artifact (valid zstd, the same size as the original, another SHA-256) never reaches the
+ * target: MySQL executes nothing of it (its client runs statements as it reads them, so the object is proven
+ * first), PostgreSQL restores nothing and creates no database. Real pg_dump/pg_restore, mariadb-dump/mariadb.
+ */
+
+/** A valid zstd stream of `data` exactly `size` bytes long (a skippable frame pads it, RFC 8878 §3.1.2). */
+function zstdOfSize(data: Buffer, size: number): Buffer {
+  const frame = execFileSync('zstd', ['-q', '-c', '-19'], { input: data, maxBuffer: 64 << 20 });
+  const pad = size - frame.length;
+  if (pad < 8) throw new Error(`the replacement (${frame.length} bytes) does not fit in ${size} bytes`);
+  const header = Buffer.alloc(8);
+  header.writeUInt32LE(0x184d2a50, 0);
+  header.writeUInt32LE(pad - 8, 4);
+  return Buffer.concat([frame, header, Buffer.alloc(pad - 8)]);
+}
+
+describe('restore integrity: databases', () => {
+  let service: TestService;
+  const stored = (key: string) => join(service.dataDir, 'backups', key);
+
+  beforeAll(async () => {
+    service = await startService();
+  });
+
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  describe('postgres', () => {
+    const databases: string[] = [];
+    afterAll(async () => {
+      for (const db of databases) await dropDatabase(db);
+    });
+
+    it('a replaced dump restores nothing: no database created, an existing target unchanged (overwrite)', async () => {
+      const source = await createDatabase('drt_int_src');
+      const attacker = await createDatabase('drt_int_evil');
+      const existing = await createDatabase('drt_int_target');
+      databases.push(source, attacker, existing);
+      // random text: the dump compresses little, leaving room for a replacement of the same size
+      await sql(source, `CREATE TABLE t AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 3000) g`);
+      await sql(attacker, `CREATE TABLE planted (x text); INSERT INTO planted VALUES ('pwned')`);
+      await sql(existing, `CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'the target''s own row')`);
+      const backup = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source) } });
+      expect(backup.status).toBe('COMPLETED');
+      const evil = execFileSync('pg_dump', ['--format=custom', '--compress=0', `--dbname=${databaseUrl(attacker)}`], { maxBuffer: 64 << 20 });
+      writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
+
+      const before = await tableChecksums(existing);
+      const overwrite = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(existing) }, overwrite: true });
+      expect(overwrite.status).toBe('FAILED');
+      expect(overwrite.error).toMatch(new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}`));
+      expect(overwrite.bytesRestored).toBe(0);
+      expect(await tableChecksums(existing)).toEqual(before);
+
+      const fresh = `drt_int_new_${randomBytes(4).toString('hex')}`;
+      databases.push(fresh);
+      const created = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(fresh), create: true } });
+      expect(created.status).toBe('FAILED');
+      expect(created.error).toMatch(/^checksum mismatch for /);
+      expect(await sql('postgres', 'SELECT datname FROM pg_database WHERE datname = $1', [fresh])).toEqual([]);
+    });
+  });
+
+  const mysql = mysqlAvailable();
+  (mysql ? describe : describe.skip)('mysql', () => {
+    const prefix = `drt_int_${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    const source = `${prefix}_src`;
+    const target = `${prefix}_target`;
+
+    afterAll(async () => {
+      await dropMysqlObjects([source, target]);
+    });
+
+    it('a replaced dump executes nothing: the target keeps its rows and checksums, no attacker table appears', async () => {
+      await withMysql(async (c) => {
+        await c.query(`CREATE DATABASE \`${source}\` CHARACTER SET utf8mb4`);
+        await c.query(`CREATE DATABASE \`${target}\` CHARACTER SET utf8mb4`);
+        await c.query(`CREATE TABLE \`${source}\`.orders (id INT PRIMARY KEY, v VARCHAR(80)) ENGINE=InnoDB`);
+        for (let i = 0; i < 20; i++) {
+          const values = Array.from({ length: 100 }, (_, j) => `(${i * 100 + j}, '${randomBytes(24).toString('hex')}')`).join(',');
+          await c.query(`INSERT INTO \`${source}\`.orders VALUES ${values}`);
+        }
+        await c.query(`CREATE TABLE \`${target}\`.orders (id INT PRIMARY KEY, v VARCHAR(80)) ENGINE=InnoDB`);
+        await c.query(`INSERT INTO \`${target}\`.orders VALUES (1, 'the target''s own row'), (2, 'another')`);
+      });
+      const backup = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source) } });
+      expect(backup.status).toBe('COMPLETED');
+      const evil = Buffer.from(
+        'CREATE TABLE attacker (x TEXT);\nINSERT INTO attacker VALUES (\'pwned\');\nDELETE FROM orders;\n' +
+          Array.from({ length: 50 }, (_, i) => `INSERT INTO orders VALUES (${1000 + i}, 'attacker row');\n`).join(''),
+      );
+      writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
+
+      const before = await mysqlTableChecksums(target);
+      const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: mysqlUrl(target) }, overwrite: true });
+      expect(recovery.status).toBe('FAILED');
+      expect(recovery.error).toMatch(new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}`));
+      expect(recovery.bytesRestored).toBe(0);
+      expect(recovery.bytesRead).toBe(backup.storedBytes);
+      expect(await mysqlTableChecksums(target)).toEqual(before);
+      expect(await mysqlQuery(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'attacker'`, [target])).toEqual([]);
+      // the proof's scratch copy is gone
+      expect(execFileSync('find', [join(service.dataDir, 'scratch'), '-name', `${recovery.id}*`]).toString()).toBe('');
+    });
+  });
+});
