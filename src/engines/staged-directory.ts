@@ -188,8 +188,10 @@ export class DirectoryStaging {
       const staged = await lstat(join(from, name), { bigint: true });
       const existing = await lstat(join(to, name)).catch(() => null);
       if (staged.isDirectory() && existing?.isDirectory()) {
+        // its metadata first, so a rollback puts back its times too (the moves below change its mtime)
+        journal.write(metaStep(childRel, await lstat(join(to, name), { bigint: true })));
         await this.mergeInto(join(from, name), join(to, name), childRel, journal, counts, onTopChange);
-        if (this.fromArchive(staged)) await this.setMeta(join(to, name), childRel, staged, journal);
+        if (this.fromArchive(staged)) await copyMeta(join(to, name), staged);
         counts.merged++;
         continue;
       }
@@ -206,11 +208,6 @@ export class DirectoryStaging {
     }
   }
 
-  /** Sets `dir`'s mode, owner (as root) and times from `from`, journalling what it had. */
-  private async setMeta(dir: string, rel: string, from: BigIntStats, journal: Journal): Promise<void> {
-    journal.write(metaStep(rel, await lstat(dir, { bigint: true })));
-    await copyMeta(dir, from);
-  }
 }
 
 /** Gives `dir` the mode, owner (when the service runs as root) and times (to the nanosecond) of `from`. */
