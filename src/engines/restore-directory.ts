@@ -1,4 +1,4 @@
-import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
@@ -50,13 +50,6 @@ export class RestoreDirectoryPolicy {
     return roots.includes(realPath);
   }
 
-  /** Creates the directory (mode 0700 for new levels) and returns it. */
-  async prepare(path: string): Promise<string> {
-    await mkdir(path, { recursive: true, mode: 0o700 });
-    const s = await stat(path);
-    if (!s.isDirectory()) throw DrError.validation([{ field: 'target.path', message: 'not a directory' }]);
-    return path;
-  }
 }
 
 /** realpath() of `path`, or of its nearest existing ancestor joined with the missing rest. */

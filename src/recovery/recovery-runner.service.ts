@@ -7,7 +7,6 @@ import { Readable } from 'node:stream';
 import { plainToInstance } from 'class-transformer';
 import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
-import { BackupObjects } from '../backup/backup-objects';
 import { BackupChains } from '../backup/backup-chain';
 import { JobStatus } from '../backup/backup-status';
 import { BackupsService } from '../backup/backups.service';
@@ -50,7 +49,6 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
-    private readonly objects: BackupObjects,
     private readonly chains: BackupChains,
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,

@@ -114,9 +114,9 @@ const root = process.getuid?.() === 0;
     const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: join(small, 'restored') } });
     expect(recovery.status).toBe('FAILED');
     expect(recovery.error).toMatch(/tar failed .*(No space left on device|Wrote only \d+ of \d+ bytes)/);
+    expect(readdirSync(small)).toEqual(['already-there.txt']);
     expect(recovery.bytesRestored).toBe(0);
     expect(recovery.bytesRead).toBeGreaterThan(0);
-    expect(readdirSync(small)).toEqual(['already-there.txt']);
   });
 });
 

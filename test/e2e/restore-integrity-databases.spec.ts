@@ -58,9 +58,9 @@ describe('restore integrity: databases', () => {
       const before = await tableChecksums(existing);
       const overwrite = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(existing) }, overwrite: true });
       expect(overwrite.status).toBe('FAILED');
+      expect(await tableChecksums(existing)).toEqual(before);
       expect(overwrite.error).toMatch(new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}`));
       expect(overwrite.bytesRestored).toBe(0);
-      expect(await tableChecksums(existing)).toEqual(before);
 
       const fresh = `drt_int_new_${randomBytes(4).toString('hex')}`;
       databases.push(fresh);
@@ -104,11 +104,11 @@ describe('restore integrity: databases', () => {
       const before = await mysqlTableChecksums(target);
       const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: mysqlUrl(target) }, overwrite: true });
       expect(recovery.status).toBe('FAILED');
+      expect(await mysqlQuery(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'attacker'`, [target])).toEqual([]);
+      expect(await mysqlTableChecksums(target)).toEqual(before);
       expect(recovery.error).toMatch(new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}`));
       expect(recovery.bytesRestored).toBe(0);
       expect(recovery.bytesRead).toBe(backup.storedBytes);
-      expect(await mysqlTableChecksums(target)).toEqual(before);
-      expect(await mysqlQuery(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'attacker'`, [target])).toEqual([]);
       // the proof's scratch copy is gone
       expect(execFileSync('find', [join(service.dataDir, 'scratch'), '-name', `${recovery.id}*`]).toString()).toBe('');
     });

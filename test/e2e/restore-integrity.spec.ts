@@ -110,8 +110,8 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     const before = fingerprint(target);
     const recovery = await recoverAndWait(service, { backupId, type: 'FULL', target: { path: target }, overwrite: true });
     expect(recovery.status).toBe('FAILED');
-    expect(recovery.error).toMatch(error);
     expect(fingerprint(target)).toEqual(before);
+    expect(recovery.error).toMatch(error);
     expect(stagingLeftovers(target)).toEqual([]);
     expect(recovery.bytesRestored).toBe(0);
     expect(recovery.bytesRead).toBeGreaterThan(0);
