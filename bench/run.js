@@ -611,7 +611,7 @@ async function runRepeat(r, service, ops, checks, source) {
         target: { url: pgUrl(DB.restoreSvc), create: true },
       });
       if (record?.status === 'COMPLETED') {
-        ops.pgRestore.sizes.serviceBytesRead = record.bytesRestored;
+        ops.pgRestore.sizes.serviceBytesRead = record.bytesRead ?? record.bytesRestored;
         const sum = await accountsChecksum(DB.restoreSvc).catch((e) => `error: ${e.message}`);
         checks.pgService.push(sum === source.checksum ? 'ok' : `mismatch: ${sum} vs ${source.checksum}`);
       }
@@ -664,7 +664,7 @@ async function runRepeat(r, service, ops, checks, source) {
         target: { path: dir },
       });
       if (record?.status === 'COMPLETED') {
-        ops.fsRestore.sizes.serviceBytesRead = record.bytesRestored;
+        ops.fsRestore.sizes.serviceBytesRead = record.bytesRead ?? record.bytesRestored;
         checks.treeService.push(await compareTrees(CONFIG.treeDir, dir));
       }
       await fsp.rm(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Readable } from 'node:stream';
 import { Repository } from 'typeorm';
 import { ChainMember } from '../engines/backup-engine';
-import { ArtifactPipeline, metered } from '../pipeline/artifact-pipeline';
+import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StoredObject, StoredObjectRole } from '../pipeline/manifest';
 import { StorageLocationsService } from '../storage/storage-locations.service';
@@ -128,20 +128,21 @@ export class BackupChains {
     const object = await this.checkedObject(backup, role, driver, { trustUnsignedManifest: options.trustUnsignedManifest, warnings: [] });
     const decryption = await this.encryption.decryptionKeys(backup.encryption);
     let read = 0;
-    const raw = await this.pipeline.openRaw(await driver.read(object.key), object.key, object.sha256, {
+    let taken = 0;
+    const onRaw = role === 'artifact' ? options.onRaw : undefined;
+    return this.pipeline.openRaw(await driver.read(object.key), object.key, object.sha256, {
       decryption,
       expectedSize: object.sizeBytes,
       onProgress: (n) => {
         options.onRead?.(n - read);
         read = n;
       },
-    });
-    if (role !== 'artifact' || !options.onRaw) return raw;
-    const onRaw = options.onRaw;
-    let taken = 0;
-    return metered(raw, (n) => {
-      onRaw(n - taken);
-      taken = n;
+      onRawProgress: onRaw
+        ? (n) => {
+            onRaw(n - taken);
+            taken = n;
+          }
+        : undefined,
     });
   }
 

@@ -37,27 +37,6 @@ export class MeteringStream extends Transform {
   }
 }
 
-/**
- * `raw` passed through a byte counter (`onBytes` gets the running total, bytes): an error of `raw` fails the
- * result, and closing the result closes `raw`. Lazy like `raw`: nothing is read before the consumer reads, so an
- * error cannot happen before the consumer listens for it.
- */
-export function metered(raw: Readable, onBytes: (bytes: number) => void): Readable {
-  let bytes = 0;
-  const counted = Readable.from(
-    (async function* () {
-      for await (const chunk of raw) {
-        bytes += (chunk as Buffer).length;
-        onBytes(bytes);
-        yield chunk as Buffer;
-      }
-    })(),
-    { objectMode: false, highWaterMark: COMPRESSED_BLOCK_BYTES },
-  );
-  counted.once('close', () => raw.destroy());
-  return counted;
-}
-
 /** Sizes and checksum of a stored artifact. */
 export interface StoredArtifact {
   /** Bytes produced by the engine. */
@@ -85,6 +64,8 @@ export interface OpenOptions {
   decryption?: AgeDecryptionKeys | null;
   /** Stored size the manifest lists, bytes: a longer or shorter object fails (SizeMismatchError). */
   expectedSize?: number;
+  /** Called with the raw (decrypted, decompressed) bytes the consumer has taken so far. */
+  onRawProgress?: (rawBytes: number) => void;
 }
 
 /** A stored object as the signed manifest lists it (key, stored size in bytes, SHA-256 of the stored bytes). */
@@ -130,7 +111,8 @@ export class ArtifactPipeline {
   async openRaw(stored: Readable, key: string, expectedSha256: string, options: OpenOptions = {}): Promise<Readable> {
     let compressed: AsyncIterable<Buffer | Uint8Array> = verifiedBytes(stored, key, expectedSha256, options.onProgress, options.expectedSize);
     if (options.decryption) compressed = await decryptStream(compressed, options.decryption);
-    const raw = Readable.from(decompress(compressed, key), {
+    const blocks = options.onRawProgress ? counted(decompress(compressed, key), options.onRawProgress) : decompress(compressed, key);
+    const raw = Readable.from(blocks, {
       objectMode: false,
       highWaterMark: COMPRESSED_BLOCK_BYTES, // bytes: a few raw blocks
     });
@@ -179,5 +161,15 @@ export class ArtifactPipeline {
     const meter = new MeteringStream(true);
     await pipeline(stored, meter, new Writable({ write: (_c, _e, cb) => cb() }));
     return { bytes: meter.bytes, sha256: meter.digest() };
+  }
+}
+
+/** `blocks` passed on as they are, `onBytes` told the running total (bytes) of what was taken. */
+async function* counted(blocks: AsyncIterable<Buffer>, onBytes: (bytes: number) => void): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const block of blocks) {
+    yield block;
+    bytes += block.length; // counted once the consumer asked for the next one: taken, not just produced
+    onBytes(bytes);
   }
 }

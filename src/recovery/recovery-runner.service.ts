@@ -18,7 +18,7 @@ import { BackgroundJobs, describeError, startReaper } from '../jobs/background-j
 import { JobHeartbeat } from '../jobs/job-heartbeat';
 import { JobRow, reapStaleJobs } from '../jobs/stale-jobs';
 import { sweepScratch } from '../jobs/scratch-sweep';
-import { ArtifactPipeline, metered } from '../pipeline/artifact-pipeline';
+import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { RecoveryEntity } from './recovery.entity';
@@ -125,21 +125,21 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
         // POINT_IN_TIME: the WAL archive is checked before anything is read or laid down.
         const pitrPlan = recovery.type === 'POINT_IN_TIME' ? await this.pointInTimeRecovery.precheck(backup, target as PointInTimeTarget) : null;
         const onProgress = (n: number) => (bytesRead = n);
+        const onRawProgress = (n: number) => (rawBytes = n);
         if (engine.restoreIsStaged) {
           // applied into a staging area (or spooled) and committed only once the stream has ended, proven
-          raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption, onProgress, expectedSize: artifact.sizeBytes });
+          raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption, onProgress, onRawProgress, expectedSize: artifact.sizeBytes });
         } else {
           // the engine applies as it reads: the stored object is proven first, into a private scratch copy
           await mkdir(this.config.scratchDir, { recursive: true, mode: 0o700 });
           const spool = join(this.config.scratchDir, `${recovery.id}.stored`);
           await this.pipeline.prove(await driver.read(artifact.key), spool, artifact, onProgress);
-          raw = await this.pipeline.openProven(spool, artifact, { decryption });
+          raw = await this.pipeline.openProven(spool, artifact, { decryption, onRawProgress });
         }
-        const input = metered(raw, (n) => (rawBytes = n));
         if (pitrPlan) {
-          ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, input, recovery.overwrite, context, pitrPlan));
+          ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, raw, recovery.overwrite, context, pitrPlan));
         } else {
-          result = await engine.restore(target, input, recovery.overwrite, context);
+          result = await engine.restore(target, raw, recovery.overwrite, context);
         }
       }
       await heartbeat.stop();

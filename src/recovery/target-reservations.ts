@@ -11,8 +11,9 @@ const HOLDING = [RecoveryStatus.AWAITING_APPROVAL, RecoveryStatus.PENDING, Recov
 /**
  * Reservations of restore targets in the metadata store (table `recovery_target_reservations`), so that two
  * recoveries never write into one target at once, whichever replica accepted them. A row holds its target while
- * its recovery is AWAITING_APPROVAL, PENDING or RUNNING: a recovery that ended (completed, failed, rejected,
- * expired, or reaped after its process died) no longer holds it, whether or not its row was removed yet. Directory
+ * its recovery is AWAITING_APPROVAL (until its approval deadline), PENDING or RUNNING: a recovery that ended
+ * (completed, failed, rejected, expired, or reaped after its process died) no longer holds it, whether or not its
+ * row was removed yet. Directory
  * keys (`path:/real/path`) also conflict with the directories above and below them.
  */
 @Injectable()
@@ -51,6 +52,7 @@ export class TargetReservations {
     const rows: { recovery_id: string }[] = await manager.query(
       `SELECT r.recovery_id FROM recovery_target_reservations r JOIN recoveries x ON x.id = r.recovery_id
         WHERE x.status = ANY($2::varchar[])
+          AND NOT (x.status = 'AWAITING_APPROVAL' AND x.approval_expires_at <= now())
           AND (r.target_key = $1 OR (starts_with($1, 'path:') AND (starts_with(r.target_key, $1 || '/') OR starts_with($1, r.target_key || '/'))))
         LIMIT 1`,
       [key, HOLDING],

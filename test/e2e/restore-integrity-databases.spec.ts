@@ -95,9 +95,10 @@ describe('restore integrity: databases', () => {
       });
       const backup = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source) } });
       expect(backup.status).toBe('COMPLETED');
+      // more than the decompressor's 128 KiB output block: a client reading as the object streams would run most of it
       const evil = Buffer.from(
-        'CREATE TABLE attacker (x TEXT);\nINSERT INTO attacker VALUES (\'pwned\');\nDELETE FROM orders;\n' +
-          Array.from({ length: 50 }, (_, i) => `INSERT INTO orders VALUES (${1000 + i}, 'attacker row');\n`).join(''),
+        'CREATE TABLE attacker (x TEXT);\nDELETE FROM orders;\n' +
+          Array.from({ length: 5000 }, (_, i) => `INSERT INTO attacker VALUES ('pwned ${i}');\n`).join(''),
       );
       writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
 

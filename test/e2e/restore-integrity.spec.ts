@@ -50,8 +50,12 @@ function zstdOfSize(data: Buffer, size: number): Buffer {
   return Buffer.concat([frame, header, Buffer.alloc(pad - 8)]);
 }
 
-/** A tar archive of `files` (relative path → content), in GNU format, made by tar itself. */
-function tarOf(files: Record<string, string>): Buffer {
+/**
+ * A tar archive of `files` (relative path → content), in GNU format, made by tar itself. Replacements carry a
+ * 300 KiB planted file: more than the decompressor's 128 KiB output block, so that a restore streaming into the
+ * target receives (and applies) members before the end of the object, where the SHA-256 is checked.
+ */
+function tarOf(files: Record<string, string | Buffer>): Buffer {
   const dir = mkdtempSync(join(tmpdir(), 'dr-evil-'));
   for (const [path, content] of Object.entries(files)) {
     mkdirSync(join(dir, path, '..'), { recursive: true });
@@ -89,7 +93,7 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     writeFileSync(join(source, 'docs', 'a.txt'), 'the backed-up a\n');
     writeFileSync(join(source, 'docs', 'b.txt'), 'the backed-up b\n');
     writeFileSync(join(source, 'link', 'evil'), 'lands wherever link points\n');
-    writeFileSync(join(source, 'noise.bin'), randomBytes(256 * 1024)); // incompressible: room for a replacement
+    writeFileSync(join(source, 'noise.bin'), randomBytes(1024 * 1024)); // incompressible: room for a replacement
   });
 
   afterAll(async () => {
@@ -127,7 +131,7 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
 
   it('a replaced artifact with valid zstd frames and the same size fails on its SHA-256, and nothing of it lands', async () => {
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: source } });
-    const evil = tarOf({ 'docs/a.txt': 'attacker content\n', 'planted.sh': 'echo pwned\n' });
+    const evil = tarOf({ 'docs/a.txt': 'attacker content\n', 'planted.sh': 'echo pwned\n', 'planted.bin': randomBytes(300 * 1024) });
     writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
     execFileSync('zstd', ['-t', '-q', stored(backup.artifactKey)]); // zstd itself finds nothing wrong
     const target = knownTarget('replaced');
@@ -147,7 +151,7 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     const backup = await backupAndWait(service, { engine: 'configuration', source: { paths: [`${source}/docs/*.txt`, `${source}/noise.bin`] } });
     expect(backup.status).toBe('COMPLETED');
     const rel = relative('/', source);
-    const evil = tarOf({ [`${rel}/docs/a.txt`]: 'attacker content\n', [`${rel}/docs/planted.txt`]: 'planted\n' });
+    const evil = tarOf({ [`${rel}/docs/a.txt`]: 'attacker content\n', [`${rel}/docs/planted.txt`]: 'planted\n', [`${rel}/docs/planted.bin`]: randomBytes(300 * 1024) });
     writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
     const target = join(service.restoreRoot, 'config-replaced');
     mkdirSync(join(target, rel, 'docs'), { recursive: true });
@@ -187,7 +191,7 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     const target = knownTarget('merged');
     const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target }, overwrite: true });
     expect(recovery).toMatchObject({ status: 'COMPLETED', bytesRestored: expect.any(Number) });
-    expect(recovery.bytesRestored).toBeGreaterThan(256 * 1024);
+    expect(recovery.bytesRestored).toBeGreaterThan(1024 * 1024);
     expect(readFileSync(join(target, 'docs', 'a.txt'), 'utf8')).toBe('the backed-up a\n');
     expect(readFileSync(join(target, 'keep.txt'), 'utf8')).toBe('unrelated\n');
     expect(stagingLeftovers(target)).toEqual([]);
@@ -253,7 +257,7 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
       .send({ name: `chain-${randomBytes(3).toString('hex')}`, engine: 'filesystem', source: { path: source }, incrementalsPerFull: 3 });
     const full = await backupAndWait(service, { planId: plan.body.id });
     writeFileSync(join(source, 'docs', 'b.txt'), 'changed for the first incremental\n');
-    writeFileSync(join(source, 'docs', 'pad.bin'), randomBytes(64 * 1024)); // room for a replacement of the same size
+    writeFileSync(join(source, 'docs', 'pad.bin'), randomBytes(512 * 1024)); // room for a replacement of the same size
     const first = await backupAndWait(service, { planId: plan.body.id });
     writeFileSync(join(source, 'docs', 'd.txt'), 'added by the second incremental\n');
     const second = await backupAndWait(service, { planId: plan.body.id });
@@ -263,7 +267,7 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     writeFileSync(join(source, 'docs', 'b.txt'), 'the backed-up b\n');
 
     // the middle member's archive replaced by one planting a file, padded to the same size
-    const evil = tarOf({ 'docs/a.txt': 'attacker content\n', 'planted.sh': 'echo pwned\n' });
+    const evil = tarOf({ 'docs/a.txt': 'attacker content\n', 'planted.sh': 'echo pwned\n', 'planted.bin': randomBytes(300 * 1024) });
     writeFileSync(stored(first.artifactKey), zstdOfSize(evil, first.storedBytes));
     const target = knownTarget('chain-corrupt');
     const recovery = await expectFailedAndUntouched(second.id, target, new RegExp(`chain member 2 of 3 .*${first.id}.*checksum mismatch for ${first.artifactKey}`));
