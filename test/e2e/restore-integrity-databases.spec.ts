@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
 import { createDatabase, databaseUrl, dropDatabase, sql, tableChecksums } from '../support/database';
+import { zstdOfSize } from '../support/tamper';
 import { dropMysqlObjects, mysqlAvailable, mysqlQuery, mysqlTableChecksums, mysqlUrl, withMysql } from '../support/mariadb';
 
 /**
@@ -11,17 +12,6 @@ import { dropMysqlObjects, mysqlAvailable, mysqlQuery, mysqlTableChecksums, mysq
  * target: MySQL executes nothing of it (its client runs statements as it reads them, so the object is proven
  * first), PostgreSQL restores nothing and creates no database. Real pg_dump/pg_restore, mariadb-dump/mariadb.
  */
-
-/** A valid zstd stream of `data` exactly `size` bytes long (a skippable frame pads it, RFC 8878 §3.1.2). */
-function zstdOfSize(data: Buffer, size: number): Buffer {
-  const frame = execFileSync('zstd', ['-q', '-c', '-19'], { input: data, maxBuffer: 64 << 20 });
-  const pad = size - frame.length;
-  if (pad < 8) throw new Error(`the replacement (${frame.length} bytes) does not fit in ${size} bytes`);
-  const header = Buffer.alloc(8);
-  header.writeUInt32LE(0x184d2a50, 0);
-  header.writeUInt32LE(pad - 8, 4);
-  return Buffer.concat([frame, header, Buffer.alloc(pad - 8)]);
-}
 
 describe('restore integrity: databases', () => {
   let service: TestService;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
 import { keyIdOf } from '../../src/pipeline/manifest-signer';
+import { flipByte, zstdFrame, zstdOfSize } from '../support/tamper';
 
 /**
  * Nothing reaches a restore target before the artifact is proven against its signed manifest (size, SHA-256,
@@ -30,26 +31,6 @@ function fingerprint(root: string): string[] {
   return lines.sort();
 }
 
-/** A valid zstd frame of `data` (the zstd command line). */
-function zstd(data: Buffer): Buffer {
-  return execFileSync('zstd', ['-q', '-c', '-3'], { input: data, maxBuffer: 64 << 20 });
-}
-
-/**
- * A valid zstd stream of `data` exactly `size` bytes long: the frame, then a skippable frame (RFC 8878 §3.1.2,
- * magic 0x184D2A50) as padding, which every decoder passes over. Such an object passes zstd's own checks and the
- * size check; only the SHA-256 tells it from the original.
- */
-function zstdOfSize(data: Buffer, size: number): Buffer {
-  const frame = zstd(data);
-  const pad = size - frame.length;
-  if (pad < 8) throw new Error(`the replacement (${frame.length} bytes) does not fit in ${size} bytes`);
-  const header = Buffer.alloc(8);
-  header.writeUInt32LE(0x184d2a50, 0);
-  header.writeUInt32LE(pad - 8, 4);
-  return Buffer.concat([frame, header, Buffer.alloc(pad - 8)]);
-}
-
 /**
  * A tar archive of `files` (relative path → content), in GNU format, made by tar itself. Replacements carry a
  * 300 KiB planted file: more than the decompressor's 128 KiB output block, so that a restore streaming into the
@@ -65,12 +46,6 @@ function tarOf(files: Record<string, string | Buffer>): Buffer {
   const archive = execFileSync('tar', ['-cf', '-', '--format=gnu', '-C', dir, ...names], { maxBuffer: 64 << 20 });
   rmSync(dir, { recursive: true, force: true });
   return archive;
-}
-
-function flipByte(path: string, offset: number): void {
-  const data = readFileSync(path);
-  data[offset] ^= 0xff;
-  writeFileSync(path, data);
 }
 
 /** Leftover staging areas (`.dr-restore-*`) anywhere below `root`. */
@@ -141,7 +116,7 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
 
   it('a replaced artifact of another size fails on its size, and nothing of it lands', async () => {
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: source } });
-    writeFileSync(stored(backup.artifactKey), zstd(tarOf({ 'planted.sh': 'echo pwned\n' })));
+    writeFileSync(stored(backup.artifactKey), zstdFrame(tarOf({ 'planted.sh': 'echo pwned\n' })));
     const target = knownTarget('resized');
     await expectFailedAndUntouched(backup.id, target, new RegExp(`^size mismatch for ${backup.artifactKey}: the manifest lists ${backup.storedBytes} bytes, read \\d+$`));
     expect(existsSync(join(target, 'planted.sh'))).toBe(false);
