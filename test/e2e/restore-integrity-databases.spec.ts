@@ -76,8 +76,9 @@ describe('restore integrity: databases', () => {
         await c.query(`CREATE DATABASE \`${source}\` CHARACTER SET utf8mb4`);
         await c.query(`CREATE DATABASE \`${target}\` CHARACTER SET utf8mb4`);
         await c.query(`CREATE TABLE \`${source}\`.orders (id INT PRIMARY KEY, v VARCHAR(80)) ENGINE=InnoDB`);
-        for (let i = 0; i < 20; i++) {
-          const values = Array.from({ length: 100 }, (_, j) => `(${i * 100 + j}, '${randomBytes(24).toString('hex')}')`).join(',');
+        // ~2 MB of random text: a stored dump large enough that a client reading as it streams gets far
+        for (let i = 0; i < 40; i++) {
+          const values = Array.from({ length: 500 }, (_, j) => `(${i * 500 + j}, '${randomBytes(40).toString('hex')}')`).join(',');
           await c.query(`INSERT INTO \`${source}\`.orders VALUES ${values}`);
         }
         await c.query(`CREATE TABLE \`${target}\`.orders (id INT PRIMARY KEY, v VARCHAR(80)) ENGINE=InnoDB`);
@@ -85,10 +86,11 @@ describe('restore integrity: databases', () => {
       });
       const backup = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source) } });
       expect(backup.status).toBe('COMPLETED');
-      // more than the decompressor's 128 KiB output block: a client reading as the object streams would run most of it
+      // 2 MB of statements (many 128 KiB output blocks): a client reading as the object streams runs them before the
+      // end of the object, where the SHA-256 is checked
       const evil = Buffer.from(
         'CREATE TABLE attacker (x TEXT);\nDELETE FROM orders;\n' +
-          Array.from({ length: 5000 }, (_, i) => `INSERT INTO attacker VALUES ('pwned ${i}');\n`).join(''),
+          Array.from({ length: 50_000 }, (_, i) => `INSERT INTO attacker VALUES ('pwned ${i}');\n`).join(''),
       );
       writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
 
