@@ -7,10 +7,11 @@ import fg from 'fast-glob';
 import micromatch from 'micromatch';
 import { Readable } from 'node:stream';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { verifyTarRestore } from './restored-tree-check';
 import { DirectoryTarget } from './filesystem.engine';
 import { RestoreDirectoryPolicy } from './restore-directory';
+import { extractProven, restoreThroughStaging } from './staged-directory';
 import { TarArchiver } from './tar-archiver';
 import { MemoryFileIndex } from './file-index';
 import { decodeFileName, displayFileName, encodeFileName } from './file-name-bytes';
@@ -36,6 +37,8 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
   readonly artifactExtension = 'tar';
   readonly contentType = 'application/x-tar';
   readonly indexInRecord = true;
+  /** Extracted into a staging tree inside the target, merged in only once the artifact is proven. */
+  readonly restoreIsStaged = true;
   readonly sourceClass = ConfigurationSource;
   readonly targetClass = DirectoryTarget;
 
@@ -90,10 +93,18 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
     await this.directories.check(target.path, overwrite);
   }
 
+  /**
+   * Extracts the snapshot into a staging tree inside the target and merges it in once it is proven (see
+   * {@link restoreThroughStaging}): the directories above the files (which the snapshot has no members for) are
+   * created where missing, a symlink in their place is replaced, never followed, and existing ones keep their mode.
+   */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await this.directories.prepare(path);
-    return { warnings: await this.tar.extract(path, input, context.signal) };
+    return { warnings: await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal)) };
+  }
+
+  async reservationKey(target: DirectoryTarget): Promise<TargetReservationKey> {
+    return { key: `path:${await this.directories.resolve(target.path)}`, field: 'target.path' };
   }
 
   describeTarget(target: DirectoryTarget): Record<string, unknown> {

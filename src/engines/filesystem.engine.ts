@@ -4,9 +4,10 @@ import { IsArray, IsBoolean, IsNotEmpty, IsOptional, IsString, Matches, MaxLengt
 import fg from 'fast-glob';
 import { Readable } from 'node:stream';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, ChainMember, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { TargetReservationKey, BackupEngine, ChainMember, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { verifyRestoredTree, verifyTarRestore } from './restored-tree-check';
 import { restoreChainInto } from './chain-restore';
+import { extractProven, restoreThroughStaging } from './staged-directory';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { SpooledFileIndex } from './file-index';
 import { TarArchiver } from './tar-archiver';
@@ -48,6 +49,8 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
   readonly contentType = 'application/x-tar';
   readonly indexInRecord = false;
   readonly supportsIncremental = true;
+  /** Extracted into a staging tree inside the target, merged in only once the artifact is proven. */
+  readonly restoreIsStaged = true;
   readonly sourceClass = FilesystemSource;
   readonly targetClass = DirectoryTarget;
 
@@ -120,22 +123,32 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
     await this.directories.check(target.path, overwrite);
   }
 
+  /**
+   * Extracts the archive into a staging tree inside the target and merges it in once the archive has been read to
+   * its end and proven (see {@link restoreThroughStaging}): a corrupt or replaced artifact leaves the target as it
+   * was, and a symlink already in the target is replaced, never followed.
+   */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await this.directories.prepare(path);
-    return { warnings: await this.tar.extract(path, input, context.signal) };
+    return { warnings: await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal)) };
   }
 
-  /** Restores a chain (full, then incrementals in order) into the target directory; see {@link restoreChainInto}. */
+  /**
+   * Restores a chain (full, then incrementals in order, see {@link restoreChainInto}) into a staging tree inside
+   * the target, merged in only once every member has been read and proven.
+   */
   async restoreChain(target: DirectoryTarget, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await this.directories.prepare(path);
-    return { warnings: await restoreChainInto(this.tar, path, chain, context.signal) };
+    return { warnings: await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => restoreChainInto(this.tar, tree, chain, context.signal)) };
   }
 
   /** Deep verification of an incremental: its chain restored into scratch, compared with its file index. */
   async verifyChainRestore(chain: ChainMember[], recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
     return verifyRestoredTree((dir) => restoreChainInto(this.tar, dir, chain, context.signal), recorded, context);
+  }
+
+  async reservationKey(target: DirectoryTarget): Promise<TargetReservationKey> {
+    return { key: `path:${await this.directories.resolve(target.path)}`, field: 'target.path' };
   }
 
   describeTarget(target: DirectoryTarget): Record<string, unknown> {
