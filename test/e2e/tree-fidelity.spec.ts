@@ -64,6 +64,22 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
     expect(verified.body).toMatchObject({ ok: true, problems: [], details: { restore: { files: 2, directories: 2 } } });
   });
 
+  it('an overwrite restore merges names that are not UTF-8 into an existing target (staging merge by bytes), keeping the target\'s other entries', async () => {
+    const tree = join(work, 'latin1-merge');
+    sh(String.raw`mkdir -p "$1"/$'r\xe9sum\xe9s/2024' && cd "$1" && printf cv > $'r\xe9sum\xe9s/2024/cv.txt' && printf new > plain.txt`, tree);
+    const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: tree } });
+    expect(backup.status).toBe('COMPLETED');
+    const target = join(service.restoreRoot, 'latin1-merge');
+    // the target already holds the Latin-1 directory (with an older file and one of its own) and a file of its own
+    sh(String.raw`mkdir -p "$1"/$'r\xe9sum\xe9s/2024' && cd "$1" && printf old > $'r\xe9sum\xe9s/2024/cv.txt' && printf mine > $'r\xe9sum\xe9s/mine.txt' && printf keep > keep.txt && printf old > plain.txt`, target);
+    const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target }, overwrite: true });
+    expect(recovery).toMatchObject({ status: 'COMPLETED', error: null });
+    expect(sh(String.raw`cd "$1" && cat $'r\xe9sum\xe9s/2024/cv.txt' $'r\xe9sum\xe9s/mine.txt' keep.txt plain.txt`, target)).toBe('cvminekeepnew');
+    // no staging area left, and the name is the same bytes (read as Latin-1 to compare them byte for byte)
+    const names = execFileSync('ls', ['-A', target]).toString('latin1').split('\n').filter(Boolean).sort();
+    expect(names).toEqual(['keep.txt', 'plain.txt', 'r\xe9sum\xe9s']);
+  });
+
   it('issue 10 item 10: sub-second mtimes, extended attributes and ACLs come back from a filesystem backup', async () => {
     const tree = join(work, 'metadata-only');
     sh(
