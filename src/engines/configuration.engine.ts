@@ -100,7 +100,8 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
    */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    return { warnings: await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal)) };
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
+    return { warnings };
   }
 
   async reservationKey(target: DirectoryTarget): Promise<TargetReservationKey> {

@@ -130,7 +130,8 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
    */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    return { warnings: await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal)) };
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
+    return { warnings };
   }
 
   /**
@@ -139,7 +140,8 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
    */
   async restoreChain(target: DirectoryTarget, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    return { warnings: await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => restoreChainInto(this.tar, tree, chain, context.signal)) };
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => restoreChainInto(this.tar, tree, chain, context.signal));
+    return { warnings };
   }
 
   /** Deep verification of an incremental: its chain restored into scratch, compared with its file index. */

@@ -337,14 +337,14 @@ function safeRunId(runId: string): string {
  * must resolve only once its input has been read to the end and checked); the tree is then committed.
  * `mayStageBeside`: the target's parent is within the restore roots (the target is not a root itself). On any
  * failure the staging is discarded and the target left as it was.
- * @returns what `fill` returned (e.g. tar's warnings). @throws fill's or the commit's error
+ * @returns what `fill` returned (e.g. tar's warnings) and what the commit did. @throws fill's or the commit's error
  */
 export async function restoreThroughStaging<T>(
   target: string,
   runId: string,
   mayStageBeside: boolean,
   fill: (tree: string) => Promise<T>,
-): Promise<T> {
+): Promise<{ filled: T; commit: StagingCommit }> {
   const staging = await DirectoryStaging.open(target, runId, mayStageBeside);
   let filled: T;
   try {
@@ -353,8 +353,7 @@ export async function restoreThroughStaging<T>(
     await staging.discard();
     throw error;
   }
-  await staging.commit();
-  return filled;
+  return { filled, commit: await staging.commit() };
 }
 
 /**

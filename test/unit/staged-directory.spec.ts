@@ -41,7 +41,7 @@ describe('DirectoryStaging (real file system)', () => {
 
   it('merges by rename: replaces entries and a symlink, keeps the others, follows no link', async () => {
     const dir = target('merge');
-    const counts = await restoreThroughStaging(dir, 'run-1', false, async (tree) => fill(tree));
+    const { commit: counts } = await restoreThroughStaging(dir, 'run-1', false, async (tree) => fill(tree));
     expect(counts).toEqual({ moved: 3, replaced: 2, merged: 1 }); // docs/a.txt, link (a directory now), added.txt
     expect(readFileSync(join(dir, 'docs', 'a.txt'), 'utf8')).toBe('new a\n');
     expect(readFileSync(join(dir, 'keep.txt'), 'utf8')).toBe('keep\n');
