@@ -50,7 +50,10 @@ const CONFIG = {
   /** Encrypted runs (service with an age recipient vs tar | zstd | age): on when the age command is installed. */
   age: false,
 };
-const DB = { src: 'bench_src', meta: 'bench_meta', restoreSvc: 'bench_restore_svc', restoreStd: 'bench_restore_std' };
+/** Database names; `BENCH_DB_PREFIX` keeps two benches on one server apart. */
+const DB_PREFIX = process.env.BENCH_DB_PREFIX || 'bench';
+if (!/^[a-z_][a-z0-9_]{0,30}$/.test(DB_PREFIX)) throw new Error(`BENCH_DB_PREFIX must be a lower-case SQL identifier, got "${DB_PREFIX}"`);
+const DB = { src: `${DB_PREFIX}_src`, meta: `${DB_PREFIX}_meta`, restoreSvc: `${DB_PREFIX}_restore_svc`, restoreStd: `${DB_PREFIX}_restore_std` };
 /** Fixed admin key given to the service through DR_ADMIN_API_KEY (40 characters). */
 const API_KEY = 'dr-bench-admin-key-0123456789abcdefghijk';
 const API = '/api/v1/disaster-recovery';
@@ -608,7 +611,7 @@ async function runRepeat(r, service, ops, checks, source) {
         target: { url: pgUrl(DB.restoreSvc), create: true },
       });
       if (record?.status === 'COMPLETED') {
-        ops.pgRestore.sizes.serviceBytesRead = record.bytesRestored;
+        ops.pgRestore.sizes.serviceBytesRead = record.bytesRead ?? record.bytesRestored;
         const sum = await accountsChecksum(DB.restoreSvc).catch((e) => `error: ${e.message}`);
         checks.pgService.push(sum === source.checksum ? 'ok' : `mismatch: ${sum} vs ${source.checksum}`);
       }
@@ -661,7 +664,7 @@ async function runRepeat(r, service, ops, checks, source) {
         target: { path: dir },
       });
       if (record?.status === 'COMPLETED') {
-        ops.fsRestore.sizes.serviceBytesRead = record.bytesRestored;
+        ops.fsRestore.sizes.serviceBytesRead = record.bytesRead ?? record.bytesRestored;
         checks.treeService.push(await compareTrees(CONFIG.treeDir, dir));
       }
       await fsp.rm(dir, { recursive: true, force: true });

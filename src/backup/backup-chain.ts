@@ -7,6 +7,7 @@ import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StoredObject, StoredObjectRole } from '../pipeline/manifest';
 import { StorageLocationsService } from '../storage/storage-locations.service';
+import { StorageDriver } from '../storage/storage-driver';
 import { BackupObjects } from './backup-objects';
 import { JobStatus } from './backup-status';
 import { BackupEntity } from './backup.entity';
@@ -21,12 +22,15 @@ export interface ChainReadOptions {
   warnings: string[];
   /** Called with the stored bytes read by each object opened (a delta). */
   onRead?: (bytes: number) => void;
+  /** Called with the raw (decompressed) bytes of each artifact as the restore takes them (a delta). */
+  onRaw?: (bytes: number) => void;
 }
 
 /**
  * The chain of an incremental backup: its full, then each incremental up to it, following `parentId`. Each
  * member is opened like a single backup's restore: manifest read and its signature checked, the object checked
- * against the manifest, then read through SHA-256 → age → zstd.
+ * against the manifest, then read through size and SHA-256 check → age → zstd. The same manifest checks serve a
+ * single backup's restore ({@link checkedObject}).
  */
 @Injectable()
 export class BackupChains {
@@ -57,6 +61,50 @@ export class BackupChains {
     return chain;
   }
 
+  /**
+   * Checks every member of `chain` before anything is read: each manifest's signature (a member whose signature
+   * does not verify is refused unless `trustUnsignedManifest`, then a warning names it) and that it lists each
+   * object the member's record names, with the same key, size and SHA-256.
+   * @throws Error naming the member and what failed.
+   */
+  async checkManifests(chain: BackupEntity[], options: ChainReadOptions): Promise<void> {
+    for (const backup of chain) {
+      const driver = await this.driverOf(backup, options);
+      for (const role of rolesOf(backup)) {
+        await this.checkedObject(backup, role, driver, { trustUnsignedManifest: options.trustUnsignedManifest, warnings: role === 'artifact' ? options.warnings : [] });
+      }
+    }
+  }
+
+  /**
+   * The `role` object of `backup` as its record names it, once its manifest has been read from `driver`, the
+   * manifest's signature checked against the trusted keys, and the manifest found to list the object with the same
+   * key, stored size and SHA-256 (so what is then read is proven against the signed manifest).
+   * @throws Error when the signature does not verify (unless `trustUnsignedManifest`: then a warning is added), or
+   *   the record and the manifest disagree.
+   */
+  async checkedObject(
+    backup: BackupEntity,
+    role: StoredObjectRole,
+    driver: StorageDriver,
+    options: Pick<ChainReadOptions, 'trustUnsignedManifest' | 'warnings'>,
+  ): Promise<StoredObject> {
+    const object: StoredObject | undefined = backup.objects.find((o) => o.role === role);
+    if (!object) throw new Error(`backup ${backup.id} has no ${role} object`);
+    const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
+    if (!signature.ok) {
+      if (!options.trustUnsignedManifest) {
+        throw new Error(`the manifest's signature of backup ${backup.id} does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`);
+      }
+      options.warnings.push(`backup ${backup.id} restored although its manifest's signature does not verify: ${signature.reason}`);
+    }
+    const listed = manifest.objects?.find((o) => o.role === role);
+    if (!listed || listed.key !== object.key || listed.sha256 !== object.sha256 || listed.sizeBytes !== object.sizeBytes) {
+      throw new Error(`manifest ${backup.manifestKey} does not describe the ${role} object the backup record names`);
+    }
+    return object;
+  }
+
   /** The chain's members, each opened when the restore reaches it. */
   open(chain: BackupEntity[], options: ChainReadOptions): ChainMember[] {
     return chain.map((backup) => ({
@@ -71,32 +119,40 @@ export class BackupChains {
   }
 
   /**
-   * Opens one object of a member after checking its manifest's signature and that the manifest lists the object
-   * as the record does. @throws Error when any check fails or the object cannot be read
+   * Opens one object of a member after {@link checkedObject}'s checks (again: the manifest may have changed since
+   * {@link checkManifests}), read through size and SHA-256 check → age → zstd.
+   * @throws Error when any check fails or the object cannot be read
    */
   private async openObject(backup: BackupEntity, role: StoredObjectRole, options: ChainReadOptions): Promise<Readable | null> {
-    const object: StoredObject | undefined = backup.objects.find((o) => o.role === role);
-    if (!object) throw new Error(`backup ${backup.id} has no ${role} object`);
-    const driver = this.locations.driverFor(await this.locations.get(options.storageLocationId ?? backup.storageLocationId));
-    const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
-    if (!signature.ok) {
-      if (!options.trustUnsignedManifest) {
-        throw new Error(`the manifest's signature does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`);
-      }
-      if (role === 'artifact') options.warnings.push(`backup ${backup.id} restored although its manifest's signature does not verify: ${signature.reason}`);
-    }
-    const listed = manifest.objects?.find((o) => o.role === role);
-    if (!listed || listed.key !== object.key || listed.sha256 !== object.sha256) {
-      throw new Error(`manifest ${backup.manifestKey} does not describe the ${role} object the backup record names`);
-    }
+    const driver = await this.driverOf(backup, options);
+    const object = await this.checkedObject(backup, role, driver, { trustUnsignedManifest: options.trustUnsignedManifest, warnings: [] });
     const decryption = await this.encryption.decryptionKeys(backup.encryption);
     let read = 0;
+    let taken = 0;
+    const onRaw = role === 'artifact' ? options.onRaw : undefined;
     return this.pipeline.openRaw(await driver.read(object.key), object.key, object.sha256, {
       decryption,
+      expectedSize: object.sizeBytes,
       onProgress: (n) => {
         options.onRead?.(n - read);
         read = n;
       },
+      onRawProgress: onRaw
+        ? (n) => {
+            onRaw(n - taken);
+            taken = n;
+          }
+        : undefined,
     });
   }
+
+  private async driverOf(backup: BackupEntity, options: Pick<ChainReadOptions, 'storageLocationId'>): Promise<StorageDriver> {
+    return this.locations.driverFor(await this.locations.get(options.storageLocationId ?? backup.storageLocationId));
+  }
+}
+
+/** The objects a chain restore reads of a member. */
+function rolesOf(backup: BackupEntity): StoredObjectRole[] {
+  if (backup.backupType !== 'INCREMENTAL') return ['artifact'];
+  return backup.objects.some((o) => o.role === 'moves') ? ['moves', 'deletions', 'artifact'] : ['deletions', 'artifact'];
 }

@@ -18,6 +18,8 @@ import { BackupEncryption } from '../pipeline/backup-encryption';
 import { ArtifactManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, StoredObject } from '../pipeline/manifest';
 import { StagedUpload } from '../storage/storage-driver';
 import { BackupObjects, backupKeys } from './backup-objects';
+import { BackupLeftovers } from './backup-leftovers.service';
+import { sweepScratch } from '../jobs/scratch-sweep';
 import { BackupPlanEntity } from './backup-plan.entity';
 import { SERVICE_NAME, SERVICE_VERSION } from '../service-info';
 import { StorageLocationsService } from '../storage/storage-locations.service';
@@ -53,11 +55,16 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
     private readonly audit: AuditService,
+    private readonly leftovers: BackupLeftovers,
   ) {}
 
-  /** Reaps the jobs of processes that died, now and every half lease. */
+  /**
+   * Reaps the jobs of processes that died, now and every half lease; then, once, removes what ended jobs left
+   * behind (staged objects, empty folders, scratch files: {@link BackupLeftovers}).
+   */
   async onApplicationBootstrap(): Promise<void> {
     await startReaper(this.registry, 'backup-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
+    await this.leftovers.sweep().catch((error: Error) => this.logger.warn(`sweep of leftovers: ${error.message}`));
   }
 
   /** Starts a PENDING backup in the background. @returns a promise that settles when it has finished (never rejects). */
@@ -279,7 +286,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
 
   /**
    * Marks FAILED every PENDING or RUNNING backup whose heartbeat is older than the job lease (its process died:
-   * a crash or kill -9), and removes its partial, staged and published objects.
+   * a crash or kill -9), and removes its partial, staged and published objects (and their folder) and its scratch files.
    * @returns the ids reaped.
    */
   async reapStale(): Promise<string[]> {
@@ -291,6 +298,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         const keys = backupKeys(backup.id, this.engines.get(backup.engine).artifactExtension, backup.encryption !== null);
         await driver.removeStaged(keys.prefix);
         for (const key of [keys.signatureKey, keys.manifestKey, keys.globalsKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) await driver.delete(key);
+        await sweepScratch(this.config.scratchDir, async (id) => id === backup.id); // its spooled index and scan files
       } catch (error) {
         this.logger.warn(`backup ${backup.id}: could not remove partial objects: ${(error as Error).message}`);
       }

@@ -14,6 +14,7 @@ import { BackupCopier } from './backup-copier.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { BackupObjects } from './backup-objects';
 import { BackupChains } from './backup-chain';
+import { BackupLeftovers } from './backup-leftovers.service';
 import { BackupsController, VerificationsController } from './backups.controller';
 import { RetentionService } from './retention.service';
 import { VerificationRunner } from './verification-runner.service';
@@ -38,6 +39,7 @@ import { VerificationEntity } from './verification.entity';
     BackupRunner,
     BackupObjects,
     BackupChains,
+    BackupLeftovers,
     BackupCopier,
     RetentionService,
     VerificationRunner,

@@ -206,7 +206,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       }
     }
     try {
-      const raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption });
+      const raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption, expectedSize: artifact.sizeBytes });
       const check = await engine.verifyRestore(source, raw, recorded, { signal, runId: verificationId, scratchDir: this.config.scratchDir });
       problems.push(...check.problems);
       return { ...check.checked, scratchTarget: check.scratchTarget };

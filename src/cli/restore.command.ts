@@ -57,7 +57,7 @@ export class RestoreCommand extends CliCommand {
     super();
   }
 
-  /** Starts the recovery, follows `bytesRestored`, prints the outcome (the failure reason to stderr). */
+  /** Starts the recovery, follows `bytesRead` (stored bytes), prints the outcome (the failure reason to stderr). */
   async run([backupId]: string[], options: RestoreOptions): Promise<void> {
     const backup = await this.backups.get(requireUuid(backupId, 'backupId'));
     const dto = await validateNested(
@@ -71,7 +71,7 @@ export class RestoreCommand extends CliCommand {
       id: created.id,
       fetch: () => this.recoveries.get(created.id),
       // the CLI's recoveries are non-production: they never wait for approval, so their status is a JobStatus
-      progress: (r: RecoveryEntity) => ({ status: r.status as JobStatus, bytes: r.bytesRestored }),
+      progress: (r: RecoveryEntity) => ({ status: r.status as JobStatus, bytes: r.bytesRead }),
       totalBytes: backup.storedBytes,
     });
     process.stdout.write(`${summary(done)}\n`);
@@ -121,6 +121,7 @@ export function summary(r: RecoveryEntity): string {
     ['status', r.status],
     ['target', JSON.stringify(r.target)],
     ['bytesRestored', `${r.bytesRestored} (${formatBytes(r.bytesRestored)})`],
+    ['bytesRead', `${r.bytesRead} (${formatBytes(r.bytesRead)})`],
     ['duration', formatDuration(r.durationMs)],
   ]);
 }

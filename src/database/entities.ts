@@ -14,6 +14,7 @@ import { ExternalRecoveries1795525273144 } from './migrations/1795525273144-Exte
 import { PointInTimeRecovery1795600000000 } from './migrations/1795600000000-PointInTimeRecovery';
 import { WalArchiveEntity } from '../wal/wal-archive.entity';
 import { IncrementalBackups1795700000000 } from './migrations/1795700000000-IncrementalBackups';
+import { RestoreIntegrity1795800000000 } from './migrations/1795800000000-RestoreIntegrity';
 
 /** Every entity of the metadata store. */
 export const ENTITIES = [
@@ -38,4 +39,5 @@ export const MIGRATIONS = [
   ExternalRecoveries1795525273144,
   PointInTimeRecovery1795600000000,
   IncrementalBackups1795700000000,
+  RestoreIntegrity1795800000000,
 ];

@@ -72,12 +72,23 @@ export interface ParentIndex {
 export interface ChainMember {
   backupId: string;
   type: 'FULL' | 'INCREMENTAL';
-  /** The raw (decrypted, decompressed) artifact, its SHA-256 checked as it is read. */
+  /** The raw (decrypted, decompressed) artifact, its size and SHA-256 checked as it is read (proven at its end). */
   openArtifact(): Promise<Readable>;
   /** The raw NUL-separated deletion list (incrementals), checked the same way; null for the full. */
   openDeletions(): Promise<Readable | null>;
   /** The raw move list (pairs `from\0to\0`), checked the same way; null for the full and incrementals without one. */
   openMoves(): Promise<Readable | null>;
+}
+
+/** What a recovery reserves for as long as it may run (see TARGET_BUSY). */
+export interface TargetReservationKey {
+  /**
+   * The target's identity: `path:<real path>` for a directory (a reservation covers the directories below and
+   * above it too), `postgresql://host:port/database` or `mysql://host:port/database` for a database.
+   */
+  key: string;
+  /** The request field that names the target, for the error. */
+  field: string;
 }
 
 export interface EngineRestoreResult {
@@ -148,8 +159,20 @@ export interface BackupEngine<Source extends object = object, Target extends obj
    * outside the allowed roots. Called before the recovery is accepted. @throws DrError
    */
   checkTarget(target: Target, overwrite: boolean): Promise<void>;
-  /** Restores from the raw (decompressed, verified) artifact stream into the target. */
+  /**
+   * Whether {@link restore} applies nothing to the target before its input has ENDED without error (it extracts
+   * into a staging area that replaces the target's entries only then, or spools the input to scratch first). The
+   * input is proven (size and SHA-256 against the signed manifest) only at its end; for an engine without this
+   * property the recovery proves the stored object first (a scratch copy) and hands over a stream of that copy.
+   */
+  readonly restoreIsStaged: boolean;
+  /**
+   * Restores from the raw (decompressed) artifact stream into the target. The stream errors instead of ending
+   * when the object does not match its manifest (see {@link restoreIsStaged}).
+   */
   restore(target: Target, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult>;
+  /** The target's identity, reserved while a recovery into it may run. @throws DrError VALIDATION_FAILED */
+  reservationKey(target: Target): Promise<TargetReservationKey>;
   /** The target described for records and responses, without secrets. */
   describeTarget(target: Target): Record<string, unknown>;
   /**
@@ -160,6 +183,7 @@ export interface BackupEngine<Source extends object = object, Target extends obj
   verifyRestore(source: Source, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck>;
   /**
    * Restores a chain (full, then each incremental in order) into the target (engines that support incrementals).
+   * Every member is read to its end, and so proven, before anything reaches the target.
    * @throws an Error naming the chain member that failed.
    */
   restoreChain?(target: Target, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult>;

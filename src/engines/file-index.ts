@@ -4,6 +4,36 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { FileIndexEntry } from '../pipeline/manifest';
+import { decodeFileName, displayFileName, encodeFileName, hasEscapedBytes } from './file-name-bytes';
+
+/**
+ * The exact path of an index entry, decoded as in file-name-bytes.ts (undecodable bytes as lone surrogates): from
+ * `pathB64` when present, else `path`.
+ */
+export function indexPathOf(entry: Pick<FileIndexEntry, 'path' | 'pathB64'>): string {
+  return entry.pathB64 === undefined ? entry.path : decodeFileName(Buffer.from(entry.pathB64, 'base64'));
+}
+
+/** The exact target of a symlink's index entry (see {@link indexPathOf}), or undefined. */
+export function linkTargetOf(entry: Pick<FileIndexEntry, 'linkTarget' | 'linkTargetB64'>): string | undefined {
+  return entry.linkTargetB64 === undefined ? entry.linkTarget : decodeFileName(Buffer.from(entry.linkTargetB64, 'base64'));
+}
+
+/**
+ * `entry` under the exact path `path` (and symlink target `linkTarget`, when given), as the index stores it: names
+ * that are valid UTF-8 as plain strings, others as `pathB64`/`linkTargetB64` (base64 of the bytes) with a `path`
+ * for people (undecodable bytes as `\xNN`).
+ */
+export function withIndexPath<T extends FileIndexEntry>(entry: T, path: string, linkTarget = linkTargetOf(entry)): T {
+  const { pathB64: _p, linkTargetB64: _l, ...rest } = entry;
+  const named = { ...rest, path: displayFileName(path) } as T;
+  if (hasEscapedBytes(path)) named.pathB64 = encodeFileName(path).toString('base64');
+  if (linkTarget !== undefined) {
+    named.linkTarget = displayFileName(linkTarget);
+    if (hasEscapedBytes(linkTarget)) named.linkTargetB64 = encodeFileName(linkTarget).toString('base64');
+  }
+  return named;
+}
 
 /** The per-file index of a backup (path, type, size, mode, mtime, SHA-256 of each member), however it is held. */
 export interface FileIndex {

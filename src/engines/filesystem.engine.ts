@@ -4,14 +4,17 @@ import { IsArray, IsBoolean, IsNotEmpty, IsOptional, IsString, Matches, MaxLengt
 import fg from 'fast-glob';
 import { Readable } from 'node:stream';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, ChainMember, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { TargetReservationKey, BackupEngine, ChainMember, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { verifyRestoredTree, verifyTarRestore } from './restored-tree-check';
 import { restoreChainInto } from './chain-restore';
+import { extractProven, restoreThroughStaging } from './staged-directory';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { SpooledFileIndex } from './file-index';
 import { TarArchiver } from './tar-archiver';
 import { indexedTarRun } from './tar-indexer';
+import { hasEscapedBytes } from './file-name-bytes';
 import { TreeScan } from './tree-scan';
+import { globSelector } from './tree-selection';
 
 /** `source` of a filesystem backup. Globs are relative to `path` (fast-glob/picomatch syntax). */
 export class FilesystemSource {
@@ -46,6 +49,8 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
   readonly contentType = 'application/x-tar';
   readonly indexInRecord = false;
   readonly supportsIncremental = true;
+  /** Extracted into a staging tree inside the target, merged in only once the artifact is proven. */
+  readonly restoreIsStaged = true;
   readonly sourceClass = FilesystemSource;
   readonly targetClass = DirectoryTarget;
 
@@ -79,7 +84,10 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
       });
     }
     const selected = entries ? new Set(entries) : undefined;
-    const scan = await TreeScan.create(context.scratchDir, context.runId, source.path, context.parent?.entries, selected && ((p) => selected.has(p)));
+    // fast-glob reads names as UTF-8 strings: a name that is not valid UTF-8 is selected by the same globs here
+    const globs = globSelector(source.include, source.exclude);
+    const include = selected && ((path: string, isDirectory: boolean) => selected.has(path) || (hasEscapedBytes(path) && globs(path, isDirectory)));
+    const scan = await TreeScan.create(context.scratchDir, context.runId, source.path, context.parent?.entries, include);
     const index = await SpooledFileIndex.create(context.scratchDir, context.runId);
     let scanError: Error | undefined;
     const names = (async function* () {
@@ -98,6 +106,7 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
     const done = run.done.then(
       (result) => ({
         ...result,
+        warnings: [...scan.warnings, ...result.warnings],
         files: scan.index(index),
         indexOrder: 'tree' as const,
         ...(context.parent ? { incremental: { deletionsPath: scan.deletionsPath, movesPath: scan.movesPath, ...scan.counts } } : {}),
@@ -114,24 +123,34 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
     await this.directories.check(target.path, overwrite);
   }
 
+  /**
+   * Extracts the archive into a staging tree inside the target and merges it in once the archive has been read to
+   * its end and proven (see {@link restoreThroughStaging}): a corrupt or replaced artifact leaves the target as it
+   * was, and a symlink already in the target is replaced, never followed.
+   */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await this.directories.prepare(path);
-    await this.tar.extract(path, input, context.signal);
-    return { warnings: [] };
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
+    return { warnings };
   }
 
-  /** Restores a chain (full, then incrementals in order) into the target directory; see {@link restoreChainInto}. */
+  /**
+   * Restores a chain (full, then incrementals in order, see {@link restoreChainInto}) into a staging tree inside
+   * the target, merged in only once every member has been read and proven.
+   */
   async restoreChain(target: DirectoryTarget, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    await this.directories.prepare(path);
-    await restoreChainInto(this.tar, path, chain, context.signal);
-    return { warnings: [] };
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => restoreChainInto(this.tar, tree, chain, context.signal));
+    return { warnings };
   }
 
   /** Deep verification of an incremental: its chain restored into scratch, compared with its file index. */
   async verifyChainRestore(chain: ChainMember[], recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
     return verifyRestoredTree((dir) => restoreChainInto(this.tar, dir, chain, context.signal), recorded, context);
+  }
+
+  async reservationKey(target: DirectoryTarget): Promise<TargetReservationKey> {
+    return { key: `path:${await this.directories.resolve(target.path)}`, field: 'target.path' };
   }
 
   describeTarget(target: DirectoryTarget): Record<string, unknown> {

@@ -8,7 +8,7 @@ import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsOptional, IsSt
 import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
 import { IsDatabaseUrl } from './database-url';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { MysqlAddress, MysqlClient, parseMysqlUrl, quoteIdent, rows, scrubbedError } from './mysql-client';
 import { MysqlDumpDigestStream } from './mysql-dump-digest';
 import { captureMysqlGlobals, createdAccounts, MysqlAccount, mysqlGlobalsScript } from './mysql-globals';
@@ -71,6 +71,8 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
   readonly artifactExtension = 'sql';
   readonly contentType = 'application/sql';
   readonly indexInRecord = false;
+  /** The client executes statements as it reads them: a recovery proves the stored object before it starts. */
+  readonly restoreIsStaged = false;
   readonly sourceClass = MysqlSource;
   readonly targetClass = MysqlTarget;
 
@@ -308,6 +310,11 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     }
     await fed;
     if (inputError) throw inputError;
+  }
+
+  async reservationKey(target: MysqlTarget): Promise<TargetReservationKey> {
+    const address = parseMysqlUrl(target.url, 'target.url');
+    return { key: `mysql://${address.host.toLowerCase()}:${address.port}/${address.database}`, field: 'target.url' };
   }
 
   describeTarget(target: MysqlTarget): Record<string, unknown> {

@@ -20,11 +20,12 @@ import {
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
-import { BackupEngine, BaseBackupWalRange, EngineBackupRun, EngineRestoreResult, EngineRunContext, RestoreCheck } from './backup-engine';
+import { TargetReservationKey, BackupEngine, BaseBackupWalRange, EngineBackupRun, EngineRestoreResult, EngineRunContext, RestoreCheck } from './backup-engine';
 import { BaseBackupTarReader } from './base-backup-tar';
 import { IsDatabaseUrl, parseDatabaseUrlField, postgresToolUrl } from './database-url';
 import { ProcessRunner } from './process-runner';
 import { RestoreDirectoryPolicy } from './restore-directory';
+import { extractProven, restoreThroughStaging } from './staged-directory';
 import { TarArchiver } from './tar-archiver';
 
 /** `source` of a base backup: a replication connection to the cluster, and the WAL archive it archives into. */
@@ -125,6 +126,8 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
   readonly artifactExtension = 'tar';
   readonly contentType = 'application/x-tar';
   readonly indexInRecord = false;
+  /** Extracted into a staging tree inside the data directory, merged in only once the base backup is proven. */
+  readonly restoreIsStaged = true;
   readonly sourceClass = PostgresBaseSource;
   readonly targetClass = PointInTimeTarget;
 
@@ -193,14 +196,20 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
     }
   }
 
-  /** Extracts the base tar into `target.dataDirectory` (created mode 0700). */
+  /**
+   * Extracts the base tar into a staging tree inside `target.dataDirectory` (created mode 0700) and merges it in
+   * once the base backup has been read to its end and proven: nothing is laid down from a corrupt or replaced one.
+   */
   async restore(target: PointInTimeTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     await this.checkTarget(target, overwrite);
     const path = await this.directories.check(target.dataDirectory, overwrite, 'target.dataDirectory');
-    await this.directories.prepare(path);
+    await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
     await chmod(path, 0o700);
-    await this.tar.extract(path, input, context.signal);
     return { warnings: [] };
+  }
+
+  async reservationKey(target: PointInTimeTarget): Promise<TargetReservationKey> {
+    return { key: `path:${await this.directories.resolve(target.dataDirectory)}`, field: 'target.dataDirectory' };
   }
 
   describeTarget(target: PointInTimeTarget): Record<string, unknown> {

@@ -8,7 +8,7 @@ import { IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class
 import { Client } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
-import { BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { addDataOffsets, UnsupportedArchiveError } from './pg-custom-archive';
 import { PgDumpDigestStream, TableDigest } from './pg-dump-digest';
 import { PostgresGlobals } from './postgres-globals.service';
@@ -103,6 +103,8 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
   readonly artifactExtension = 'pgdump';
   readonly contentType = 'application/vnd.postgresql.custom-dump';
   readonly indexInRecord = false;
+  /** The dump is spooled to scratch to its end (and so proven) before pg_restore or CREATE DATABASE runs. */
+  readonly restoreIsStaged = true;
   readonly sourceClass = PostgresSource;
   readonly targetClass = PostgresTarget;
 
@@ -284,6 +286,11 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       warnings.push(warning);
       return 1;
     }
+  }
+
+  async reservationKey(target: PostgresTarget): Promise<TargetReservationKey> {
+    const { url, database } = parseUrl(target.url, 'target.url');
+    return { key: `postgresql://${url.hostname.toLowerCase()}:${url.port || '5432'}/${database}`, field: 'target.url' };
   }
 
   describeTarget(target: PostgresTarget): Record<string, unknown> {

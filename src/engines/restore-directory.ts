@@ -1,4 +1,4 @@
-import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
@@ -39,13 +39,17 @@ export class RestoreDirectoryPolicy {
     return real;
   }
 
-  /** Creates the directory (mode 0700 for new levels) and returns it. */
-  async prepare(path: string): Promise<string> {
-    await mkdir(path, { recursive: true, mode: 0o700 });
-    const s = await stat(path);
-    if (!s.isDirectory()) throw DrError.validation([{ field: 'target.path', message: 'not a directory' }]);
-    return path;
+  /** The real path `path` names (symlinks of its existing part resolved), as {@link check} compares it. */
+  async resolve(path: string): Promise<string> {
+    return realpathOfNearestAncestor(resolve(path));
   }
+
+  /** Whether `realPath` (as {@link check} returns it) is one of the restore roots itself. */
+  async isRoot(realPath: string): Promise<boolean> {
+    const roots = await Promise.all(this.config.restoreRoots.map((r) => realpathOfNearestAncestor(r)));
+    return roots.includes(realPath);
+  }
+
 }
 
 /** realpath() of `path`, or of its nearest existing ancestor joined with the missing rest. */

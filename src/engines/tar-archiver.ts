@@ -1,59 +1,88 @@
-import { Injectable } from '@nestjs/common';
+import { access } from 'node:fs/promises';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import { Readable } from 'node:stream';
+import { encodeFileName } from './file-name-bytes';
 import { ProcessRunner } from './process-runner';
 
 /** What GNU tar should archive: entries relative to `cwd`, or the whole tree when `entries` is omitted. */
 export interface TarCreateOptions {
   cwd: string;
   /**
-   * Relative paths to archive without recursion, in this order (an async iterable is pulled as tar reads the
-   * list, with back-pressure; when it throws, the list ends there and the caller must fail the run); omit to
-   * archive `.` recursively.
+   * Relative paths to archive without recursion, in this order, decoded as in file-name-bytes.ts (tar is given
+   * their exact bytes); an async iterable is pulled as tar reads the list, with back-pressure; when it throws, the
+   * list ends there and the caller must fail the run. Omit to archive `.` recursively.
    */
   entries?: string[] | AsyncIterable<string>;
   signal: AbortSignal;
 }
 
 /**
- * GNU tar behind an injectable class. Archives keep modes, mtimes, owners and symlinks (as links), in GNU format,
- * readable by any tar. Exit code 1 ("file changed as we read it") is a warning, not a failure.
+ * The metadata options given to GNU tar on create and extract: POSIX ACLs and extended attributes (all namespaces:
+ * `user.*`, and `security.capability`, `trusted.*` where the process may set them; GNU tar extracts only `user.*`
+ * unless told `--xattrs-include`), plus SELinux contexts where the system runs SELinux.
+ */
+const METADATA_OPTIONS = ['--xattrs', '--xattrs-include=*', '--acls'];
+
+/**
+ * pax options on create: extended header names without the process id (`%p`), so two archives of the same tree
+ * are alike, and no `atime`/`ctime` records: the access time changes on every read and neither is restored.
+ */
+const PAX_OPTIONS = '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime';
+
+/**
+ * GNU tar behind an injectable class. Archives are POSIX pax (`--format=posix`, readable by any tar since POSIX.1-2001):
+ * names of any bytes and length, modes, owners, mtimes to the nanosecond, symlinks (as links), hard links, sparse
+ * files, extended attributes and POSIX ACLs (and SELinux contexts where SELinux runs). tar runs in the C.UTF-8
+ * locale, so names are archived and extracted as the same bytes whether or not they are valid UTF-8 (GNU tar keeps
+ * the bytes of a name it cannot convert). Exit code 1 ("file changed as we read it") is a warning, not a failure.
  */
 @Injectable()
-export class TarArchiver {
+export class TarArchiver implements OnModuleInit {
+  /** The metadata options in use: {@link METADATA_OPTIONS}, plus `--selinux` once {@link onModuleInit} found SELinux. */
+  private metadata = METADATA_OPTIONS;
+
   constructor(private readonly processes: ProcessRunner) {}
+
+  /** Adds `--selinux` when SELinux runs here (selinuxfs mounted) and this tar knows the option. */
+  async onModuleInit(): Promise<void> {
+    if (!(await access('/sys/fs/selinux/enforce').then(() => true, () => false))) return;
+    const help = await this.processes.output('tar', ['--help']).catch(() => '');
+    if (help.includes('--selinux')) this.metadata = [...METADATA_OPTIONS, '--selinux'];
+  }
 
   /** Streams a tar archive to stdout. @returns the stream and the promise of tar's outcome (stderr as warnings). */
   create(options: TarCreateOptions): { stream: Readable; done: Promise<string[]> } {
-    const args = ['--create', '--file=-', '--format=gnu', '--sparse', '--warning=no-file-ignored', '-C', options.cwd];
+    const args = ['--create', '--file=-', '--format=posix', PAX_OPTIONS, ...this.metadata, '--sparse', '--warning=no-file-ignored', '-C', options.cwd];
     if (options.entries) args.push('--no-recursion', '--null', '--verbatim-files-from', '--files-from=-');
     else args.push('.');
     const proc = this.processes.spawn('tar', args, { signal: options.signal, okExitCodes: [1] });
     if (options.entries) {
       const entries = options.entries;
-      const list = Array.isArray(entries)
-        ? Readable.from(entries.map((e) => `${e}\0`))
-        : Readable.from((async function* () {
-            for await (const e of entries) yield `${e}\0`;
-          })());
+      const list = Readable.from(
+        (async function* () {
+          for await (const e of entries) yield Buffer.concat([encodeFileName(e), NUL]);
+        })(),
+      );
       list.once('error', () => proc.stdin.end());
       list.pipe(proc.stdin);
     } else {
       proc.stdin.end();
     }
-    const done = proc.done.then(({ exitCode, stderr }) =>
-      exitCode === 1 ? stderr.split('\n').filter(Boolean).map((l) => l.replace(/^tar: /, '')) : [],
-    );
+    const done = proc.done.then(({ exitCode, stderr }) => (exitCode === 1 ? warningsOf(stderr) : []));
     return { stream: proc.stdout, done };
   }
 
   /**
-   * Extracts an archive read from `input` into `cwd`, keeping permissions and mtimes (and owners when run as root).
-   * GNU tar refuses members with `..` and strips leading `/`, so nothing lands outside `cwd`.
+   * Extracts an archive read from `input` into `cwd`, keeping permissions, mtimes (to the nanosecond), extended
+   * attributes, ACLs (and owners when run as root). GNU tar refuses members with `..` and strips leading `/`, so
+   * nothing lands outside `cwd`.
+   * @returns tar's warnings: what it could not restore although the archive holds it (an extended attribute the
+   *   process may not set, such as `security.capability` when not root, or one the target's file system refuses)
    */
-  async extract(cwd: string, input: Readable, signal: AbortSignal): Promise<void> {
+  async extract(cwd: string, input: Readable, signal: AbortSignal): Promise<string[]> {
     const proc = this.processes.spawn(
       'tar',
-      ['--extract', '--file=-', '--preserve-permissions', '--delay-directory-restore', '-C', cwd],
+      ['--extract', '--file=-', '--preserve-permissions', ...this.metadata, '--delay-directory-restore', '-C', cwd],
       { signal },
     );
     let inputError: Error | undefined;
@@ -63,16 +92,25 @@ export class TarArchiver {
     });
     input.pipe(proc.stdin);
     proc.stdout.resume();
+    let stderr: string;
     try {
-      await proc.done;
+      ({ stderr } = await proc.done);
     } catch (error) {
       throw inputError ?? error;
     }
     if (inputError) throw inputError;
+    return warningsOf(stderr);
   }
 
   /** `tar --version`, first line. */
   async version(): Promise<string> {
     return (await this.processes.output('tar', ['--version'])).split('\n')[0];
   }
+}
+
+const NUL = Buffer.of(0);
+
+/** tar's stderr as warnings: one per line, without the `tar: ` prefix. */
+function warningsOf(stderr: string): string[] {
+  return stderr.split('\n').filter(Boolean).map((l) => l.replace(/^tar: /, ''));
 }

@@ -8,8 +8,9 @@ import { TarMemberReader, TarPassThrough } from './tar-pass-through';
 
 /**
  * A pass-through stream that parses the tar archive flowing through it and reports, per member, its path, type,
- * size, mode, mtime and the SHA-256 of its content to `onEntry`: the index is of exactly the bytes that went into
- * the artifact.
+ * size, mode, mtime (to the nanosecond, from the pax `mtime` record) and the SHA-256 of its content to `onEntry`:
+ * the index is of exactly the bytes that went into the artifact. Names are as tar-stream decodes them (UTF-8, an
+ * undecodable byte as U+FFFD): the filesystem engine takes the exact bytes from its walk (see TreeScan.index).
  */
 export class TarIndexingStream extends TarPassThrough {
   /** Members seen so far. */
@@ -20,7 +21,7 @@ export class TarIndexingStream extends TarPassThrough {
   }
 
   protected member(header: Headers): TarMemberReader {
-    const hash = header.type === 'file' ? createHash('sha256') : null;
+    const hash = header.type === 'file' && !isSparse(header) ? createHash('sha256') : null;
     return {
       data: (chunk) => hash?.update(chunk),
       end: () => {
@@ -31,17 +32,62 @@ export class TarIndexingStream extends TarPassThrough {
   }
 }
 
+/**
+ * A GNU sparse member in a pax archive (`GNU.sparse.*` records, any of the 0.0, 0.1 and 1.0 formats): its content
+ * in the archive is the data blocks only (after the map, for 1.0), not the file; its name and size are in the
+ * records. Indexed as `other`, without a SHA-256, as GNU-format sparse members were.
+ */
+function isSparse(header: Headers): boolean {
+  const pax = paxOf(header);
+  return !!pax && (pax['GNU.sparse.realsize'] !== undefined || pax['GNU.sparse.size'] !== undefined || pax['GNU.sparse.map'] !== undefined);
+}
+
 function toEntry(header: Headers, sha256: string | undefined): FileIndexEntry {
-  const type = header.type === 'file' ? 'file' : header.type === 'directory' ? 'directory' : header.type === 'symlink' ? 'symlink' : 'other';
+  const pax = paxOf(header) ?? {};
+  const sparse = isSparse(header);
+  const type = sparse ? 'other' : header.type === 'file' ? 'file' : header.type === 'directory' ? 'directory' : header.type === 'symlink' ? 'symlink' : 'other';
+  const name = (sparse && pax['GNU.sparse.name']) || header.name;
+  const realSize = pax['GNU.sparse.realsize'] ?? pax['GNU.sparse.size'];
+  const mtimeNs = paxTimeNs(pax.mtime) ?? BigInt(Math.floor((header.mtime ?? new Date(0)).getTime() / 1000)) * NS_PER_SECOND;
   return {
-    path: header.name.replace(/^\.\//, '').replace(/\/$/, ''),
+    path: name.replace(/^\.\//, '').replace(/\/$/, ''),
     type,
-    sizeBytes: header.size ?? 0,
+    sizeBytes: realSize !== undefined ? Number(realSize) : (header.size ?? 0),
     mode: ((header.mode ?? 0) & 0o7777).toString(8).padStart(4, '0'),
-    mtime: (header.mtime ?? new Date(0)).toISOString(),
+    mtime: new Date(Number(floorDiv(mtimeNs, NS_PER_MS))).toISOString(),
+    mtimeNs: mtimeNs.toString(),
     ...(sha256 ? { sha256 } : {}),
     ...(header.linkname ? { linkTarget: header.linkname } : {}),
   };
+}
+
+/** The member's pax records (tar-stream sets `pax` on the headers of members that have any; its types omit it). */
+function paxOf(header: Headers): Record<string, string> | undefined {
+  return (header as Headers & { pax?: Record<string, string> }).pax;
+}
+
+const NS_PER_SECOND = 1_000_000_000n;
+const NS_PER_MS = 1_000_000n;
+
+/** Floor division of bigints (toward −∞, as a time before the epoch needs). */
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
+}
+
+/**
+ * A pax time record (POSIX.1-2001 `pax` "extended header keyword" mtime: decimal seconds since the epoch with an
+ * optional fraction, e.g. `1609459200.123456789` or `-1.5`) in nanoseconds; digits past the ninth are dropped
+ * (toward −∞). @returns undefined when absent or malformed
+ */
+export function paxTimeNs(value: string | undefined): bigint | undefined {
+  const match = value === undefined ? null : /^(-?)(\d+)(?:\.(\d*))?$/.exec(value);
+  if (!match) return undefined;
+  const [, sign, whole, fraction = ''] = match;
+  const magnitude = BigInt(whole) * NS_PER_SECOND + BigInt(fraction.slice(0, 9).padEnd(9, '0'));
+  if (!sign) return magnitude;
+  // -1.5 is 1.5 s before the epoch; drop sub-nanosecond digits toward −∞
+  return -magnitude - (/[1-9]/.test(fraction.slice(9)) ? 1n : 0n);
 }
 
 /**

@@ -1,11 +1,13 @@
-import { BigIntStats, createReadStream, createWriteStream, lstatSync, WriteStream } from 'node:fs';
+import { BigIntStats, createReadStream, createWriteStream, lstatSync, readlinkSync, WriteStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { FileIndexEntry, SourceStat } from '../pipeline/manifest';
-import { FileIndex } from './file-index';
+import { FileIndex, indexPathOf, linkTargetOf, withIndexPath } from './file-index';
+import { decodeFileName, displayFileName, encodeFileName } from './file-name-bytes';
+import { PATH_MAX, tooLongForTar, TreePaths } from './tree-paths';
 
 /**
  * Compares two index paths (`/`-separated, relative, `''` for the root) in tree-walk order: component by component,
@@ -35,7 +37,7 @@ export interface WalkedEntry {
 /** Hooks of {@link walkTree}. */
 export interface WalkHooks {
   /** Limits what is yielded (include/exclude globs); directories are descended into all the same. */
-  include?: (path: string) => boolean;
+  include?: (path: string, stat: BigIntStats) => boolean;
   /** Awaited when the walk enters a directory (after the directory itself was yielded), before its content. */
   onEnter?: (path: string) => Promise<void> | void;
   /** Awaited after a directory's content has been yielded (post-order). */
@@ -45,35 +47,44 @@ export interface WalkHooks {
 /**
  * Walks `root` depth first, yielding the root itself (path `''`) and then every entry below it in
  * {@link compareTreePaths} order (a directory's names sorted, each directory before its content). Symlinks are
- * not followed. Only one directory listing is held per level, so memory grows with the depth, not the size.
- * @throws the lstat/readdir error of the root; entries that vanish during the walk are skipped.
+ * not followed. Names are bytes, decoded as in file-name-bytes.ts (a directory whose listing shows U+FFFD is read
+ * again as bytes), so a name that is not valid UTF-8 is walked like any other; paths longer than PATH_MAX are
+ * reached through {@link TreePaths}. Only one directory
+ * listing is held per level, so memory grows with the depth, not the size.
+ * @throws the lstat/readdir error of the root or of a directory below it (EACCES...); entries that vanish during
+ *   the walk are skipped.
  */
 export async function* walkTree(root: string, hooks: WalkHooks = {}): AsyncGenerator<WalkedEntry> {
-  const rootStat = await lstat(root, { bigint: true });
-  if (!hooks.include || hooks.include('')) yield { path: '', stat: rootStat };
-  await hooks.onEnter?.('');
-  // one generator with an explicit stack of open directories (nested generators would cost a hop per level per entry)
-  const stack: WalkFrame[] = [await openFrame(root, '')];
-  while (stack.length) {
-    const frame = stack[stack.length - 1];
-    if (frame.next >= frame.paths.length) {
-      stack.pop();
-      await hooks.onLeave?.(frame.prefix);
-      continue;
+  const paths = new TreePaths(root);
+  try {
+    const rootStat = await lstat(root, { bigint: true });
+    if (!hooks.include || hooks.include('', rootStat)) yield { path: '', stat: rootStat };
+    await hooks.onEnter?.('');
+    // one generator with an explicit stack of open directories (nested generators would cost a hop per level per entry)
+    const stack: WalkFrame[] = [await openFrame(paths, '')];
+    while (stack.length) {
+      const frame = stack[stack.length - 1];
+      if (frame.next >= frame.paths.length) {
+        stack.pop();
+        await hooks.onLeave?.(frame.prefix);
+        continue;
+      }
+      if (frame.next >= frame.statsFrom + frame.stats.length) {
+        frame.statsFrom = frame.next;
+        frame.stats = await lstatSlice(paths, frame.paths, frame.next);
+      }
+      const path = frame.paths[frame.next];
+      const stat = frame.stats[frame.next - frame.statsFrom];
+      frame.next++;
+      if (!stat) continue; // removed while we walked
+      if (!hooks.include || hooks.include(path, stat)) yield { path, stat };
+      if (stat.isDirectory()) {
+        await hooks.onEnter?.(path);
+        stack.push(await openFrame(paths, path));
+      }
     }
-    if (frame.next >= frame.statsFrom + frame.stats.length) {
-      frame.statsFrom = frame.next;
-      frame.stats = await lstatSlice(root, frame.paths, frame.next);
-    }
-    const path = frame.paths[frame.next];
-    const stat = frame.stats[frame.next - frame.statsFrom];
-    frame.next++;
-    if (!stat) continue; // removed while we walked
-    if (!hooks.include || hooks.include(path)) yield { path, stat };
-    if (stat.isDirectory()) {
-      await hooks.onEnter?.(path);
-      stack.push(await openFrame(root, path));
-    }
+  } finally {
+    paths.close();
   }
 }
 
@@ -86,10 +97,12 @@ interface WalkFrame {
   stats: (BigIntStats | null)[];
 }
 
-async function openFrame(root: string, prefix: string): Promise<WalkFrame> {
+async function openFrame(paths: TreePaths, prefix: string): Promise<WalkFrame> {
   let names: string[];
   try {
-    names = await readdir(prefix ? join(root, prefix) : root);
+    names = await readdir(paths.of(prefix));
+    // Node decodes names as UTF-8, an undecodable byte as U+FFFD: read such a directory again as bytes
+    if (names.some((name) => name.includes('\ufffd'))) names = (await readdir(paths.of(prefix), { encoding: 'buffer' })).map(decodeFileName);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
@@ -110,13 +123,13 @@ const LSTAT_SLICE_MS = 4;
  * way). Time slices keep the loop responsive (heartbeats, HTTP) even on a slow file system.
  * @returns one stat per path taken, null for an entry that vanished
  */
-async function lstatSlice(root: string, paths: string[], from: number): Promise<(BigIntStats | null)[]> {
+async function lstatSlice(tree: TreePaths, paths: string[], from: number): Promise<(BigIntStats | null)[]> {
   await new Promise<void>((resolve) => setImmediate(resolve));
   const started = performance.now();
   const stats: (BigIntStats | null)[] = [];
   for (let i = from; i < paths.length && (i === from || performance.now() - started < LSTAT_SLICE_MS); i++) {
     try {
-      stats.push(lstatSync(join(root, paths[i]), { bigint: true }));
+      stats.push(lstatSync(tree.of(paths[i]), { bigint: true }));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       stats.push(null); // removed while we walked
@@ -184,6 +197,9 @@ export function sameFileMoved(recorded: SourceStat, now: SourceStat): boolean {
  */
 export const MAX_MOVE_CANDIDATES = 100_000;
 
+/** Entries left out that a backup's warnings name one by one; beyond, a count. */
+const MAX_LEFT_OUT_NAMED = 20;
+
 /**
  * A line of the walk spool: an index entry carried over from the parent, a member tar archives (`tar: true`), or a
  * new regular file that may be a moved one (`candidate: true`: archived unless a gone parent entry matched it).
@@ -210,7 +226,7 @@ class Spool {
   }
 
   /** @returns a promise to await only when the buffer is full (back-pressure), else undefined. @throws a write error */
-  write(data: string): Promise<void> | undefined {
+  write(data: string | Buffer): Promise<void> | undefined {
     if (this.failure) throw this.failure;
     if (this.out.write(data)) return undefined;
     return new Promise<void>((resolve) => this.out.once('drain', resolve).once('close', resolve));
@@ -266,6 +282,9 @@ export interface ScanCounts {
  */
 export class TreeScan {
   readonly counts: ScanCounts = { entries: 0, archived: 0, touchedDirectories: 0, deleted: 0, moved: 0 };
+  /** Entries left out, named (sockets: tar cannot archive them), complete once {@link names} has ended. */
+  readonly warnings: string[] = [];
+  private leftOutCount = 0;
   private readonly walk: Spool;
   private readonly deletions: Spool;
   private readonly touched: Spool;
@@ -287,7 +306,7 @@ export class TreeScan {
     private readonly root: string,
     private readonly base: string,
     private readonly parent: AsyncIterable<FileIndexEntry> | undefined,
-    private readonly include: ((path: string) => boolean) | undefined,
+    private readonly include: ((path: string, isDirectory: boolean) => boolean) | undefined,
   ) {
     this.walk = new Spool(`${base}.walk.jsonl`);
     this.deletions = new Spool(`${base}.deletions.nul`);
@@ -305,7 +324,7 @@ export class TreeScan {
     runId: string,
     root: string,
     parent: AsyncIterable<FileIndexEntry> | undefined,
-    include?: (path: string) => boolean,
+    include?: (path: string, isDirectory: boolean) => boolean,
   ): Promise<TreeScan> {
     await mkdir(scratchDir, { recursive: true, mode: 0o700 });
     return new TreeScan(root, join(scratchDir, `${runId}.scan`), parent, include);
@@ -332,7 +351,7 @@ export class TreeScan {
       if (!parent) return undefined;
       const next = await parent.next();
       if (next.done) return undefined;
-      const entry = next.value;
+      const entry = internalEntry(next.value);
       if (previous !== undefined && compareTreePaths(previous, entry.path) >= 0) {
         throw new Error(`the parent's file index is not in tree order (${JSON.stringify(previous)} before ${JSON.stringify(entry.path)}); take a full backup`);
       }
@@ -342,7 +361,7 @@ export class TreeScan {
     };
     let recorded = await nextParent();
     const hooks: WalkHooks = {
-      include: this.include,
+      include: this.include && ((path, stat) => this.include!(path, stat.isDirectory())),
       onEnter: (path) => {
         this.changedBelow.push(false);
         const above = this.typeChangedBelow.length > 0 && this.typeChangedBelow[this.typeChangedBelow.length - 1];
@@ -357,14 +376,25 @@ export class TreeScan {
         this.typeChangedBelow.pop();
         const changed = this.changedBelow.pop()!;
         // the directory's own entry was not archived (unchanged), but restoring its content changes its mtime
-        if (changed && this.parent && !this.archivedDirs.has(path) && (!this.include || this.include(path))) {
+        if (changed && this.parent && !this.archivedDirs.has(path) && (!this.include || this.include(path, true))) {
           this.counts.touchedDirectories++;
-          await this.touched.write(`${path === '' ? '.' : path}\0`);
+          await this.touched.write(Buffer.concat([encodeFileName(path === '' ? '.' : path), NUL]));
         }
         this.archivedDirs.delete(path);
       },
     };
     for await (const { path, stat } of walkTree(this.root, hooks)) {
+      if (tooLongForTar(path)) {
+        throw new Error(
+          `cannot back up ${JSON.stringify(shortened(displayFileName(path)))}: its path is ${encodeFileName(path).length} bytes long, and ` +
+            `GNU tar can neither archive nor extract a path of ${PATH_MAX} bytes or more; shorten it or leave it out (source.exclude)`,
+        );
+      }
+      if (stat.isSocket()) {
+        // no content, nothing tar archives (it skips them): whatever listens on it makes it again
+        this.leftOut(path, 'a socket, which no archive can hold (the program listening on it creates it again)');
+        continue;
+      }
       while (recorded && compareTreePaths(recorded.path, path) < 0) {
         await this.gone(recorded);
         recorded = await nextParent();
@@ -404,6 +434,7 @@ export class TreeScan {
       await this.gone(recorded);
       recorded = await nextParent();
     }
+    if (this.leftOutCount > MAX_LEFT_OUT_NAMED) this.warnings.push(`... and ${this.leftOutCount - MAX_LEFT_OUT_NAMED} more sockets not backed up`);
     // gone files no new file matched are deleted
     for (const entry of this.goneByIno.values()) await this.deleted(entry.path);
     this.goneByIno.clear();
@@ -423,6 +454,11 @@ export class TreeScan {
       }
     }
     for await (const name of readNulSeparated(this.touched.path)) yield name;
+  }
+
+  /** Records an entry left out of the backup as a warning naming it (the first {@link MAX_LEFT_OUT_NAMED}, then a count). */
+  private leftOut(path: string, why: string): void {
+    if (++this.leftOutCount <= MAX_LEFT_OUT_NAMED) this.warnings.push(`not backed up: ${JSON.stringify(shortened(displayFileName(path)))} is ${why}`);
   }
 
   /** Whether the innermost open directory, or one above it, was another type in the parent. */
@@ -477,7 +513,7 @@ export class TreeScan {
     const { stat: _stat, ...entry } = from;
     this.movedTo.set(to, entry);
     this.counts.moved++;
-    void this.moves.write(`${from.path}\0${to}\0`); // small, rare: no need to wait for 'drain'
+    void this.moves.write(Buffer.concat([encodeFileName(from.path), NUL, encodeFileName(to), NUL])); // small, rare: no need to wait for 'drain'
   }
 
   /** Directories archived in walk order that are still open (their post-order visit has not come yet). */
@@ -490,7 +526,7 @@ export class TreeScan {
 
   private async deleted(path: string): Promise<void> {
     this.counts.deleted++;
-    await this.deletions.write(`${path}\0`);
+    await this.deletions.write(Buffer.concat([encodeFileName(path), NUL]));
     this.markChanged();
   }
 
@@ -502,28 +538,36 @@ export class TreeScan {
     const walkPath = this.walk.path;
     const count = this.counts.entries;
     const movedTo = this.movedTo;
+    const root = this.root;
     return {
       count,
       async *entries(): AsyncIterable<FileIndexEntry> {
         const members = archived.entries()[Symbol.asyncIterator]();
         const lines = createInterface({ input: createReadStream(walkPath), crlfDelay: Infinity });
-        for await (const line of lines) {
-          if (!line) continue;
-          const walked = JSON.parse(line) as WalkLine;
-          if (walked.carried) {
-            yield { ...walked.carried, stat: walked.stat };
-            continue;
+        const tree = new TreePaths(root);
+        try {
+          for await (const line of lines) {
+            if (!line) continue;
+            const walked = JSON.parse(line) as WalkLine;
+            if (walked.carried) {
+              yield withIndexPath({ ...walked.carried, stat: walked.stat }, walked.path, walked.carried.linkTarget);
+              continue;
+            }
+            const moved = walked.candidate ? movedTo.get(walked.path) : undefined;
+            if (moved) {
+              yield withIndexPath({ ...moved, stat: walked.stat }, walked.path, moved.linkTarget);
+              continue;
+            }
+            const member = await members.next();
+            // tar-stream decodes names as UTF-8 (an undecodable byte becomes U+FFFD): compare in that form, and take
+            // the exact bytes from the walk, which gave tar the name
+            if (member.done || member.value.path !== lossyUtf8(walked.path)) {
+              throw new Error(`tar archived ${member.done ? 'fewer members than listed' : JSON.stringify(member.value.path)} where ${JSON.stringify(displayFileName(walked.path))} was expected`);
+            }
+            yield withIndexPath({ ...member.value, stat: walked.stat }, walked.path, exactLinkTarget(tree, walked.path, member.value.linkTarget));
           }
-          const moved = walked.candidate ? movedTo.get(walked.path) : undefined;
-          if (moved) {
-            yield { ...moved, path: walked.path, stat: walked.stat };
-            continue;
-          }
-          const member = await members.next();
-          if (member.done || member.value.path !== walked.path) {
-            throw new Error(`tar archived ${member.done ? 'fewer members than listed' : JSON.stringify(member.value.path)} where ${JSON.stringify(walked.path)} was expected`);
-          }
-          yield { ...member.value, stat: walked.stat };
+        } finally {
+          tree.close();
         }
       },
       dispose: async () => {
@@ -542,13 +586,55 @@ export class TreeScan {
   }
 }
 
-/** The NUL-separated names of a file, one at a time. */
+/** The NUL-separated names of a file (bytes, decoded as in file-name-bytes.ts), one at a time. */
 export async function* readNulSeparated(path: string): AsyncGenerator<string> {
-  let rest = '';
-  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 16 })) {
-    const parts = (rest + (chunk as string)).split('\0');
-    rest = parts.pop()!;
-    for (const part of parts) if (part) yield part;
+  for await (const name of splitNulSeparated(createReadStream(path, { highWaterMark: 1 << 16 }))) yield name;
+}
+
+/**
+ * Splits a stream of NUL-separated names (a deletion or move list) into names, each decoded from its bytes as in
+ * file-name-bytes.ts; empty names are skipped, and the last name needs no NUL after it.
+ */
+export async function* splitNulSeparated(input: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of input) {
+    let data = rest.length ? Buffer.concat([rest, Buffer.from(chunk)]) : Buffer.from(chunk);
+    for (let nul = data.indexOf(0); nul >= 0; nul = data.indexOf(0)) {
+      if (nul > 0) yield decodeFileName(data.subarray(0, nul));
+      data = data.subarray(nul + 1);
+    }
+    rest = Buffer.from(data);
   }
-  if (rest) yield rest;
+  if (rest.length) yield decodeFileName(rest);
+}
+
+const NUL = Buffer.of(0);
+
+/** An index entry with its exact path and link target in `path` and `linkTarget` (decoded), as the walk names them. */
+function internalEntry(entry: FileIndexEntry): FileIndexEntry {
+  const { pathB64: _p, linkTargetB64: _l, ...rest } = entry;
+  const linkTarget = linkTargetOf(entry);
+  return { ...rest, path: indexPathOf(entry), ...(linkTarget === undefined ? {} : { linkTarget }) };
+}
+
+/** A decoded name as a plain UTF-8 decoder (tar-stream's) shows its bytes: each undecodable byte as U+FFFD. */
+function lossyUtf8(name: string): string {
+  return encodeFileName(name).toString('utf8');
+}
+
+/**
+ * The exact target of the symlink tar archived at `path` with target `archived` (as tar-stream decoded it): the
+ * same when it is valid UTF-8, else read again from the tree, as bytes.
+ * @throws when the link changed since tar read it
+ */
+function exactLinkTarget(tree: TreePaths, path: string, archived: string | undefined): string | undefined {
+  if (archived === undefined || !archived.includes('\ufffd')) return archived;
+  const target = decodeFileName(readlinkSync(tree.of(path), { encoding: 'buffer' }));
+  if (lossyUtf8(target) !== archived) throw new Error(`the symlink ${JSON.stringify(displayFileName(path))} changed while it was backed up; take the backup again`);
+  return target;
+}
+
+/** A long path shortened for a message: its start and end around an ellipsis. */
+function shortened(path: string, keep = 120): string {
+  return path.length <= 2 * keep ? path : `${path.slice(0, keep)}…${path.slice(-keep)}`;
 }

@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'TARGET_NOT_EMPTY',
   'TARGET_EXISTS',
   'TARGET_NOT_ALLOWED',
+  'TARGET_BUSY',
   'BACKUP_NOT_RESTORABLE',
   'SECRET_UNAVAILABLE',
   'PLAN_BUSY',
@@ -54,6 +55,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'CONFLICT':
     case 'TARGET_NOT_EMPTY':
     case 'TARGET_EXISTS':
+    case 'TARGET_BUSY':
     case 'BACKUP_NOT_RESTORABLE':
     case 'PLAN_BUSY':
     case 'INCREMENTAL_NOT_POSSIBLE':

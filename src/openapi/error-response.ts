@@ -10,6 +10,7 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   CONFLICT: true,
   TARGET_NOT_EMPTY: true,
   TARGET_EXISTS: true,
+  TARGET_BUSY: true,
   TARGET_NOT_ALLOWED: true,
   BACKUP_NOT_RESTORABLE: true,
   SECRET_UNAVAILABLE: true,

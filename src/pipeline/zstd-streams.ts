@@ -117,25 +117,42 @@ export class ChecksumMismatchError extends Error {
 /** Raised when a stored artifact is not a complete, valid zstd stream. */
 export class CorruptArtifactError extends Error {}
 
+/** Raised when an object read back is longer or shorter than the manifest lists. */
+export class SizeMismatchError extends Error {
+  constructor(
+    readonly key: string,
+    readonly expected: number,
+    readonly actual: number,
+    readonly atLeast = false,
+  ) {
+    super(`size mismatch for ${key}: the manifest lists ${expected} bytes, read ${atLeast ? 'more than ' : ''}${actual}`);
+  }
+}
+
 /**
- * Passes the stored bytes of an object through, checking at the end that they hash to `expectedSha256`.
+ * Passes the stored bytes of an object through, checking at the end that they hash to `expectedSha256` (and,
+ * when `expectedSize` is given, that there are exactly that many: a longer object fails as soon as it passes the
+ * size, so a replaced object cannot make a restore read without bound).
  * @param onProgress called with the stored bytes read so far.
- * @throws ChecksumMismatchError after the last byte, when the bytes differ from what was recorded.
+ * @throws SizeMismatchError, ChecksumMismatchError after the last byte, when the bytes differ from what was recorded.
  */
 export async function* verifiedBytes(
   stored: AsyncIterable<Buffer>,
   key: string,
   expectedSha256: string,
   onProgress?: (storedBytes: number) => void,
+  expectedSize?: number,
 ): AsyncGenerator<Buffer> {
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of stored) {
     hash.update(chunk);
     bytes += chunk.length;
+    if (expectedSize !== undefined && bytes > expectedSize) throw new SizeMismatchError(key, expectedSize, expectedSize, true);
     onProgress?.(bytes);
     yield chunk;
   }
+  if (expectedSize !== undefined && bytes !== expectedSize) throw new SizeMismatchError(key, expectedSize, bytes);
   const actual = hash.digest('hex');
   if (actual !== expectedSha256) throw new ChecksumMismatchError(key, expectedSha256, actual);
 }

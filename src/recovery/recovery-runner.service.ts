@@ -1,20 +1,23 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
+import { mkdir, realpath, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { plainToInstance } from 'class-transformer';
 import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
-import { BackupObjects } from '../backup/backup-objects';
 import { BackupChains } from '../backup/backup-chain';
 import { JobStatus } from '../backup/backup-status';
 import { BackupsService } from '../backup/backups.service';
 import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
 import { EngineRegistry } from '../engines/engine-registry';
+import { DirectoryStaging } from '../engines/staged-directory';
 import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
 import { JobHeartbeat } from '../jobs/job-heartbeat';
 import { JobRow, reapStaleJobs } from '../jobs/stale-jobs';
+import { sweepScratch } from '../jobs/scratch-sweep';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StorageLocationsService } from '../storage/storage-locations.service';
@@ -22,11 +25,17 @@ import { RecoveryEntity } from './recovery.entity';
 import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget } from '../engines/postgres-base.engine';
 import { PointInTimeRecovery, PointReached } from '../wal/point-in-time-recovery.service';
+import { TargetReservations } from './target-reservations';
 
 /**
- * Runs recoveries: manifest and signature check → storage → SHA-256 check → age decryption → zstd → engine
- * restore. The duration from start to the target being usable is recorded (the measured RTO). A failure is
- * recorded with its reason; the backup is never touched.
+ * Runs recoveries: manifest and signature check → storage → size and SHA-256 check → age decryption → zstd → engine
+ * restore. Nothing reaches the target before the object is proven against its signed manifest: engines that
+ * stage (directories, PostgreSQL) commit only once the stream has ended, proven; for the others (MySQL, which
+ * executes as it reads) the stored object is proven first into a scratch copy, then applied from that copy. An
+ * incremental's whole chain is checked (manifests, signatures) before the first byte is read and proven before
+ * the commit. The duration from start to the target being usable is recorded (the measured RTO). A failure is
+ * recorded with its reason; the backup is never touched. The target is reserved from the request until the end
+ * ({@link TargetReservations}).
  */
 @Injectable()
 export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -41,18 +50,25 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
-    private readonly objects: BackupObjects,
     private readonly chains: BackupChains,
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
     private readonly audit: AuditService,
     private readonly pointInTimeRecovery: PointInTimeRecovery,
+    private readonly reservations: TargetReservations,
   ) {}
 
-  /** Reaps the jobs of processes that died, now and every half lease. */
+  /**
+   * Reaps the jobs of processes that died, now and every half lease; then, once, removes the scratch files of
+   * recoveries that have ended (a proven copy, a spooled dump).
+   */
   async onApplicationBootstrap(): Promise<void> {
     await startReaper(this.registry, 'recovery-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
+    await sweepScratch(this.config.scratchDir, async (id) => {
+      const row = await this.recoveries.findOne({ where: { id }, select: { id: true, status: true } });
+      return row !== null && row.status !== JobStatus.RUNNING && row.status !== JobStatus.PENDING;
+    }).catch((error: Error) => this.logger.warn(`sweep of recovery scratch files: ${error.message}`));
   }
 
   /**
@@ -72,8 +88,11 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     if (!claimed.affected) return;
     const recovery = await this.recoveries.findOneByOrFail({ id: recoveryId });
     const trustUnsignedManifest = recovery.trustUnsignedManifest;
-    let storedBytes = 0;
-    const heartbeat = new JobHeartbeat(this.recoveries, recovery.id, () => ({ bytesRestored: storedBytes }), 1000).start();
+    // stored bytes read from the store; raw (decompressed) bytes the engine took, which reach the target
+    let bytesRead = 0;
+    let rawBytes = 0;
+    let staged = true;
+    const heartbeat = new JobHeartbeat(this.recoveries, recovery.id, () => ({ bytesRead }), 1000).start();
     let raw: Readable | undefined;
     try {
       if (!recovery.backupId) throw new Error('this recovery has no backup to restore (it was reported externally)');
@@ -82,49 +101,49 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       const driver = this.locations.driverFor(location);
       const warnings: string[] = [];
       const engine = this.engines.get(backup.engine);
+      staged = engine.restoreIsStaged;
       const target = plainToInstance(engine.targetClass, recovery.target);
       const context: EngineRunContext = { signal, runId: recovery.id, scratchDir: this.config.scratchDir };
       let pointInTime: PointReached | null = null;
       let result: { warnings: string[] };
       if (backup.backupType === 'INCREMENTAL') {
-        // the chain: full, then each incremental up to this one, every member checked like a single backup
+        // the chain: full, then each incremental up to this one, every member checked like a single backup; every
+        // manifest and signature is checked before the first byte is read, every object proven before the commit
         if (!engine.restoreChain) throw new Error(`the ${engine.name} engine cannot restore incremental backups`);
         const chain = await this.chains.chainOf(backup);
-        const members = this.chains.open(chain, {
+        const options = {
           storageLocationId: recovery.storageLocationId,
           trustUnsignedManifest,
           warnings,
-          onRead: (n) => (storedBytes += n),
-        });
-        result = await engine.restoreChain(target, members, recovery.overwrite, context);
+          onRead: (n: number) => (bytesRead += n),
+          onRaw: (n: number) => (rawBytes += n),
+        };
+        await this.chains.checkManifests(chain, options);
+        result = await engine.restoreChain(target, this.chains.open(chain, options), recovery.overwrite, context);
       } else {
-        const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
-        if (!signature.ok) {
-          if (!trustUnsignedManifest) {
-            throw new Error(`the manifest's signature does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`);
-          }
-          warnings.push(`restored although the manifest's signature does not verify: ${signature.reason}`);
-        }
-        const artifact = backup.objects.find((o) => o.role === 'artifact');
-        const listed = manifest.objects?.find((o) => o.role === 'artifact');
-        if (!artifact || !listed || listed.key !== artifact.key || listed.sha256 !== artifact.sha256) {
-          throw new Error(`manifest ${backup.manifestKey} does not describe the artifact the backup record names`);
-        }
+        const artifact = await this.chains.checkedObject(backup, 'artifact', driver, { trustUnsignedManifest, warnings });
         const decryption = await this.encryption.decryptionKeys(backup.encryption);
-        const globals = backup.objects.find((o) => o.role === 'globals');
-        if (globals) {
-          const listedGlobals = manifest.objects?.find((o) => o.role === 'globals');
-          if (!listedGlobals || listedGlobals.key !== globals.key || listedGlobals.sha256 !== globals.sha256) {
-            throw new Error(`manifest ${backup.manifestKey} does not describe the globals object the backup record names`);
-          }
-          context.openGlobals = async () => this.pipeline.openRaw(await driver.read(globals.key), globals.key, globals.sha256, { decryption });
+        if (backup.objects.some((o) => o.role === 'globals')) {
+          // the roles/accounts the database needs: checked against the same signed manifest (its warnings, if any,
+          // were recorded for the artifact above)
+          const globals = await this.chains.checkedObject(backup, 'globals', driver, { trustUnsignedManifest, warnings: [] });
+          context.openGlobals = async () =>
+            this.pipeline.openRaw(await driver.read(globals.key), globals.key, globals.sha256, { decryption, expectedSize: globals.sizeBytes });
         }
         // POINT_IN_TIME: the WAL archive is checked before anything is read or laid down.
         const pitrPlan = recovery.type === 'POINT_IN_TIME' ? await this.pointInTimeRecovery.precheck(backup, target as PointInTimeTarget) : null;
-        raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {
-          decryption,
-          onProgress: (n) => (storedBytes = n),
-        });
+        const onProgress = (n: number) => (bytesRead = n);
+        const onRawProgress = (n: number) => (rawBytes = n);
+        if (engine.restoreIsStaged) {
+          // applied into a staging area (or spooled) and committed only once the stream has ended, proven
+          raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption, onProgress, onRawProgress, expectedSize: artifact.sizeBytes });
+        } else {
+          // the engine applies as it reads: the stored object is proven first, into a private scratch copy
+          await mkdir(this.config.scratchDir, { recursive: true, mode: 0o700 });
+          const spool = join(this.config.scratchDir, `${recovery.id}.stored`);
+          await this.pipeline.prove(await driver.read(artifact.key), spool, artifact, onProgress);
+          raw = await this.pipeline.openProven(spool, artifact, { decryption, onRawProgress });
+        }
         if (pitrPlan) {
           ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, raw, recovery.overwrite, context, pitrPlan));
         } else {
@@ -136,7 +155,8 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       await this.recoveries.update(recovery.id, {
         status: JobStatus.COMPLETED,
         warnings: [...warnings, ...result.warnings] as never,
-        bytesRestored: storedBytes,
+        bytesRestored: rawBytes,
+        bytesRead,
         pointInTime: pointInTime as never,
         finishedAt,
         heartbeatAt: finishedAt,
@@ -146,6 +166,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
       this.logger.log(`recovery ${recovery.id} of backup ${backup.id} from ${location.name} completed in ${finishedAt.getTime() - startedAt.getTime()} ms`);
     } catch (error) {
       raw?.destroy();
+      await rm(join(this.config.scratchDir, `${recovery.id}.stored`), { force: true }).catch(() => undefined);
       await heartbeat.stop();
       const finishedAt = new Date();
       const reason = signal.aborted ? 'interrupted: the service was shut down during the recovery' : describeError(error);
@@ -154,20 +175,41 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
         error: reason,
         finishedAt,
         durationMs: finishedAt.getTime() - startedAt.getTime(),
-        bytesRestored: storedBytes,
+        // a staged restore that failed left its target as it was: nothing reached it
+        bytesRestored: staged ? 0 : rawBytes,
+        bytesRead,
       });
       this.logger.warn(`recovery ${recovery.id} failed: ${reason}`);
       await this.audit.record({ actor: recovery.createdBy, action: 'recovery.run', targetType: 'recovery', targetId: recovery.id, outcome: 'FAILURE', details: { backupId: recovery.backupId, type: recovery.type, error: reason } });
+    } finally {
+      await this.reservations.release(recovery.id).catch((e: Error) => this.logger.warn(`recovery ${recovery.id}: could not release its target: ${e.message}`));
     }
   }
 
-  /** Marks FAILED the recoveries whose process died (heartbeat older than the job lease). @returns their ids */
+  /**
+   * Marks FAILED the recoveries whose process died (heartbeat older than the job lease), then puts their directory
+   * targets back as they were (a staging area rolled back and removed, see {@link DirectoryStaging}), removes their
+   * scratch copy, and releases their targets. @returns their ids
+   */
   async reapStale(): Promise<string[]> {
-    const reason = `interrupted: the process running this recovery stopped (no heartbeat for ${this.config.jobLeaseSeconds}s); the target may hold a partial restore`;
+    const reason = `interrupted: the process running this recovery stopped (no heartbeat for ${this.config.jobLeaseSeconds}s)`;
     // Only PENDING and RUNNING rows are reaped, whose statuses are JobStatus values; the wider type is safe here.
     const repository = this.recoveries as unknown as Repository<JobRow>;
-    const reaped = await reapStaleJobs(repository, this.config.jobLeaseSeconds, this.jobs.ids(), reason);
-    for (const r of reaped) await this.audit.record({ action: 'recovery.run', targetType: 'recovery', targetId: r.id, outcome: 'FAILURE', details: { backupId: (r as unknown as RecoveryEntity).backupId, error: reason } });
+    const reaped = (await reapStaleJobs(repository, this.config.jobLeaseSeconds, this.jobs.ids(), reason)) as unknown as RecoveryEntity[];
+    for (const r of reaped) {
+      const path = r.target?.path ?? r.target?.dataDirectory;
+      try {
+        if (typeof path === 'string') {
+          const real = await realpath(path).catch(() => null);
+          if (real && (await DirectoryStaging.rollBackLeftover(real, r.id))) this.logger.warn(`recovery ${r.id}: its staging area in ${real} was rolled back and removed`);
+        }
+        await sweepScratch(this.config.scratchDir, async (id) => id === r.id); // its proven copy or spooled dump
+      } catch (error) {
+        this.logger.warn(`recovery ${r.id}: could not clean up after it: ${(error as Error).message}`);
+      }
+      await this.reservations.release(r.id);
+      await this.audit.record({ action: 'recovery.run', targetType: 'recovery', targetId: r.id, outcome: 'FAILURE', details: { backupId: r.backupId, error: reason } });
+    }
     return reaped.map((r) => r.id);
   }
 

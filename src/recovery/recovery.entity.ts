@@ -35,7 +35,13 @@ export class RecoveryEntity {
   @Column({ type: 'text', nullable: true }) error: string | null;
   /** Non-fatal conditions of a completed restore (e.g. a parallel restore that had to run sequentially). */
   @Column({ type: 'jsonb', default: () => "'[]'" }) warnings: string[];
+  /**
+   * Bytes that reached the target (the raw artifact applied). A restore that failed without touching its target
+   * (every directory restore, and any whose artifact did not prove out) records 0.
+   */
   @Column({ name: 'bytes_restored', type: 'bigint', default: 0, transformer: bigintToNumber }) bytesRestored: number;
+  /** Stored bytes read from the storage location (the progress of a running recovery). */
+  @Column({ name: 'bytes_read', type: 'bigint', default: 0, transformer: bigintToNumber }) bytesRead: number;
   @Column({ name: 'duration_ms', type: 'integer', nullable: true }) durationMs: number | null;
   /** POINT_IN_TIME: the exact point reached (LSN, last transaction time, timeline) and the recovered server. */
   @Column({ name: 'point_in_time', type: 'jsonb', nullable: true }) pointInTime: PointReached | null;

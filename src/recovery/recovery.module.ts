@@ -12,12 +12,13 @@ import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryRunner } from './recovery-runner.service';
 import { RecoveryEntity } from './recovery.entity';
 import { RecoveryService } from './recovery.service';
+import { TargetReservations } from './target-reservations';
 
 /** Recoveries: restores of backups into targets. Reads Backup's records; Backup never depends on it. */
 @Module({
   imports: [TypeOrmModule.forFeature([RecoveryEntity]), BackupModule, EnginesModule, PipelineModule, StorageModule, WalModule],
   controllers: [RecoveryController, ExternalRecoveryController],
-  providers: [RecoveryService, RecoveryRunner, RecoveryApprovals, ExternalRecoveryService],
+  providers: [RecoveryService, RecoveryRunner, RecoveryApprovals, ExternalRecoveryService, TargetReservations],
   exports: [RecoveryService],
 })
 export class RecoveryModule {}

@@ -7,6 +7,7 @@ import { AppConfig } from '../config/app-config';
 import { BackupsService } from '../backup/backups.service';
 import { Page } from '../backup/dto/backup.dto';
 import { EngineRegistry } from '../engines/engine-registry';
+import { TargetReservationKey } from '../engines/backup-engine';
 import { DrError } from '../errors/dr-error';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { validateNested } from '../errors/validation';
@@ -17,6 +18,7 @@ import { RecoveryStatus } from './recovery-status';
 import { RecoveryEntity } from './recovery.entity';
 import { PointInTimeTarget } from '../engines/postgres-base.engine';
 import { PointInTimeRecovery } from '../wal/point-in-time-recovery.service';
+import { TargetReservations } from './target-reservations';
 
 /** Recovery records: accepting a restore request (after checking its target), reading and listing recoveries. */
 @Injectable()
@@ -30,22 +32,28 @@ export class RecoveryService {
     private readonly approvals: RecoveryApprovals,
     private readonly config: AppConfig,
     private readonly pointInTime: PointInTimeRecovery,
+    private readonly reservations: TargetReservations,
   ) {}
 
   /**
-   * Checks the backup and the target and records the recovery. A `production` one is recorded AWAITING_APPROVAL
-   * (it runs once a second person approves it, see {@link RecoveryApprovals}); any other is recorded PENDING and
-   * started.
+   * Checks the backup and the target, and records the recovery with its target reserved (see
+   * {@link TargetReservations}: held until the recovery has ended). A `production` one is recorded
+   * AWAITING_APPROVAL (it runs once a second person approves it, see {@link RecoveryApprovals}); any other is
+   * recorded PENDING and started.
    * @throws DrError NOT_FOUND (backup), BACKUP_NOT_RESTORABLE, VALIDATION_FAILED (target fields, a location
-   *   without a completed copy), TARGET_NOT_ALLOWED, TARGET_NOT_EMPTY, TARGET_EXISTS, DECRYPTION_KEY_UNAVAILABLE.
+   *   without a completed copy), TARGET_BUSY (another recovery holds the target), TARGET_NOT_ALLOWED,
+   *   TARGET_NOT_EMPTY, TARGET_EXISTS, DECRYPTION_KEY_UNAVAILABLE.
    */
   async create(dto: CreateRecoveryDto, createdBy: string | null): Promise<RecoveryEntity> {
     let backup;
     let target: object;
+    let reservation: TargetReservationKey;
     const overwrite = dto.overwrite ?? false;
     if (dto.type === 'POINT_IN_TIME') {
       // A base backup (postgres-base) and WAL replayed from its archive up to the target.
       const pitr = await validateNested(PointInTimeTarget, dto.target, 'target');
+      reservation = await this.engines.get('postgres-base').reservationKey(pitr);
+      await this.reservations.assertFree(reservation);
       await this.engines.get('postgres-base').checkTarget(pitr, overwrite);
       if (dto.backupId) {
         backup = await this.backups.requireCompleted(dto.backupId);
@@ -63,6 +71,8 @@ export class RecoveryService {
         throw DrError.validation([{ field: 'type', message: 'a postgres-base backup is restored with type POINT_IN_TIME' }]);
       }
       target = await validateNested(this.engines.get(backup.engine).targetClass, dto.target, 'target');
+      reservation = await this.engines.get(backup.engine).reservationKey(target);
+      await this.reservations.assertFree(reservation);
       await this.engines.get(backup.engine).checkTarget(target, overwrite);
     }
     const engine = this.engines.get(backup.engine);
@@ -76,20 +86,24 @@ export class RecoveryService {
     }
     await this.encryption.decryptionKeys(backup.encryption); // refuse now, not after the target was prepared
     const production = dto.environment === 'production';
-    const recovery = await this.recoveries.save(
-      this.recoveries.create({
-        backupId: backup.id,
-        storageLocationId: dto.storageLocationId && dto.storageLocationId !== backup.storageLocationId ? dto.storageLocationId : null,
-        type: dto.type,
-        target: engine.describeTarget(target),
-        overwrite,
-        status: production ? RecoveryStatus.AWAITING_APPROVAL : RecoveryStatus.PENDING,
-        environment: production ? 'production' : 'non-production',
-        trustUnsignedManifest: dto.trustUnsignedManifest ?? false,
-        approvalExpiresAt: production ? new Date(Date.now() + this.config.approvalTtlSeconds * 1000) : null,
-        createdBy,
-      }),
-    );
+    const recovery = await this.recoveries.manager.transaction(async (manager) => {
+      const saved = await manager.save(
+        manager.create(RecoveryEntity, {
+          backupId: backup.id,
+          storageLocationId: dto.storageLocationId && dto.storageLocationId !== backup.storageLocationId ? dto.storageLocationId : null,
+          type: dto.type,
+          target: engine.describeTarget(target),
+          overwrite,
+          status: production ? RecoveryStatus.AWAITING_APPROVAL : RecoveryStatus.PENDING,
+          environment: production ? 'production' : 'non-production',
+          trustUnsignedManifest: dto.trustUnsignedManifest ?? false,
+          approvalExpiresAt: production ? new Date(Date.now() + this.config.approvalTtlSeconds * 1000) : null,
+          createdBy,
+        }),
+      );
+      await this.reservations.reserve(manager, saved.id, reservation);
+      return saved;
+    });
     if (!production) void this.runner.start(recovery.id);
     return recovery;
   }

@@ -17,6 +17,7 @@ import {
   StorageCapabilities,
   StorageDriver,
   UploadOptions,
+  StagedKeyFilter,
 } from './storage-driver';
 
 export { AzureBlobStorageSettings } from './azure-blob.settings';
@@ -292,7 +293,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
    * unique to their upload), and Azure drops them at the blob's next commit or after 7 days.
    * @returns how many blob names were removed
    */
-  async removeStaged(prefix: string): Promise<number> {
+  async removeStaged(prefix: string, shouldRemove?: StagedKeyFilter): Promise<number> {
     const container = await this.azure.container();
     const full = this.root + prefix;
     const committed = this.names(container, full, false);
@@ -301,6 +302,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
     for await (const name of this.names(container, full, true)) {
       while (!nextCommitted.done && nextCommitted.value < name) nextCommitted = await committed.next();
       if (!nextCommitted.done && nextCommitted.value === name) continue;
+      if (shouldRemove && !(await shouldRemove(name.slice(this.root.length)))) continue;
       if (await this.discardUncommitted(container.getBlockBlobClient(name))) removed++;
     }
     return removed;

@@ -21,6 +21,7 @@ import {
   StorageCapabilities,
   StorageDriver,
   UploadOptions,
+  StagedKeyFilter,
 } from './storage-driver';
 
 const KiB = 1024;
@@ -235,7 +236,7 @@ export class GcsStorageDriver implements StorageDriver {
    * of `crash/obj`). The upload sessions they stood for cannot be listed; GCS expires them after a week.
    * @returns how many markers were deleted
    */
-  async removeStaged(prefix: string): Promise<number> {
+  async removeStaged(prefix: string, shouldRemove?: StagedKeyFilter): Promise<number> {
     const { data } = await this.getClients();
     const dir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
     let removed = 0;
@@ -248,6 +249,7 @@ export class GcsStorageDriver implements StorageDriver {
         for (const file of files) {
           const key = file.name.slice(this.root.length);
           if (!STAGING_NAME.test(key) || !key.replace(STAGING_NAME, '$1$2').startsWith(prefix)) continue;
+          if (shouldRemove && !(await shouldRemove(key.replace(STAGING_NAME, '$1$2')))) continue;
           await file.delete({ ignoreNotFound: true });
           removed++;
         }

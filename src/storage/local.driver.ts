@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -11,6 +11,7 @@ import {
   ObjectNotFoundError,
   ObjectPage,
   ObjectStat,
+  StagedKeyFilter,
   StagedUpload,
   StorageCapabilities,
   StorageDriver,
@@ -110,28 +111,50 @@ export class LocalStorageDriver implements StorageDriver {
     return { objects: objects.filter(Boolean), nextAfter: keys.length > limit ? page[page.length - 1] : undefined };
   }
 
+  /** Deletes the file, then its folder when that is left empty (a backup's folder once its last object is gone). */
   async delete(key: string): Promise<void> {
-    await unlink(this.pathOf(key)).catch((error: NodeJS.ErrnoException) => {
+    const path = this.pathOf(key);
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     });
+    await this.removeEmptyFolders(dirname(path));
   }
 
-  async removeStaged(prefix: string): Promise<number> {
+  async removeStaged(prefix: string, shouldRemove?: StagedKeyFilter): Promise<number> {
     let removed = 0;
     const start = prefix.includes('/') ? join(this.root, ...prefix.split('/').slice(0, -1)) : this.root;
+    const touched = new Set<string>();
     await this.walk(
       start,
       async () => undefined,
       async (path) => {
         const key = relative(this.root, path).split(sep).join('/');
         const visibleKey = key.replace(/(^|\/)\.([^/]*)\.partial-[0-9a-f]+$/, '$1$2');
-        if (visibleKey.startsWith(prefix)) {
+        if (visibleKey.startsWith(prefix) && (!shouldRemove || (await shouldRemove(visibleKey)))) {
           await rm(path, { force: true });
+          touched.add(dirname(path));
           removed++;
         }
       },
+      shouldRemove ? async (dir) => {
+        // an empty folder whose key prefix belongs to an ended job (a failed backup's `<id>/`)
+        const key = `${relative(this.root, dir).split(sep).join('/')}/`;
+        if (key.startsWith(prefix) && (await shouldRemove(key))) touched.add(dir);
+      } : undefined,
     );
+    for (const dir of touched) await this.removeEmptyFolders(dir);
     return removed;
+  }
+
+  /** Removes `dir` and its parents up to (not including) the root while they are empty. */
+  private async removeEmptyFolders(dir: string): Promise<void> {
+    for (let current = dir; current !== this.root && current.startsWith(this.root + sep); current = dirname(current)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return; // not empty (ENOTEMPTY), gone, or not ours to remove
+      }
+    }
   }
 
   async checkHealth(): Promise<void> {
@@ -139,11 +162,15 @@ export class LocalStorageDriver implements StorageDriver {
     await this.putObject('.health/probe', Buffer.from(new Date().toISOString()));
   }
 
-  /** Visits every published object key (and, through `onStaged`, every staging file) below `dir`. */
+  /**
+   * Visits every published object key (and, through `onStaged`, every staging file; through `onEmptyFolder`, every
+   * folder that holds nothing) below `dir`.
+   */
   private async walk(
     dir: string,
     onKey: (key: string) => void | Promise<void>,
     onStaged?: (path: string) => Promise<void>,
+    onEmptyFolder?: (path: string) => Promise<void>,
   ): Promise<void> {
     let entries;
     try {
@@ -152,11 +179,12 @@ export class LocalStorageDriver implements StorageDriver {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
+    if (entries.length === 0 && dir !== this.root) await onEmptyFolder?.(dir);
     for (const entry of entries) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) {
         if (entry.name.startsWith('.')) continue;
-        await this.walk(path, onKey, onStaged);
+        await this.walk(path, onKey, onStaged, onEmptyFolder);
       } else if (entry.name.includes(STAGING_MARK) && entry.name.startsWith('.')) {
         await onStaged?.(path);
       } else if (entry.isFile() && !entry.name.startsWith('.')) {

@@ -26,6 +26,7 @@ import {
   StorageCapabilities,
   StorageDriver,
   UploadOptions,
+  StagedKeyFilter,
 } from './storage-driver';
 
 export { S3_DEFAULTS, S3_STORAGE_CLASSES, S3ObjectLockSettings, S3StorageSettings } from './s3-storage-settings';
@@ -266,7 +267,7 @@ export class S3StorageDriver implements StorageDriver {
    * uploads of a process that died before publish or abort. Call only for prefixes no live upload writes to.
    * @returns how many uploads were aborted. @throws S3StorageError
    */
-  async removeStaged(prefix: string): Promise<number> {
+  async removeStaged(prefix: string, shouldRemove?: StagedKeyFilter): Promise<number> {
     let removed = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
@@ -276,6 +277,7 @@ export class S3StorageDriver implements StorageDriver {
       );
       for (const upload of page.Uploads ?? []) {
         const key = upload.Key!.slice(this.root.length);
+        if (shouldRemove && !(await shouldRemove(key))) continue;
         const aborted = await this.call('AbortMultipartUpload', key, (s3) =>
           s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId })),
         ).then(

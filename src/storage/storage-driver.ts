@@ -77,11 +77,19 @@ export interface StorageDriver {
    * @throws ObjectLockedError when the object is locked (immutability) until a later date
    */
   delete(key: string): Promise<void>;
-  /** Removes staging objects left under `prefix` by uploads that never published (a crashed process). */
-  removeStaged(prefix: string): Promise<number>;
+  /**
+   * Removes staging objects left under `prefix` by uploads that never published (a crashed process, a publish that
+   * failed). With `shouldRemove`, only those whose (visible) key it accepts: a sweep over a whole location passes
+   * a check that the job writing the key has ended. A driver with folders (local) also removes the folders such
+   * a sweep leaves empty.
+   */
+  removeStaged(prefix: string, shouldRemove?: StagedKeyFilter): Promise<number>;
   /** Proves the location is reachable and writable. @throws when it is not */
   checkHealth(): Promise<void>;
 }
+
+/** Decides, for the key a staging object would be published under, whether it may be removed. */
+export type StagedKeyFilter = (key: string) => Promise<boolean>;
 
 /** Raised when an object does not exist. */
 export class ObjectNotFoundError extends Error {

@@ -65,7 +65,7 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
     expect(checked).toContain('details.jsonl.zst.age: OK');
     const byHand = join(work, 'by-hand');
     mkdirSync(byHand);
-    execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc | tar -x --preserve-permissions -f - -C "$3"', '_', identityFile, artifact, byHand]);
+    execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc | tar -x --preserve-permissions --xattrs --xattrs-include=\'*\' --acls -f - -C "$3"', '_', identityFile, artifact, byHand]);
     expect(diffTrees(source, byHand)).toBe('');
     const details = execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc', '_', identityFile, join(dir, 'details.jsonl.zst.age')], { maxBuffer: 64 << 20 }).toString();
     expect(JSON.parse(details.split('\n')[0])).toMatchObject({ kind: 'dr-backup-details', backupId: backup.id, source: { path: source }, fileCount: backup.fileCount });

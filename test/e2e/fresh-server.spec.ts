@@ -106,7 +106,7 @@ describe('postgres: restore onto a fresh server (roles from the backup\'s global
     try {
       const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: freshUrl('tampered'), create: true } });
       expect(recovery.status).toBe('FAILED');
-      expect(recovery.error).toMatch(/sha256|SHA-256|checksum/i);
+      expect(recovery.error).toMatch(/sha256|SHA-256|checksum|size mismatch/i);
     } finally {
       writeFileSync(path, original);
     }

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
 import { createDatabase, databaseUrl, dropDatabase, sql } from '../support/database';
@@ -301,7 +301,8 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     const noTable = await backupAndWait(service, { engine: 'mysql', source: { ...asUser(source), tables: ['no_such_table'] } });
     expect(noTable.status).toBe('FAILED');
     expect(noTable.error).toMatch(/failed \(exit code \d+\).*no_such_table/);
-    expect(listing(noTable.id)).toBe('');
+    // nothing left of it, not even its folder
+    expect(existsSync(join(service.dataDir, 'backups', noTable.id))).toBe(false);
     const stillGood = await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY);
     expect(stillGood.body).toMatchObject({ ok: true });
   });

@@ -2,7 +2,8 @@
 /**
  * Child process behind test/support/gcs-emulator.ts: the Cloud Storage emulator of firebase-tools (its GCS JSON
  * API, written in Node) on 127.0.0.1:<port>, with four changes, each for a gap that would otherwise make the
- * contract untestable here. Usage: `node gcs-emulator-server.js <port> <dataDir>`; prints `ready` when listening.
+ * contract untestable here. Usage: `node gcs-emulator-server.js <port> <dataDir> [host]` (host: the interface to listen
+ * on, 127.0.0.1 unless given; the container stand-in passes 0.0.0.0); prints `ready` when listening.
  *
  * 1. No security-rules runtime. `firebase emulators:start` refuses to start without Java >= 21 (Debian 12 has 17)
  *    and downloads a rules JAR from Google on first start, which this machine cannot reach. The rules only guard
@@ -26,7 +27,7 @@ const { createWriteStream, existsSync, readFileSync, renameSync, writeFileSync }
 const { join, dirname } = require('node:path');
 const { finished } = require('node:stream/promises');
 
-const [, , portArg, dataDir] = process.argv;
+const [, , portArg, dataDir, host = '127.0.0.1'] = process.argv;
 const port = Number(portArg);
 if (!port || !dataDir) {
   console.error('usage: gcs-emulator-server.js <port> <dataDir>');
@@ -81,7 +82,7 @@ class TestStorageEmulator extends StorageEmulator {
     });
     app.use(await createApp(this.args.projectId, this));
     await new Promise((resolve, reject) => {
-      const server = app.listen(port, '127.0.0.1', resolve);
+      const server = app.listen(port, host, resolve);
       server.on('error', reject);
     });
   }

@@ -1,7 +1,8 @@
 'use strict';
 /**
  * s3rver (an S3 emulator) as its own process, so a test can SIGKILL it mid-request and start it again on the same
- * port and data directory. Started by `s3-server.ts`: `node s3rver-process.js <port> <directory> <bucket>`.
+ * port and data directory. Started by `s3-server.ts`: `node s3rver-process.js <port> <directory> <bucket> [address]`
+ * (address: the interface to listen on, 127.0.0.1 unless given; the container stand-in passes 0.0.0.0).
  *
  * s3rver 3.7.1 answers ListMultipartUploads with 501 NotImplemented and AbortMultipartUpload with 405
  * MethodNotAllowed. Both are plain S3 API operations that a driver needs against a real store (aborting a failed
@@ -14,7 +15,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const S3rver = require('s3rver');
 
-const [port, directory, bucket] = process.argv.slice(2);
+const [port, directory, bucket, address = '127.0.0.1'] = process.argv.slice(2);
 
 const xmlEscape = (s) => String(s).replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -97,10 +98,14 @@ function multipartManagement() {
 }
 
 const server = new S3rver({
-  address: '127.0.0.1',
+  address,
   port: Number(port),
   directory,
   silent: true,
+  // Path-style addressing only (the driver's forcePathStyle). With vhost buckets on, s3rver takes any host name that
+  // is neither an IP nor localhost for a bucket name (CNAME style): `http://s3:9000/dr-backups/...` in the compose
+  // network would address a bucket named "s3".
+  vhostBuckets: false,
   configureBuckets: [{ name: bucket }],
 });
 // Koa composes its middleware list when the server starts listening: insert before s3rver's router (the last one).

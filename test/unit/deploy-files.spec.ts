@@ -13,11 +13,14 @@ import { AppConfig } from '../../src/config/app-config';
  * - k8s/*.yaml against the Kubernetes OpenAPI JSON schemas shipped by `kubernetes-models` (ajv; a model's
  *   `validate()` throws on a wrong type, an unknown enum value or a missing required field);
  * - docker-compose.yml with `dclint` (the compose-spec JSON schema plus its lint rules);
- * - Dockerfile with `dockerfile-utils lint` (the Dockerfile linter of the VS Code Docker extension).
- * What this cannot check: that the images build and start (no Docker engine here), and admission by a real API
- * server (field values such as storage classes or image pull).
+ * - Dockerfile with `dockerfile-utils lint` (the Dockerfile linter of the VS Code Docker extension);
+ * - `kubectl kustomize k8s/` (offline: what `kubectl apply -k k8s/` would send), each rendered object validated too.
+ * Building and running the image and the compose stack is test/container/ (npm run test:container, needs Docker).
+ * What no test here can check: admission by a real API server (no cluster runs here): unknown field names (the
+ * schemas allow extra properties), storage classes, image pulls, quotas, admission policies.
  */
 const ROOT = join(__dirname, '..', '..');
+const KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
 const K8S = join(ROOT, 'k8s');
 const BIN = join(ROOT, 'node_modules', '.bin');
 
@@ -121,6 +124,27 @@ describe('k8s manifests', () => {
     expect([...kustomization.resources].sort()).toEqual(listed.sort());
   });
 
+  // `kubectl apply --dry-run=client` still asks an API server (discovery, OpenAPI): with none here, the offline part
+  // of what it does is rendering the kustomization, which `kubectl kustomize` does without a cluster.
+  const withKubectl = KUBECTL.status === 0 || process.env.CI === 'true' ? it : it.skip;
+  withKubectl('kubectl kustomize k8s/ renders every resource (what apply -k sends), and each rendered object validates', () => {
+    const rendered = spawnSync('kubectl', ['kustomize', K8S], { encoding: 'utf8' });
+    expect(rendered.stderr).toBe('');
+    expect(rendered.status).toBe(0);
+    const objects = parseAllDocuments(rendered.stdout).map((doc) => doc.toJS());
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'CronJob', 'Deployment', 'PersistentVolumeClaim', 'Service']);
+    for (const object of objects) expect(() => validate(object)).not.toThrow();
+  });
+
+  withKubectl('kubectl kustomize fails on a kustomization naming a missing resource (the check is not a no-op)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kustomize-'));
+    writeFileSync(join(dir, 'kustomization.yaml'), 'resources:\n  - missing.yaml\n');
+    const rendered = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+    rmSync(dir, { recursive: true });
+    expect(rendered.status).not.toBe(0);
+    expect(rendered.stderr).toContain('missing.yaml');
+  });
+
   it('the cron job runs a script that exists in scripts/ and is copied into the image', () => {
     const cronJob = manifests().find((m) => m.object.kind === 'CronJob')!.object;
     const [command] = cronJob.spec.jobTemplate.spec.template.spec.containers[0].command;
@@ -166,10 +190,13 @@ describe('docker-compose.yml', () => {
     expect(result.stdout).toContain('invalid-schema');
   });
 
-  it('has the service, PostgreSQL and the storage emulators', () => {
+  it('has the service, PostgreSQL and the storage stand-ins, every one built from this repository', () => {
     const compose = parseAllDocuments(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'))[0].toJS();
-    expect(Object.keys(compose.services).sort()).toEqual(['azurite', 'disaster-recovery', 'fake-gcs', 'metadata-db', 'minio', 'minio-setup']);
-    expect(compose.services['metadata-db'].image).toMatch(/^postgres:/);
+    expect(Object.keys(compose.services).sort()).toEqual(['azurite', 'disaster-recovery', 'gcs', 'metadata-db', 's3']);
+    for (const [name, service] of Object.entries<any>(compose.services)) {
+      expect({ name, image: service.image, build: typeof service.build }).toEqual({ name, image: undefined, build: 'object' });
+      for (const port of service.ports ?? []) expect({ name, port }).toEqual({ name, port: expect.stringMatching(/^127\.0\.0\.1:/) });
+    }
     expect(compose.services['disaster-recovery'].read_only).toBe(true);
   });
 });

@@ -69,7 +69,10 @@ export class RecoveryResponse {
   overwrite: boolean;
   environment: RecoveryEnvironment;
   status: RecoveryStatus;
+  /** Bytes that reached the target (raw artifact applied); 0 when a failed restore left its target untouched. */
   bytesRestored: number;
+  /** Stored bytes read from the storage location (progress while RUNNING). */
+  bytesRead: number;
   error: string | null;
   warnings: string[];
   durationMs: number | null;
@@ -99,6 +102,7 @@ export class RecoveryResponse {
       environment: r.environment,
       status: r.status,
       bytesRestored: r.bytesRestored,
+      bytesRead: r.bytesRead,
       error: r.error,
       warnings: r.warnings,
       durationMs: r.durationMs,
