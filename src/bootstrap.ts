@@ -6,7 +6,7 @@ import helmet from 'helmet';
 import { AppModule } from './app.module';
 import { AppConfig } from './config/app-config';
 import { createValidationPipe } from './errors/validation';
-import { rejectUnsafeJson } from './hardening/json-body';
+import { rejectUnsafeJson, verifyJsonBody } from './hardening/json-body';
 import { serveApiDocs } from './openapi/serve-docs';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -30,7 +30,7 @@ export async function createApp(config = AppConfig.fromEnv()): Promise<INestAppl
     bodyParser: false,
   });
   app.useLogger(app.get(PinoLogger));
-  app.useBodyParser('json', { limit: '1mb', reviver: rejectUnsafeJson });
+  app.useBodyParser('json', { limit: '1mb', reviver: rejectUnsafeJson, verify: verifyJsonBody });
   app.useGlobalPipes(createValidationPipe());
   app.enableShutdownHooks();
   app.disable('x-powered-by');

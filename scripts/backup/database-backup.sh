@@ -5,12 +5,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/api.sh"
 
 usage() {
   cat <<USAGE
-Usage: $DR_SCRIPT --url postgresql://user@host:5432/db [--password-secret env:NAME|file:/path] [--location ID]
+Usage: $DR_SCRIPT --url postgresql://user@host:5432/db [--password-secret env:DRS_NAME|file:/path] [--location ID]
                   [--no-wait] [--json]
 
 Backs up one PostgreSQL database (pg_dump run by the service) and waits until the backup ends.
   --url URL                connection URL without a password (required; the service refuses one with a password)
-  --password-secret REF    where the service reads the password: env:NAME or file:/abs/path (never the value)
+  --password-secret REF    where the service reads the password: env:DRS_NAME or file:/abs/path under the
+                           service's DR_SECRET_DIRS (never the value)
   --location ID            storage location id (default: the service's default location)
   --no-wait                print the PENDING backup and return at once
   --json                   print the final backup record as one JSON line instead of text

@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/api.sh"
 usage() {
   cat <<USAGE
 Usage: $DR_SCRIPT --backup ID|latest --url postgresql://user@host:5432/db [--create] [--overwrite] [--no-owner]
-                  [--password-secret env:NAME|file:/path] [--location ID] [--trust-unsigned-manifest]
+                  [--password-secret env:DRS_NAME|file:/path] [--location ID] [--trust-unsigned-manifest]
                   [--no-wait] [--json]
 
 Restores a postgres backup into the database at --url and waits until the recovery ends; its duration is the
@@ -16,7 +16,8 @@ measured recovery time.
   --create                    create the database first (refused if it exists, unless --overwrite)
   --overwrite                 restore into an existing database
   --no-owner                  do not set object owners (pg_restore --no-owner)
-  --password-secret REF       where the service reads the password: env:NAME or file:/abs/path
+  --password-secret REF       where the service reads the password: env:DRS_NAME or file:/abs/path under
+                              the service's DR_SECRET_DIRS
   --location ID               read the backup's copy in this storage location
   --trust-unsigned-manifest   restore even if the manifest's signature does not verify (recorded as a warning)
   --no-wait                   print the PENDING recovery and return at once

@@ -5,6 +5,7 @@ import { API_PREFIX } from '../http/api-prefix';
 import { AuditOutcome } from './audit-entry.entity';
 import { AuditService } from './audit.service';
 import { requestIdOf } from '../logging/request-id';
+import { isWellFormedUnicode } from '../hardening/request-shape';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -52,9 +53,10 @@ export class AuditRequestMiddleware implements NestMiddleware {
     if (body && typeof body === 'object' && !Array.isArray(body)) {
       for (const field of SAFE_BODY_FIELDS) {
         const value = body[field];
-        if (typeof value === 'string' && value.length <= 100) details[field] = value;
+        // a lone surrogate could not be stored in the entry's jsonb (the request itself was refused for it)
+        if (typeof value === 'string' && value.length <= 100 && isWellFormedUnicode(value)) details[field] = value;
         else if (typeof value === 'boolean') details[field] = value;
-        else if (Array.isArray(value) && field === 'roles') details[field] = value.filter((r) => typeof r === 'string').slice(0, 10);
+        else if (Array.isArray(value) && field === 'roles') details[field] = value.filter((r) => typeof r === 'string' && r.length <= 100 && isWellFormedUnicode(r)).slice(0, 10);
       }
     }
     if (request.auditErrorCode) details.errorCode = request.auditErrorCode;

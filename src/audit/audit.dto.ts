@@ -33,7 +33,8 @@ export class AuditQueryDto {
   @IsOptional() @IsString() @Length(1, 200) targetId?: string;
   @IsOptional() @IsTimestamp() from?: string;
   @IsOptional() @IsTimestamp() to?: string;
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) page: number = 1;
+  /** Bounded so that the row offset `(page - 1) * limit` stays a small bigint (at most 5 * 10^9). */
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10_000_000) page: number = 1;
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(500) limit: number = 50;
 }
 

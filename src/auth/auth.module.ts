@@ -20,7 +20,7 @@ export async function jwtStrategyOf(config: AppConfig, secrets: SecretResolver):
   let secret: string | undefined;
   if (config.jwt.secretRef) {
     try {
-      secret = await secrets.resolve(config.jwt.secretRef, 'DR_JWT_SECRET');
+      secret = await secrets.resolveOperatorSecret(config.jwt.secretRef, 'DR_JWT_SECRET');
     } catch (error) {
       throw new ConfigurationError(`Invalid configuration:\n  ${(error as Error).message}`);
     }

@@ -15,6 +15,7 @@ import {
   MinLength,
   validateSync,
 } from 'class-validator';
+import { SECRET_REF_PATTERN, SecretReferencePolicy, secretPolicyFromEnv } from '../secrets/secret-reference';
 
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : Number(value);
@@ -22,7 +23,7 @@ const toBool = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : ['1', 'true', 'yes', 'on'].includes(String(value).toLowerCase());
 
 /** A reference to a secret (`env:NAME` or `file:/abs/path`), as {@link SecretResolver} reads them. */
-const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/;
+const SECRET_REF = SECRET_REF_PATTERN;
 
 /**
  * The environment variables the service reads, validated once at boot.
@@ -137,6 +138,12 @@ class EnvironmentVariables {
 
   @IsOptional() @IsString()
   DR_CORS_ORIGINS?: string;
+
+  @IsOptional() @IsString()
+  DR_SECRET_ENV_PREFIX?: string;
+
+  @IsOptional() @IsString()
+  DR_SECRET_DIRS?: string;
 }
 
 /**
@@ -229,6 +236,11 @@ export class AppConfig {
   readonly rateLimitPerMinute: number;
   /** Origins allowed by CORS (`DR_CORS_ORIGINS`, comma separated, e.g. `https://ops.example.com`); empty: CORS off. */
   readonly corsOrigins: string[];
+  /**
+   * Which secret references requests may name (`DR_SECRET_ENV_PREFIX`, default `DRS_`; `DR_SECRET_DIRS`, default
+   * `DR_DATA_DIR/secrets`); the service's own secrets never.
+   */
+  readonly secretPolicy: SecretReferencePolicy;
 
   private constructor(values: Omit<AppConfig, never>) {
     Object.assign(this, values);
@@ -270,6 +282,9 @@ export class AppConfig {
         if (parsed[name]) problems.push(`${name}: has no effect without DR_JWT_SECRET or DR_JWT_JWKS_URL`);
       }
     }
+    const scratchDir = resolve(cwd, parsed.DR_SCRATCH_DIR ?? resolve(dataDir, 'scratch'));
+    const secrets = secretPolicyFromEnv(env, cwd, { dataDir, scratchDir, restoreRoots: restoreRoots.map((r) => resolve(r)) });
+    problems.push(...secrets.problems);
     if (problems.length > 0) {
       throw new ConfigurationError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
     }
@@ -280,7 +295,7 @@ export class AppConfig {
       dataDir,
       adminApiKey: parsed.DR_ADMIN_API_KEY,
       restoreRoots: restoreRoots.map((r) => resolve(r)),
-      scratchDir: resolve(cwd, parsed.DR_SCRATCH_DIR ?? resolve(dataDir, 'scratch')),
+      scratchDir,
       zstdLevel: parsed.DR_ZSTD_LEVEL ?? 3,
       zstdWorkers: parsed.DR_ZSTD_WORKERS ?? 1,
       pgRestoreJobs: parsed.DR_PG_RESTORE_JOBS ?? 2,
@@ -304,6 +319,7 @@ export class AppConfig {
       apiDocsEnabled: parsed.DR_API_DOCS_ENABLED ?? true,
       rateLimitPerMinute: parsed.DR_RATE_LIMIT_PER_MINUTE ?? 600,
       corsOrigins,
+      secretPolicy: secrets.policy,
     } as AppConfig);
   }
 }

@@ -2,11 +2,10 @@ import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { Connection, createConnection, RowDataPacket } from 'mysql2/promise';
-import { DrError } from '../errors/dr-error';
+import { parseDatabaseUrlField } from './database-url';
 import { scrubSecrets } from '../logging/secret-scrubber';
 import { ProcessRunner, RunningProcess } from './process-runner';
 
-export const MYSQL_URL = /^(mysql|mariadb):\/\//;
 const CONNECT_TIMEOUT_SECONDS = 10;
 /** Largest statement the tools accept (the server's own `max_allowed_packet` still applies). */
 const MAX_ALLOWED_PACKET = '1073741824';
@@ -17,41 +16,24 @@ export interface MysqlAddress {
   port: number;
   user: string;
   database: string;
+  /** The URL's `connect_timeout` (seconds); undefined: 10 s. */
+  connectTimeoutSeconds?: number;
 }
 
 /**
- * Parses a `mysql://user@host[:port]/database` URL (scheme `mariadb://` too; port 3306 by default). Refuses an
- * embedded password (it would be stored in records), a missing user or database, and query parameters (none are
- * supported: plain TCP, no TLS options yet).
+ * Parses a `mysql://user@host[:port]/database[?connect_timeout=S]` URL (scheme `mariadb://` too; port 3306 by
+ * default) with the one strict parser of database URLs ({@link parseDatabaseUrl}): no embedded password (it would be
+ * stored in records), a user, a host and a database required, no other query parameter (no TLS options yet).
  * @throws DrError VALIDATION_FAILED naming `field`.
  */
 export function parseMysqlUrl(raw: string, field: string): MysqlAddress {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw DrError.validation([{ field, message: 'not a valid URL' }]);
-  }
-  const problem = (message: string) => DrError.validation([{ field, message }]);
-  if (!MYSQL_URL.test(raw)) throw problem('must be a mysql:// (or mariadb://) URL');
-  if (url.password) throw problem('must not contain a password; name it with passwordSecret instead');
-  if (!url.username) throw problem('must name a user, e.g. mysql://backup@host:3306/dbname');
-  if (!url.hostname) throw problem('must name a host, e.g. mysql://backup@host:3306/dbname');
-  if (url.search || url.hash) throw problem('must not have query parameters or a fragment');
-  let database: string;
-  try {
-    database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  } catch {
-    throw problem('the database name is not valid percent-encoding');
-  }
-  if (!database || database.includes('/') || database.length > 64 || database.startsWith('-') || database.includes('\u0000')) {
-    throw problem('must name a database (1-64 characters), e.g. mysql://backup@host:3306/dbname');
-  }
+  const address = parseDatabaseUrlField(raw, 'mysql', field);
   return {
-    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: url.port ? Number(url.port) : 3306,
-    user: decodeURIComponent(url.username),
-    database,
+    host: address.host,
+    port: address.port,
+    user: address.user!,
+    database: address.database,
+    connectTimeoutSeconds: address.params.connect_timeout ? Number(address.params.connect_timeout) : undefined,
   };
 }
 
@@ -185,7 +167,7 @@ export class MysqlClient {
     const tools = await this.findTools();
     const args = [
       ...connectionArgs(address),
-      `--connect-timeout=${CONNECT_TIMEOUT_SECONDS}`,
+      `--connect-timeout=${address.connectTimeoutSeconds ?? CONNECT_TIMEOUT_SECONDS}`,
       '--default-character-set=utf8mb4',
       `--max-allowed-packet=${MAX_ALLOWED_PACKET}`,
       ...(tools.mariadbClient ? ['--skip-print-query-on-error'] : []),
@@ -204,7 +186,7 @@ export class MysqlClient {
       password,
       database,
       charset: 'utf8mb4',
-      connectTimeout: CONNECT_TIMEOUT_SECONDS * 1000,
+      connectTimeout: (address.connectTimeoutSeconds ?? CONNECT_TIMEOUT_SECONDS) * 1000,
       supportBigNumbers: true,
       bigNumberStrings: true,
     });

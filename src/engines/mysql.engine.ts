@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
+import { IsDatabaseUrl } from './database-url';
 import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
-import { MYSQL_URL, MysqlAddress, MysqlClient, parseMysqlUrl, quoteIdent, rows, scrubbedError } from './mysql-client';
+import { MysqlAddress, MysqlClient, parseMysqlUrl, quoteIdent, rows, scrubbedError } from './mysql-client';
 import { MysqlDumpDigestStream } from './mysql-dump-digest';
 import { captureMysqlGlobals, createdAccounts, MysqlAccount, mysqlGlobalsScript } from './mysql-globals';
 import { TableDigest } from './pg-dump-digest';
@@ -19,7 +20,8 @@ const TABLE_NAME = /^(?!-)[^\u0000]{1,64}$/u;
 
 /** A MySQL or MariaDB server and database: a URL without password, and where the password comes from. */
 export class MysqlConnection {
-  @IsString() @Matches(MYSQL_URL, { message: 'url must be a mysql:// (or mariadb://) URL' }) @MaxLength(2000)
+  /** `mysql://user@host:port/database`, optionally `?connect_timeout=S`: no password, no other parameter. */
+  @IsString() @MaxLength(2000) @IsDatabaseUrl('mysql')
   url: string;
 
   @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })

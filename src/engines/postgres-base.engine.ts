@@ -22,6 +22,7 @@ import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
 import { TargetReservationKey, BackupEngine, BaseBackupWalRange, EngineBackupRun, EngineRestoreResult, EngineRunContext, RestoreCheck } from './backup-engine';
 import { BaseBackupTarReader } from './base-backup-tar';
+import { IsDatabaseUrl, parseDatabaseUrlField, postgresToolUrl } from './database-url';
 import { ProcessRunner } from './process-runner';
 import { RestoreDirectoryPolicy } from './restore-directory';
 import { extractProven, restoreThroughStaging } from './staged-directory';
@@ -29,8 +30,11 @@ import { TarArchiver } from './tar-archiver';
 
 /** `source` of a base backup: a replication connection to the cluster, and the WAL archive it archives into. */
 export class PostgresBaseSource {
-  /** `postgresql://user@host:port/postgres` of a role with the REPLICATION attribute (no password in the URL). */
-  @IsString() @Matches(/^postgres(ql)?:\/\//, { message: 'url must be a postgresql:// URL' }) @MaxLength(2000)
+  /**
+   * `postgresql://user@host:port/postgres` of a role with the REPLICATION attribute: no password in the URL, and
+   * only the parameters {@link parseDatabaseUrl} allows.
+   */
+  @IsString() @MaxLength(2000) @IsDatabaseUrl('postgres', false)
   url: string;
 
   @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
@@ -84,9 +88,16 @@ export class PointInTimeTarget {
   @IsOptional() @Type(() => Number) @IsInt() @Min(10) @Max(86_400)
   timeoutSeconds?: number;
 
-  /** Role the service connects as to watch the recovered server (default `postgres`; local trust/peer auth expected). */
+  /**
+   * Role the service connects as (TCP to 127.0.0.1:`port`) to watch the recovered server (default `postgres`). The
+   * recovered cluster keeps the source's pg_hba.conf and roles: when they require a password, give `passwordSecret`.
+   */
   @IsOptional() @IsString() @Matches(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, { message: 'user must be a role name' })
   user?: string;
+
+  /** Secret reference to `user`'s password on the recovered cluster (the source cluster's password of that role). */
+  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
+  passwordSecret?: string;
 
   /** Without a `backupId`: the WAL archive whose newest base backup ending before the target is restored. */
   @IsOptional() @IsUUID('all', { message: 'walArchiveId must be a UUID' })
@@ -137,22 +148,16 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
   }
 
   async checkSource(source: PostgresBaseSource): Promise<void> {
-    let url: URL;
-    try {
-      url = new URL(source.url);
-    } catch {
-      throw DrError.validation([{ field: 'source.url', message: 'not a valid URL' }]);
-    }
-    if (url.password) throw DrError.validation([{ field: 'source.url', message: 'must not contain a password; name it with passwordSecret instead' }]);
+    parseDatabaseUrlField(source.url, 'postgres', 'source.url', false);
   }
 
   async backup(source: PostgresBaseSource, context: EngineRunContext): Promise<EngineBackupRun> {
-    await this.checkSource(source);
+    const address = parseDatabaseUrlField(source.url, 'postgres', 'source.url', false);
     const env = source.passwordSecret ? { PGPASSWORD: await this.secrets.resolve(source.passwordSecret, 'source.passwordSecret') } : {};
     const startedAt = new Date();
     const proc = this.processes.spawn(
       this.tool('pg_basebackup'),
-      [`--dbname=${source.url}`, '--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', '--verbose', '--no-password', `--label=dr-${context.runId}`],
+      [`--dbname=${postgresToolUrl(address)}`, '--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', '--verbose', '--no-password', `--label=dr-${context.runId}`],
       { env, signal: context.signal },
     );
     proc.stdin.end();

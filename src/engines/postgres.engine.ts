@@ -5,8 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import { IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { Client, ClientConfig } from 'pg';
-import { parse as parseConnectionString } from 'pg-connection-string';
+import { Client } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
@@ -15,12 +14,15 @@ import { PgDumpDigestStream, TableDigest } from './pg-dump-digest';
 import { PostgresGlobals } from './postgres-globals.service';
 import { ProcessRunner } from './process-runner';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
-
-const PG_URL = /^postgres(ql)?:\/\//;
+import { DatabaseAddress, IsDatabaseUrl, parseDatabaseUrlField, postgresClientConfig, postgresToolUrl } from './database-url';
 
 /** A PostgreSQL server and database: a connection URL without password, and where the password comes from. */
 export class PostgresConnection {
-  @IsString() @Matches(PG_URL, { message: 'url must be a postgresql:// URL' }) @MaxLength(2000)
+  /**
+   * `postgresql://user@host:port/database`, optionally with `sslmode`, `sslrootcert`, `application_name`,
+   * `connect_timeout`: no password, no other parameter ({@link parseDatabaseUrl}).
+   */
+  @IsString() @MaxLength(2000) @IsDatabaseUrl('postgres')
   url: string;
 
   @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
@@ -80,6 +82,9 @@ export class PostgresTarget extends PostgresConnection {
 }
 
 interface ParsedUrl {
+  /** The checked parts. */
+  address: DatabaseAddress;
+  /** The URL the libpq tools get, rebuilt from the checked parts ({@link postgresToolUrl}). */
   url: URL;
   database: string;
 }
@@ -92,6 +97,8 @@ interface ParsedUrl {
 @Injectable()
 export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarget> {
   private readonly logger = new Logger(PostgresEngine.name);
+  /** Targets built by {@link verifyRestore} on DR_VERIFY_PG_URL, whose password reference is the operator's. */
+  private readonly operatorSecretTargets = new WeakSet<PostgresConnection>();
   readonly name = 'postgres' as const;
   readonly artifactExtension = 'pgdump';
   readonly contentType = 'application/vnd.postgresql.custom-dump';
@@ -303,9 +310,11 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       ? { url: this.config.verifyPgUrl, passwordSecret: this.config.verifyPgPasswordSecret }
       : { url: source.url, passwordSecret: source.passwordSecret };
     const database = `dr_verify_${context.runId.replace(/[^a-z0-9]/gi, '').slice(0, 24).toLowerCase()}`;
-    const scratchUrl = new URL(server.url);
-    scratchUrl.pathname = `/${database}`;
+    const serverAddress = parseDatabaseUrlField(server.url, 'postgres', this.config.verifyPgUrl ? 'DR_VERIFY_PG_URL' : 'source.url', false);
+    const scratchUrl = new URL(postgresToolUrl(serverAddress, database));
     const target = Object.assign(new PostgresTarget(), { url: scratchUrl.toString(), passwordSecret: server.passwordSecret, create: true, noOwner: true });
+    // DR_VERIFY_PG_PASSWORD_SECRET is the operator's: resolved as configuration, not as a request's reference
+    if (this.config.verifyPgUrl) this.operatorSecretTargets.add(target);
     const drop = () => this.withMaintenanceClient(target, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)} WITH (FORCE)`));
     await drop();
     try {
@@ -334,7 +343,16 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
   }
 
   private async passwordEnv(conn: PostgresConnection, field: string): Promise<Record<string, string>> {
-    return conn.passwordSecret ? { PGPASSWORD: await this.secrets.resolve(conn.passwordSecret, field) } : {};
+    const password = await this.passwordOf(conn, field);
+    return password === undefined ? {} : { PGPASSWORD: password };
+  }
+
+  /** The password `conn.passwordSecret` names (a request's reference, or the operator's for verification servers). */
+  private async passwordOf(conn: PostgresConnection, field: string): Promise<string | undefined> {
+    if (!conn.passwordSecret) return undefined;
+    return this.operatorSecretTargets.has(conn)
+      ? this.secrets.resolveOperatorSecret(conn.passwordSecret, 'DR_VERIFY_PG_PASSWORD_SECRET')
+      : this.secrets.resolve(conn.passwordSecret, field);
   }
 
   private async roleExists(target: PostgresTarget, role: string): Promise<boolean> {
@@ -350,17 +368,16 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     return (result.rowCount ?? 0) > 0;
   }
 
-  /** Runs `fn` on a connection to the target server's `postgres` database. @throws DrError when unreachable */
+  /**
+   * Runs `fn` on a connection to the target server's `postgres` database, with the target's password (given field
+   * by field: pg ignores a password given beside a connection string). @throws DrError when unreachable
+   */
   private async withMaintenanceClient<T>(target: PostgresTarget, fn: (client: Client) => Promise<T>): Promise<T> {
-    const { url } = parseUrl(target.url, 'target.url');
-    const maintenance = new URL(url.toString());
-    maintenance.pathname = '/postgres';
-    const password = target.passwordSecret ? await this.secrets.resolve(target.passwordSecret, 'target.passwordSecret') : undefined;
-    // Not `{ connectionString, password }`: pg lets every field parsed from connectionString, the absent password
-    // too, override the explicit ones, so the secret never reached the server (SCRAM: "client password must be a
-    // string"). The URL's fields, then the password.
-    const client = new Client({ ...parseConnectionString(maintenance.toString()), password, connectionTimeoutMillis: 10_000 } as ClientConfig);
+    const { address } = parseUrl(target.url, 'target.url');
+    const password = await this.passwordOf(target, 'target.passwordSecret');
+    let client: Client;
     try {
+      client = new Client(await postgresClientConfig(address, password, 'postgres'));
       await client.connect();
     } catch (error) {
       throw DrError.validation([
@@ -376,24 +393,13 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
 }
 
 /**
- * Parses a PostgreSQL URL and refuses embedded passwords (they would be stored in records).
+ * Parses a PostgreSQL URL with the one strict parser ({@link parseDatabaseUrl}): no password, no libpq parameter
+ * that would override the checked parts (`dbname`, `user`, `host`, `port`), nothing outside the allowed list.
  * @throws DrError VALIDATION_FAILED naming `field`.
  */
 export function parseUrl(raw: string, field: string): ParsedUrl {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw DrError.validation([{ field, message: 'not a valid URL' }]);
-  }
-  if (url.password) {
-    throw DrError.validation([{ field, message: 'must not contain a password; name it with passwordSecret instead' }]);
-  }
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (!database || database.includes('/')) {
-    throw DrError.validation([{ field, message: 'must name a database, e.g. postgresql://user@host:5432/dbname' }]);
-  }
-  return { url, database };
+  const address = parseDatabaseUrlField(raw, 'postgres', field);
+  return { address, url: new URL(postgresToolUrl(address)), database: address.database };
 }
 
 /** Compares the digests recorded at backup time with those of a restored database, table by table. */

@@ -2,6 +2,7 @@ import { ArgumentMetadata, BadRequestException, ValidationError, ValidationPipe 
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { DrError, FieldProblem } from './dr-error';
+import { requestShapeProblems } from '../hardening/request-shape';
 
 /** Flattens class-validator errors into dotted field paths (`source.path`, `include.0`). */
 export function toFieldProblems(errors: ValidationError[], parent = ''): FieldProblem[] {
@@ -23,9 +24,17 @@ export function nulFields(value: unknown, field = ''): string[] {
   return Object.entries(value).flatMap(([key, inner]) => nulFields(inner, field ? `${field}.${key}` : key));
 }
 
-/** {@link ValidationPipe} that also refuses query strings holding a NUL character (400 naming the parameter). */
+/**
+ * {@link ValidationPipe} that first checks the raw input's shape ({@link requestShapeProblems}: nesting depth and
+ * well-formed Unicode, before class-transformer recurses into it) and refuses query strings holding a NUL character
+ * (400 naming the parameter).
+ */
 class RequestValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' || metadata.type === 'query' || metadata.type === 'param') {
+      const shape = requestShapeProblems(value, metadata.type === 'param' && metadata.data ? metadata.data : '');
+      if (shape.length > 0) throw DrError.validation(shape);
+    }
     if (metadata.type === 'query' || metadata.type === 'param') {
       const fields = nulFields(value, metadata.type === 'param' && metadata.data ? metadata.data : '');
       if (fields.length > 0) {
@@ -37,8 +46,8 @@ class RequestValidationPipe extends ValidationPipe {
 }
 
 /**
- * The global pipe: whitelists DTO fields, rejects unknown ones, refuses NUL characters in query strings, and
- * reports every bad field by name.
+ * The global pipe: refuses over-deep input and lone surrogates before any transformation, whitelists DTO fields,
+ * rejects unknown ones, refuses NUL characters in query strings, and reports every bad field by name.
  */
 export function createValidationPipe(): ValidationPipe {
   return new RequestValidationPipe({

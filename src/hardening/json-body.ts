@@ -1,3 +1,7 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DrError } from '../errors/dr-error';
+import { jsonDepthProblem } from './request-shape';
+
 /** Object keys refused in JSON bodies: they reach class-transformer's type lookups and prototype chains. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -16,4 +20,19 @@ export function rejectUnsafeJson(key: string, value: unknown): unknown {
     throw new SyntaxError('NUL character in JSON body');
   }
   return value;
+}
+
+/**
+ * body-parser's `verify` hook for JSON bodies: runs on the raw bytes before JSON.parse. Refuses a body nested
+ * deeper than 32 levels ({@link jsonDepthProblem}: 400 VALIDATION_FAILED naming where), and a charset other than
+ * UTF-8 (415: JSON exchanged between systems is UTF-8, RFC 8259 section 8.1, and the depth scan reads UTF-8).
+ * body-parser keeps the status of an error that carries one.
+ * @throws DrError (with `status` 400) or an Error with `status` 415.
+ */
+export function verifyJsonBody(_req: IncomingMessage, _res: ServerResponse, body: Buffer, encoding: string | null): void {
+  if (encoding && !/^utf-?8$/i.test(encoding)) {
+    throw Object.assign(new Error(`unsupported charset "${encoding.toUpperCase()}": JSON bodies are UTF-8`), { status: 415, type: 'charset.unsupported' });
+  }
+  const problem = jsonDepthProblem(body);
+  if (problem) throw Object.assign(DrError.validation([problem]), { status: 400 });
 }

@@ -83,7 +83,7 @@ export class BackupEncryption {
     }
     let text: string;
     try {
-      text = await this.secrets.resolve(this.config.ageIdentitySecret, 'DR_AGE_IDENTITY_SECRET');
+      text = await this.secrets.resolveOperatorSecret(this.config.ageIdentitySecret, 'DR_AGE_IDENTITY_SECRET');
     } catch {
       throw new DrError('DECRYPTION_KEY_UNAVAILABLE', `the age identity ${this.config.ageIdentitySecret} cannot be read`);
     }

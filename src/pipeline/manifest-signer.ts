@@ -45,7 +45,7 @@ export class ManifestSigner implements OnModuleInit {
   /** Loads (or generates) the signing key and the trusted public keys. @throws Error naming a key that cannot be read */
   async onModuleInit(): Promise<void> {
     const pem = this.config.manifestSigningKeySecret
-      ? await this.secrets.resolve(this.config.manifestSigningKeySecret, 'DR_MANIFEST_SIGNING_KEY_SECRET')
+      ? await this.secrets.resolveOperatorSecret(this.config.manifestSigningKeySecret, 'DR_MANIFEST_SIGNING_KEY_SECRET')
       : await this.generatedKey();
     let key: KeyObject;
     try {

@@ -8,6 +8,8 @@ import { AppConfig } from '../config/app-config';
 import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget, PostgresBaseEngine } from '../engines/postgres-base.engine';
 import { DrError } from '../errors/dr-error';
+import { SecretResolver } from '../secrets/secret-resolver';
+import { OPERATOR_SECRET_VARIABLES } from '../secrets/secret-reference';
 import { logReasons, pgCtl, runAs, serverIdentity } from './postgres-server';
 import { WalArchiveEntity } from './wal-archive.entity';
 import { WalArchivesService } from './wal-archives.service';
@@ -63,6 +65,7 @@ export class PointInTimeRecovery {
     private readonly config: AppConfig,
     private readonly archives: WalArchivesService,
     private readonly engine: PostgresBaseEngine,
+    private readonly secrets: SecretResolver,
   ) {}
 
   /**
@@ -179,7 +182,8 @@ export class PointInTimeRecovery {
       throw new Error(`the recovered server did not start: ${await this.reasons(logFile, gaps)}`);
     }
     try {
-      const reached = await this.waitForTarget(target, action, started + timeoutSeconds * 1000, logFile, gaps, context.signal);
+      const password = target.passwordSecret ? await this.secrets.resolve(target.passwordSecret, 'target.passwordSecret') : undefined;
+      const reached = await this.waitForTarget(target, password, action, started + timeoutSeconds * 1000, logFile, gaps, context.signal);
       const replayMs = Date.now() - started;
       if (t.latest) this.checkReachedNewest(reached.lsn, plan.newestSegment, archive.segmentSizeBytes);
       let running = true;
@@ -206,9 +210,13 @@ export class PointInTimeRecovery {
     }
   }
 
-  /** Polls the server until it is promoted (or paused at the target, for `pause`). */
+  /**
+   * Polls the server until it is promoted (or paused at the target, for `pause`), connecting as `target.user` with
+   * `password` (the recovered cluster keeps the source's pg_hba.conf and roles: it may require one).
+   */
   private async waitForTarget(
     target: PointInTimeTarget,
+    password: string | undefined,
     action: 'promote' | 'pause',
     deadline: number,
     logFile: string,
@@ -218,7 +226,7 @@ export class PointInTimeRecovery {
     let lastError = '';
     while (Date.now() < deadline) {
       if (signal.aborted) throw new Error('interrupted: the service was shut down during the recovery');
-      const client = new Client({ host: '127.0.0.1', port: target.port, user: target.user ?? 'postgres', database: 'postgres', connectionTimeoutMillis: 5000 });
+      const client = new Client({ host: '127.0.0.1', port: target.port, user: target.user ?? 'postgres', password, database: 'postgres', connectionTimeoutMillis: 5000 });
       try {
         await client.connect();
         await client.query(`SET TimeZone = 'UTC'`);
@@ -285,13 +293,36 @@ export class PointInTimeRecovery {
     }
   }
 
-  /** Environment variables the archive's config references (`env:NAME`): restore_command runs in the server's environment. */
+  /**
+   * The environment restore_command (`dr wal-fetch`) runs in, inherited from the recovered server: the variables
+   * the archive's config references (`env:NAME`) that the request allow-list permits, and that allow-list itself
+   * (`DR_SECRET_ENV_PREFIX`, `DR_SECRET_DIRS`, and `DR_DATA_DIR` with the configuration references whose targets it
+   * denies), so wal-fetch resolves exactly what the service would. Nothing else of the service's environment.
+   */
   private secretEnv(config: object): Record<string, string> {
-    const env: Record<string, string> = {};
+    const policy = this.config.secretPolicy;
+    const env: Record<string, string> = { ...policy.toEnvironment(), DR_DATA_DIR: this.config.dataDir };
+    for (const variable of OPERATOR_SECRET_VARIABLES) {
+      const ref = this.operatorReference(variable);
+      if (ref) env[variable] = ref; // a reference, never a value: wal-fetch denies what it names
+    }
     for (const m of JSON.stringify(config).matchAll(/"env:([A-Za-z_][A-Za-z0-9_]*)"/g)) {
       const value = process.env[m[1]];
-      if (value !== undefined) env[m[1]] = value;
+      if (value !== undefined && policy.allowsEnv(m[1])) env[m[1]] = value;
     }
     return env;
+  }
+
+  private operatorReference(variable: (typeof OPERATOR_SECRET_VARIABLES)[number]): string | undefined {
+    switch (variable) {
+      case 'DR_JWT_SECRET':
+        return this.config.jwt?.secretRef;
+      case 'DR_AGE_IDENTITY_SECRET':
+        return this.config.ageIdentitySecret;
+      case 'DR_MANIFEST_SIGNING_KEY_SECRET':
+        return this.config.manifestSigningKeySecret;
+      case 'DR_VERIFY_PG_PASSWORD_SECRET':
+        return this.config.verifyPgPasswordSecret;
+    }
   }
 }

@@ -22,14 +22,18 @@ const CONFIG_HELP = `Options:
   --config <file>   the WAL archive's client config (JSON; default: $DR_WAL_CONFIG), as
                     GET /wal-archives/{id}/client-config returns it:
                     {"archive":"main","storage":{"kind":"local","settings":{"path":"/srv/dr"}},
-                     "encryption":{"recipients":["age1..."]},"identitySecret":"file:/etc/dr/wal-identity.txt"}
+                     "encryption":{"recipients":["age1..."]},"identitySecret":"file:/etc/dr/secrets/wal-identity.txt"}
                     storage kinds: local, s3, azure-blob, gcs (settings as in POST /storage-locations);
-                    secrets only as references, env:NAME or file:/absolute/path
+                    secrets only as references the allow-list below permits: env:DRS_NAME or a file
+                    under DR_SECRET_DIRS (never DR_* variables or the service's own keys; exit 64)
   -h, --help        this help
 
 Environment:
-  DR_WAL_CONFIG     the config file when --config is not given
-  DR_WAL_TIMING=1   print the time the call took (ms) on stderr
+  DR_WAL_CONFIG         the config file when --config is not given
+  DR_SECRET_ENV_PREFIX  variables the config may name start with this (default DRS_)
+  DR_SECRET_DIRS        directories (: or , separated) whose files it may name (default DR_DATA_DIR/secrets,
+                        DR_DATA_DIR relative to the working directory: set it, e.g. /etc/dr/secrets)
+  DR_WAL_TIMING=1       print the time the call took (ms) on stderr
 
 Runs without the service and without its metadata database (docs/pitr.md).`;
 

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import type { SecretResolver } from '../secrets/secret-resolver';
+import { SECRET_REF_PATTERN, SecretReferencePolicy } from '../secrets/secret-reference';
 import { LocalStorageDriver } from '../storage/local.driver';
 import { StorageDriver } from '../storage/storage-driver';
 import type { StorageKind } from '../storage/storage-location.entity';
@@ -13,31 +14,43 @@ import { WalArchiveStore } from './wal-archive-store';
 /** The storage kinds (as STORAGE_KINDS of storage-location.entity, without loading TypeORM). */
 const KINDS: StorageKind[] = ['local', 's3', 'azure-blob', 'gcs'];
 
-/** `env:NAME` or `file:/absolute/path` (as SECRET_REF_PATTERN of the secret resolver). */
-const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/;
-
-/** The secret resolution wal-push / wal-fetch need, without Nest: the same rules as SecretResolver. */
+/** The secret resolution wal-push / wal-fetch need, without Nest: the same policy as SecretResolver's. */
 export interface SecretSource {
   resolve(ref: string, field: string): Promise<string>;
 }
 
 /**
- * Resolves `env:NAME` and `file:/path` (content trimmed) like {@link SecretResolver}, without Nest, for the CLI.
- * @throws Error naming the field and the reference (never a value).
+ * Resolves the references of a WAL client config under the same allow-list as the service
+ * ({@link SecretReferencePolicy}), read from this process's environment: `DR_SECRET_ENV_PREFIX` (default `DRS_`)
+ * and `DR_SECRET_DIRS` (default `DR_DATA_DIR/secrets`); `DR_*` variables and the service's own key files never. A
+ * config is data a request made (`GET /wal-archives/{id}/client-config`), so it cannot name the archiver's other
+ * secrets (`PGPASSWORD`, cloud credentials of the database host...).
+ * @throws WalConfigError naming the field (never a value) when the allow-list refuses a reference; Error when an
+ *   allowed one cannot be read (a variable not set, a file not readable).
  */
 export class CliSecretSource implements SecretSource {
+  private policy?: SecretReferencePolicy;
+
+  constructor(
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly cwd = process.cwd(),
+  ) {}
+
   async resolve(ref: string, field: string): Promise<string> {
-    if (ref.startsWith('env:')) {
-      const value = process.env[ref.slice(4)];
-      if (!value) throw new Error(`${field}: environment variable ${ref.slice(4)} is not set`);
-      return value;
+    try {
+      // built at the first reference: a config without secrets does not depend on DR_SECRET_* being valid
+      this.policy ??= SecretReferencePolicy.fromEnv(this.env, this.cwd);
+    } catch (error) {
+      throw new WalConfigError((error as Error).message);
     }
-    if (ref.startsWith('file:') && isAbsolute(ref.slice(5))) {
-      return (await readFile(ref.slice(5), 'utf8').catch(() => {
-        throw new Error(`${field}: secret file ${ref.slice(5)} cannot be read`);
-      })).trim();
+    try {
+      return await this.policy.resolve(ref, field);
+    } catch (error) {
+      // the CLI prints messages: the field problem says what was refused and why
+      const drError = error as { code?: string; details?: { message: string }[] };
+      const text = drError.details?.[0]?.message ? `${field}: ${drError.details[0].message}` : (error as Error).message;
+      throw drError.code === 'VALIDATION_FAILED' ? new WalConfigError(text) : new Error(text);
     }
-    throw new Error(`${field}: must be env:NAME or file:/absolute/path`);
   }
 }
 
@@ -116,11 +129,11 @@ export async function walClientConfigProblems(value: unknown): Promise<string[]>
     if (recipients !== undefined && (!Array.isArray(recipients) || !recipients.every((r) => typeof r === 'string' && r.startsWith('age1')))) {
       problems.push('encryption.recipients: age X25519 recipients (age1...)');
     }
-    if (passphrase !== undefined && (typeof passphrase !== 'string' || !SECRET_REF.test(passphrase))) {
+    if (passphrase !== undefined && (typeof passphrase !== 'string' || !SECRET_REF_PATTERN.test(passphrase))) {
       problems.push('encryption.passphraseSecret: env:NAME or file:/absolute/path');
     }
   }
-  if (c.identitySecret !== undefined && c.identitySecret !== null && (typeof c.identitySecret !== 'string' || !SECRET_REF.test(c.identitySecret))) {
+  if (c.identitySecret !== undefined && c.identitySecret !== null && (typeof c.identitySecret !== 'string' || !SECRET_REF_PATTERN.test(c.identitySecret))) {
     problems.push('identitySecret: env:NAME or file:/absolute/path');
   }
   if (c.zstdLevel !== undefined && (!Number.isInteger(c.zstdLevel) || (c.zstdLevel as number) < -7 || (c.zstdLevel as number) > 19)) {

@@ -37,7 +37,7 @@ import { describeStorageDriverContract, hashStream, randomSource } from './stora
 
 const MiB = 1 << 20;
 const ENV = { key: 'DR_TEST_AZURE_ACCOUNT_KEY', connection: 'DR_TEST_AZURE_CONNECTION_STRING', sas: 'DR_TEST_AZURE_SAS', missing: 'DR_TEST_AZURE_NOT_SET' };
-const secrets = new SecretResolver();
+const secrets = SecretResolver.trustingEveryReference();
 let azurite: AzuriteServer;
 
 beforeAll(async () => {

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { canonicalJson } from '../../src/audit/audit-chain';
 import { AuditService } from '../../src/audit/audit.service';
 import { createApp } from '../../src/bootstrap';
 import { AppConfig } from '../../src/config/app-config';
@@ -113,7 +115,10 @@ describe('audit trail', () => {
     expect(await entryWhere({ action: 'recovery.run', targetId: restored.id })).toMatchObject({ outcome: 'SUCCESS', details: { backupId: backup.id, type: 'FULL' } });
 
     const withSecret = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY)
-      .send({ engine: 'postgres', source: { url: 'postgresql://u@127.0.0.1:1/db', passwordSecret: 'env:AUDIT_SECRET_NAME_XYZ' } });
+      .send({ engine: 'postgres', source: { url: 'postgresql://u@127.0.0.1:1/db', passwordSecret: 'env:DRS_AUDIT_SECRET_NAME_XYZ' } });
+    expect(withSecret.status).toBe(202);
+    // its job's outcome is the third backup.run entry counted by the next test: wait for it here (it raced under load)
+    expect(await entryWhere({ action: 'backup.run', targetId: withSecret.body.id })).toMatchObject({ outcome: 'FAILURE' });
     // Only selected body fields are kept: never the source (URL, secret reference, paths) nor key secrets.
     expect((await entryWhere({ requestId: withSecret.headers['x-request-id'] })).details).toEqual({ engine: 'postgres' });
     const everything = JSON.stringify(await entries());
@@ -205,5 +210,19 @@ describe('audit trail', () => {
     await sql(service.database, `DELETE FROM audit_entries WHERE seq = $1`, [max]);
     const truncated = await service.http().get(`${API}/audit/verify`).set('X-API-Key', ADMIN_KEY);
     expect(truncated.body.problems).toContainEqual({ seq: Number(max), problem: 'missing entry' });
+  });
+
+  it('an entry edited in the database with its hash recomputed is named by the next entry\'s prev_hash link', async () => {
+    const seq = 20;
+    const lines = ((await service.http().get(`${API}/audit/export`).set('X-API-Key', ADMIN_KEY)).text).trim().split('\n').map((l) => JSON.parse(l));
+    const { hash: _old, ...record } = lines.find((l) => l.seq === seq);
+    // what a forger with write access does: change the row, then make its own hash match again (docs/audit-trail.md)
+    const forged = { ...record, actor: 'apikey:innocent' };
+    const hash = createHash('sha256').update(canonicalJson(forged), 'utf8').digest('hex');
+    await sql(service.database, `UPDATE audit_entries SET actor = $1, hash = $2 WHERE seq = $3`, [forged.actor, hash, seq]);
+    const verified = await service.http().get(`${API}/audit/verify`).set('X-API-Key', ADMIN_KEY);
+    expect(verified.body.ok).toBe(false);
+    const around = verified.body.problems.filter((p: { seq: number }) => p.seq === seq || p.seq === seq + 1);
+    expect(around).toEqual([{ seq: seq + 1, problem: 'prev_hash mismatch' }]);
   });
 });

@@ -92,9 +92,13 @@ describe('authentication and role checks', () => {
     expect(text).not.toMatch(/sha256|secret/i);
     expect(list.body.find((k: { id: string }) => k.id === created.body.id)).toMatchObject({ name: 'ci-bot', roles: ['OPERATOR'], revokedAt: null });
 
+    const revoking = Date.now();
     const revoked = await service.http().delete(`${API}/api-keys/${created.body.id}`).set('X-API-Key', ADMIN_KEY);
     expect(revoked.status).toBe(200);
-    expect(revoked.body.revokedAt).toBeTruthy();
+    // revoked now: an ISO timestamp taken while the request ran (same machine clock)
+    expect(revoked.body.revokedAt).toBe(new Date(revoked.body.revokedAt).toISOString());
+    expect(Date.parse(revoked.body.revokedAt)).toBeGreaterThanOrEqual(revoking - 1);
+    expect(Date.parse(revoked.body.revokedAt)).toBeLessThanOrEqual(Date.now());
     const after = await service.http().get(`${API}/backups`).set('X-API-Key', secret);
     expect(after.status).toBe(401);
 

@@ -34,7 +34,7 @@ describe('dr CLI', () => {
     const backup = dr('backup', '--engine', 'filesystem', '--path', source);
     expect(backup.code).toBe(0);
     const id = /([0-9a-f-]{36})/.exec(backup.stdout)?.[1];
-    expect(id).toBeDefined();
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(backup.stdout).toContain('COMPLETED');
 
     const list = dr('list');

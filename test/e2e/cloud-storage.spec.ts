@@ -28,8 +28,8 @@ describe('backups on cloud storage (s3rver, Azurite, GCS emulator)', () => {
     execFileSync('age-keygen', ['-o', identityFile], { stdio: 'ignore' });
     [s3, azure] = await Promise.all([startS3Server('dr-backups'), startAzurite(['dr-copies'])]);
     if (gcsEmulatorInstalled()) gcs = await startGcsEmulator('dr-gcs-copies');
-    process.env.DR_TEST_S3_KEY = 'S3RVER';
-    process.env.DR_TEST_AZURE_KEY = AZURITE_KEY;
+    process.env.DRS_TEST_S3_KEY = 'S3RVER';
+    process.env.DRS_TEST_AZURE_KEY = AZURITE_KEY;
     service = await startService({ DR_AGE_IDENTITY_SECRET: `file:${identityFile}` });
   }, 120_000);
 
@@ -50,13 +50,13 @@ describe('backups on cloud storage (s3rver, Azurite, GCS emulator)', () => {
     const primary = await location({
       name: 's3-primary',
       kind: 's3',
-      settings: { bucket: 'dr-backups', prefix: 'prod', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdSecret: 'env:DR_TEST_S3_KEY', secretAccessKeySecret: 'env:DR_TEST_S3_KEY', partSizeBytes: 5 << 20 },
+      settings: { bucket: 'dr-backups', prefix: 'prod', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdSecret: 'env:DRS_TEST_S3_KEY', secretAccessKeySecret: 'env:DRS_TEST_S3_KEY', partSizeBytes: 5 << 20 },
     });
     const copies = [
       await location({
         name: 'azure-copy',
         kind: 'azure-blob',
-        settings: { container: 'dr-copies', accountUrl: azure.accountUrl, accountName: 'devstoreaccount1', accountKeySecret: 'env:DR_TEST_AZURE_KEY' },
+        settings: { container: 'dr-copies', accountUrl: azure.accountUrl, accountName: 'devstoreaccount1', accountKeySecret: 'env:DRS_TEST_AZURE_KEY' },
       }),
     ];
     if (gcs) copies.push(await location({ name: 'gcs-copy', kind: 'gcs', settings: { bucket: 'dr-gcs-copies', apiEndpoint: gcs.apiEndpoint, anonymous: true, projectId: 'dr-test' } }));

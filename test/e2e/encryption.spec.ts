@@ -20,7 +20,7 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
     execFileSync('age-keygen', ['-o', identityFile], { stdio: 'ignore' });
     recipient = readFileSync(identityFile, 'utf8').match(/public key: (age1[0-9a-z]+)/)![1];
     makeTree(source, 300);
-    process.env.DR_TEST_PASSPHRASE = 'correct horse battery staple 42';
+    process.env.DRS_TEST_PASSPHRASE = 'correct horse battery staple 42';
     service = await startService({ DR_AGE_IDENTITY_SECRET: `file:${identityFile}` });
   }, 60_000);
 
@@ -82,13 +82,13 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
   });
 
   it('encrypts with a passphrase named by a secret reference, which never reaches the records', async () => {
-    const locationId = await location('passphrase', { passphraseSecret: 'env:DR_TEST_PASSPHRASE' });
+    const locationId = await location('passphrase', { passphraseSecret: 'env:DRS_TEST_PASSPHRASE' });
     const backup = await backupAndWait(service, { engine: 'configuration', source: { paths: [`${source}/d1/sub 1/*.dat`] }, storageLocationId: locationId });
     expect(backup).toMatchObject({ status: 'COMPLETED', encryption: { format: 'age-v1', passphrase: true } });
     const header = readFileSync(join(work, 'passphrase', backup.artifactKey)).subarray(0, 200).toString('latin1');
     expect(header).toMatch(/^age-encryption\.org\/v1\n-> scrypt /);
     const all = JSON.stringify([backup, (await service.http().get(`${API}/storage-locations/${locationId}`).set('X-API-Key', ADMIN_KEY)).body]);
-    expect(all).not.toContain(process.env.DR_TEST_PASSPHRASE);
+    expect(all).not.toContain(process.env.DRS_TEST_PASSPHRASE);
     const target = join(service.restoreRoot, 'passphrase');
     expect((await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target } })).status).toBe('COMPLETED');
     expect(readFileSync(join(target, source.slice(1), 'd1/sub 1', 'file-1.dat')).equals(readFileSync(join(source, 'd1/sub 1/file-1.dat')))).toBe(true);
@@ -100,7 +100,7 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
     expect(res.status).toBe(400);
     expect(res.body.details.map((d: { field: string }) => d.field)).toContain('encryption.recipients');
     const both = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY)
-      .send({ name: 'both', kind: 'local', settings: { path: work }, encryption: { recipients: [recipient], passphraseSecret: 'env:X' } });
+      .send({ name: 'both', kind: 'local', settings: { path: work }, encryption: { recipients: [recipient], passphraseSecret: 'env:DRS_X' } });
     expect(both.status).toBe(400);
     expect(both.body.details[0]).toMatchObject({ field: 'encryption' });
   });

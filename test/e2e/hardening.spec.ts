@@ -70,6 +70,62 @@ describe('hardening', () => {
       expect(res.body.details).toEqual([{ field: 'actor', message: 'actor must not contain a NUL character' }]);
     });
 
+    it('refuses an array nested 2,000 deep anywhere in a body with 400 naming where (it used to be a 500 from class-transformer)', async () => {
+      // 4 KB of brackets: well under the body limit, deep enough to overflow class-transformer's recursion.
+      const nested = `${'['.repeat(2000)}${']'.repeat(2000)}`;
+      const cases: [string, string, string][] = [
+        ['/api-keys', `{"name":"k","roles":${nested}}`, 'roles'],
+        ['/backups', `{"engine":"filesystem","source":{"path":"/tmp","include":${nested}}}`, 'source.include'],
+        ['/recovery/external', `{"status":"COMPLETED","targetName":"db","recoveryPoint":"2026-01-01T00:00:00Z","startedAt":"2026-01-01T00:00:00Z","finishedAt":"2026-01-01T00:00:00Z","notes":${nested}}`, 'notes'],
+        ['/storage-locations', `{"name":"n","kind":"local","settings":{"path":"/tmp/x","deep":{"deeper":${nested}}}}`, 'settings.deep.deeper'],
+      ];
+      for (const [path, body, field] of cases) {
+        const res = await service.http().post(`${API}${path}`).set('X-API-Key', ADMIN_KEY).set('Content-Type', 'application/json').send(body);
+        expect({ path, status: res.status, code: res.body.code }).toEqual({ path, status: 400, code: 'VALIDATION_FAILED' });
+        expect(res.body.details).toHaveLength(1);
+        expect(res.body.details[0].field.startsWith(field)).toBe(true);
+        expect(res.body.details[0].message).toBe('nested deeper than 32 levels');
+      }
+      // 1 MB of brackets, without credentials: refused from the raw bytes in well under a second (JSON.parse with the
+      // body parser's reviver took 6.3 s of event loop for it, before authentication)
+      const started = Date.now();
+      const flood = await service.http().post(`${API}/backups`).set('Content-Type', 'application/json').send(`${'['.repeat(500_000)}${']'.repeat(500_000)}`);
+      expect({ status: flood.status, field: flood.body.details?.[0]?.field.slice(0, 4) }).toEqual({ status: 400, field: '0.0.' });
+      expect(Date.now() - started).toBeLessThan(1500);
+      // a JSON body in another charset than UTF-8 (RFC 8259 section 8.1)
+      const utf16 = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).set('Content-Type', 'application/json; charset=utf-16le')
+        .send(Buffer.from('{"name":"k","roles":["VIEWER"]}', 'utf16le'));
+      expect({ status: utf16.status, code: utf16.body.code }).toEqual({ status: 415, code: 'VALIDATION_FAILED' });
+    });
+
+    it('refuses strings that are not well-formed Unicode (a lone UTF-16 surrogate) with 400 naming the field', async () => {
+      const external = { status: 'COMPLETED', recoveryPoint: '2026-01-01T00:00:00Z', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:01:00Z' };
+      const cases: [string, object, string][] = [
+        ['/recovery/external', { ...external, targetName: 'db\ud800' }, 'targetName'],
+        ['/recovery/external', { ...external, targetName: 'db', notes: 'x\udc00y' }, 'notes'],
+        ['/recovery', { backupId: '00000000-0000-4000-8000-000000000000', type: 'FULL', target: { path: `${service.restoreRoot}/r\ud800` } }, 'target.path'],
+        ['/backups', { engine: 'filesystem', source: { path: '/tmp', exclude: ['ok', 'a\udbff'] } }, 'source.exclude.1'],
+        ['/api-keys', { name: 'k', roles: ['VIEWER'], ['key\ud800']: 1 }, 'key\ufffd'],
+      ];
+      for (const [path, body, field] of cases) {
+        // JSON.stringify writes a lone surrogate as the escape \ud800, which JSON.parse turns back into one.
+        const res = await service.http().post(`${API}${path}`).set('X-API-Key', ADMIN_KEY).set('Content-Type', 'application/json').send(JSON.stringify(body));
+        expect({ path, status: res.status, code: res.body.code }).toEqual({ path, status: 400, code: 'VALIDATION_FAILED' });
+        expect(res.body.details).toEqual([{ field, message: 'must be well-formed Unicode (it holds a lone UTF-16 surrogate)' }]);
+      }
+      const listed = await service.http().get(`${API}/recovery?limit=200`).set('X-API-Key', ADMIN_KEY);
+      expect(listed.body.items.filter((r: { type: string }) => r.type === 'EXTERNAL')).toEqual([]);
+    });
+
+    it('refuses numeric query values beyond their bounds with 400 naming the parameter (page=10^20 was a 500 from bigint)', async () => {
+      for (const path of ['/audit?page=99999999999999999999', '/audit?page=1e300', '/backups?page=99999999999999999999', '/recovery?page=1000001', '/audit?page=10000001']) {
+        const res = await service.http().get(`${API}${path}`).set('X-API-Key', ADMIN_KEY);
+        expect({ path, status: res.status, code: res.body.code, field: res.body.details?.[0]?.field }).toEqual({ path, status: 400, code: 'VALIDATION_FAILED', field: 'page' });
+      }
+      const last = await service.http().get(`${API}/audit?page=10000000`).set('X-API-Key', ADMIN_KEY);
+      expect({ status: last.status, items: last.body.items, page: last.body.page }).toEqual({ status: 200, items: [], page: 10_000_000 });
+    });
+
     it('serves Swagger UI and the committed OpenAPI document without credentials', async () => {
       const ui = await service.http().get('/api-docs/');
       expect(ui.status).toBe(200);

@@ -27,6 +27,7 @@ describe('structured logs: JSON lines with request ids, no secrets', () => {
   let dataDir: string;
   let adminKey: string;
   let output: string;
+  let backupId: string;
 
   const call = async (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) => {
     const res = await fetch(`${server.url}${path}`, {
@@ -48,7 +49,7 @@ describe('structured logs: JSON lines with request ids, no secrets', () => {
       DR_RESTORE_ROOTS: join(dataDir, 'restores'),
       DR_SCHEDULER_ENABLED: 'false',
       DR_LOG_LEVEL: 'verbose',
-      PLANTED_PG_PASSWORD: PLANTED.envPassword,
+      DRS_PLANTED_PG_PASSWORD: PLANTED.envPassword,
     });
     // no DR_ADMIN_API_KEY: the first admin key is generated and printed once, for the operator to copy
     adminKey = /\bdr_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\b/.exec(server.output())![0];
@@ -75,7 +76,7 @@ describe('structured logs: JSON lines with request ids, no secrets', () => {
     // a real pg_dump run whose password comes from an environment variable
     const created = await call(`${API}/backups`, {
       method: 'POST',
-      body: JSON.stringify({ engine: 'postgres', source: { url: databaseUrl(source), passwordSecret: 'env:PLANTED_PG_PASSWORD' } }),
+      body: JSON.stringify({ engine: 'postgres', source: { url: databaseUrl(source), passwordSecret: 'env:DRS_PLANTED_PG_PASSWORD' } }),
     });
     expect(created.status).toBe(202);
     let backup = created.body;
@@ -84,6 +85,14 @@ describe('structured logs: JSON lines with request ids, no secrets', () => {
       backup = (await call(`${API}/backups/${created.body.id}`)).body;
     }
     expect(backup.status).toBe('COMPLETED');
+    backupId = backup.id;
+    // the service's own admin key file named as a source's password: refused, neither sent nor logged nor echoed
+    const ownKey = await call(`${API}/backups`, {
+      method: 'POST',
+      body: JSON.stringify({ engine: 'postgres', source: { url: databaseUrl(source), passwordSecret: `file:${dataDir}/admin-api-key` } }),
+    });
+    expect({ status: ownKey.status, field: ownKey.body.details?.[0]?.field }).toEqual({ status: 400, field: 'source.passwordSecret' });
+    expect(JSON.stringify(ownKey.body)).not.toContain(adminKey);
     const verified = await call(`${API}/backups/${backup.id}/verify`, { method: 'POST', body: JSON.stringify({ mode: 'restore' }) });
     expect(verified.body).toMatchObject({ status: 'COMPLETED', ok: true });
 
@@ -132,6 +141,11 @@ describe('structured logs: JSON lines with request ids, no secrets', () => {
   });
 
   it('contains none of the planted secrets', () => {
+    // Not vacuous: the lines that carried them were written (masked), and the job that used the env password ran.
+    expect(output.length).toBeGreaterThan(10_000);
+    expect(output).toContain('"reqId":"redaction-test-1"');
+    expect(output).toContain('postgresql://admin:***@db.example:5432/x');
+    expect(output).toContain(backupId);
     for (const [name, secret] of Object.entries(PLANTED)) {
       expect({ name, found: output.includes(secret) }).toEqual({ name, found: false });
     }

@@ -37,11 +37,11 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     databases.push(db);
     return db;
   };
-  const asUser = (database: string) => ({ url: mysqlUrl(database, user), passwordSecret: 'env:DR_TEST_MYSQL_PASSWORD' });
+  const asUser = (database: string) => ({ url: mysqlUrl(database, user), passwordSecret: 'env:DRS_TEST_MYSQL_PASSWORD' });
   let backup: Record<string, any>;
 
   beforeAll(async () => {
-    service = await startService({ DR_TEST_MYSQL_PASSWORD: password });
+    service = await startService({ DRS_TEST_MYSQL_PASSWORD: password });
     await withMysql(async (c) => {
       await c.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [user, password]);
       // its own databases, and the scratch databases of deep verification (dr_verify_*)
@@ -257,19 +257,19 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
   it('backs up with read privileges only (no EVENT: events left out with a warning; no LOCK TABLES needed)', async () => {
     const reader = `drt_r_${run}`;
     const readerPassword = randomBytes(12).toString('hex');
-    process.env.DR_TEST_MYSQL_READER = readerPassword;
+    process.env.DRS_TEST_MYSQL_READER = readerPassword;
     try {
       await withMysql(async (c) => {
         await c.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [reader, readerPassword]);
         await c.query(`GRANT SELECT, SHOW VIEW, TRIGGER ON \`${source}\`.* TO ?@'%'`, [reader]);
         await c.query(`GRANT SELECT ON mysql.proc TO ?@'%'`, [reader]); // to read the bodies of routines it does not define
       });
-      const read = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, reader), passwordSecret: 'env:DR_TEST_MYSQL_READER' } });
+      const read = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, reader), passwordSecret: 'env:DRS_TEST_MYSQL_READER' } });
       expect(read.status).toBe('COMPLETED');
       expect(read.warnings).toEqual([expect.stringMatching(/^events not dumped: Access denied/), expect.stringContaining('legacy (MyISAM)'), expect.stringMatching(/^cannot capture the accounts the database needs \(globals\): SELECT command denied .*`mysql`\.`db`/)]);
       expect(read.tables).toEqual(backup.tables);
     } finally {
-      delete process.env.DR_TEST_MYSQL_READER;
+      delete process.env.DRS_TEST_MYSQL_READER;
       await dropMysqlObjects([], reader);
     }
   });
@@ -284,16 +284,16 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
 
   it('records a wrong password, an unreachable server or a missing table as FAILED with a reason that holds no password', async () => {
     const wrong = `wrong-${randomBytes(8).toString('hex')}`;
-    process.env.DR_TEST_MYSQL_WRONG = wrong;
+    process.env.DRS_TEST_MYSQL_WRONG = wrong;
     try {
-      const denied = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, user), passwordSecret: 'env:DR_TEST_MYSQL_WRONG' } });
+      const denied = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, user), passwordSecret: 'env:DRS_TEST_MYSQL_WRONG' } });
       expect(denied.status).toBe('FAILED');
       expect(denied.error).toMatch(/Access denied for user/);
       expect(JSON.stringify(denied)).not.toContain(wrong);
     } finally {
-      delete process.env.DR_TEST_MYSQL_WRONG;
+      delete process.env.DRS_TEST_MYSQL_WRONG;
     }
-    const unreachable = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, user, 1), passwordSecret: 'env:DR_TEST_MYSQL_PASSWORD' } });
+    const unreachable = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, user, 1), passwordSecret: 'env:DRS_TEST_MYSQL_PASSWORD' } });
     expect(unreachable.status).toBe('FAILED');
     expect(unreachable.error).toMatch(/cannot connect to 127\.0\.0\.1:1\/.*ECONNREFUSED/);
     expect(unreachable.error).not.toContain(password);
@@ -333,13 +333,13 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     try {
       const dr = (...args: string[]) => {
         const result = spawnSync(join(__dirname, '..', '..', 'bin', 'dr'), args, {
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl(meta), DR_DATA_DIR: service.dataDir, DR_TEST_MYSQL_PASSWORD: password },
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl(meta), DR_DATA_DIR: service.dataDir, DRS_TEST_MYSQL_PASSWORD: password },
           encoding: 'utf8',
           timeout: 60_000,
         });
         return { code: result.status, stdout: result.stdout, stderr: result.stderr };
       };
-      const taken = dr('backup', '--engine', 'mysql', '--url', mysqlUrl(source, user), '--password-secret', 'env:DR_TEST_MYSQL_PASSWORD', '--tables', 'files', 'empty_one');
+      const taken = dr('backup', '--engine', 'mysql', '--url', mysqlUrl(source, user), '--password-secret', 'env:DRS_TEST_MYSQL_PASSWORD', '--tables', 'files', 'empty_one');
       expect([taken.code, taken.stdout]).toEqual([0, expect.stringContaining('COMPLETED')]);
       const id = /([0-9a-f-]{36})/.exec(taken.stdout)![1];
 
@@ -348,7 +348,7 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
       expect(wrong.stderr).toContain('--no-owner');
 
       const copy = target('cli');
-      const restored = dr('restore', id, '--url', mysqlUrl(copy, user), '--create', '--password-secret', 'env:DR_TEST_MYSQL_PASSWORD');
+      const restored = dr('restore', id, '--url', mysqlUrl(copy, user), '--create', '--password-secret', 'env:DRS_TEST_MYSQL_PASSWORD');
       expect([restored.code, restored.stdout]).toEqual([0, expect.stringContaining('COMPLETED')]);
       const [expected, actual] = await Promise.all([mysqlTableChecksums(source), mysqlTableChecksums(copy)]);
       expect(actual).toEqual({ files: expected.files, empty_one: expected.empty_one });

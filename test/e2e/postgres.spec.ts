@@ -9,7 +9,7 @@ describe('postgres backups (real pg_dump / pg_restore on the local server)', () 
   const restored: string[] = [];
 
   beforeAll(async () => {
-    service = await startService({ DR_TEST_PG_PASSWORD: 'not-a-real-password-but-secret' });
+    service = await startService({ DRS_TEST_PG_PASSWORD: 'not-a-real-password-but-secret' });
     source = await createDatabase('drt_pgbench');
     execFileSync('pgbench', ['-i', '-s', '2', '-q', databaseUrl(source)], { stdio: 'ignore' });
     await sql(source, `CREATE TABLE notes (id serial PRIMARY KEY, body text, tags jsonb, at timestamptz DEFAULT now())`);
@@ -24,10 +24,10 @@ describe('postgres backups (real pg_dump / pg_restore on the local server)', () 
   it('restores a pgbench database into a new database with identical table checksums', async () => {
     const backup = await backupAndWait(service, {
       engine: 'postgres',
-      source: { url: databaseUrl(source), passwordSecret: 'env:DR_TEST_PG_PASSWORD' },
+      source: { url: databaseUrl(source), passwordSecret: 'env:DRS_TEST_PG_PASSWORD' },
     });
     expect(backup).toMatchObject({ status: 'COMPLETED', engine: 'postgres', error: null });
-    expect(backup.source).toEqual({ url: databaseUrl(source), passwordSecret: 'env:DR_TEST_PG_PASSWORD' });
+    expect(backup.source).toEqual({ url: databaseUrl(source), passwordSecret: 'env:DRS_TEST_PG_PASSWORD' });
     expect(JSON.stringify(backup)).not.toContain('not-a-real-password-but-secret');
 
     const target = `drt_restored_${Date.now()}`;
@@ -99,8 +99,8 @@ describe('postgres backups (real pg_dump / pg_restore on the local server)', () 
     expect(withPassword.body.details).toEqual([expect.objectContaining({ field: 'source.url' })]);
     expect(JSON.stringify(withPassword.body)).not.toContain('hunter2');
 
-    const unset = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source), passwordSecret: 'env:DR_TEST_UNSET_SECRET' } });
+    const unset = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source), passwordSecret: 'env:DRS_TEST_UNSET_SECRET' } });
     expect(unset.status).toBe('FAILED');
-    expect(unset.error).toContain('DR_TEST_UNSET_SECRET is not set');
+    expect(unset.error).toContain('DRS_TEST_UNSET_SECRET is not set');
   });
 });

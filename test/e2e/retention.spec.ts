@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, startService, TestService, waitFor } from '../support/app';
+import { sql } from '../support/database';
 
 /** Retention of a plan's backups (restic's forget rules, see test/unit/retention-policy.spec.ts), on real storage. */
 describe('retention (real local storage, a copy location)', () => {
@@ -72,6 +73,32 @@ describe('retention (real local storage, a copy location)', () => {
     const applied = await api().post(`${API}/backup-plans/${plan.id}/retention`).set('X-API-Key', ADMIN_KEY).send({ dryRun: false });
     expect(applied.body).toMatchObject({ dryRun: false, failures: [] });
     expect((await get(ids[2])).status).toBe('DELETED');
+  });
+
+  it('does not count a verification that found problems, or one that failed, as "verified"', async () => {
+    const plan = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY)
+      .send({ name: 'unverified', engine: 'filesystem', source: { path: join(work, 'src') } })).body;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      writeFileSync(join(work, 'src', 'state.txt'), `unverified run ${i}\n`);
+      const run = await api().post(`${API}/backup-plans/${plan.id}/run`).set('X-API-Key', ADMIN_KEY);
+      ids.push(run.body.id);
+      await waitFor(() => get(run.body.id), (b) => b.status === 'COMPLETED');
+    }
+    // the oldest: bit rot in its artifact, so its only verification finds a problem
+    const artifact = join(service.dataDir, 'backups', (await get(ids[0])).artifactKey);
+    const bytes = readFileSync(artifact);
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(artifact, bytes);
+    const found = await api().post(`${API}/backups/${ids[0]}/verify`).set('X-API-Key', ADMIN_KEY).send({});
+    expect({ status: found.body.status, ok: found.body.ok, problems: found.body.problems.length > 0 }).toEqual({ status: 'COMPLETED', ok: false, problems: true });
+    // the middle one: its only verification FAILED (as the crash recovery records a verification whose process died)
+    await sql(service.database, `INSERT INTO verifications (backup_id, mode, status, ok, error, finished_at) VALUES ($1, 'checksum', 'FAILED', NULL, 'interrupted: the process running it stopped', now())`, [ids[1]]);
+
+    await api().patch(`${API}/backup-plans/${plan.id}`).set('X-API-Key', ADMIN_KEY).send({ retention: { keepLast: 1 } });
+    const dry = await api().post(`${API}/backup-plans/${plan.id}/retention`).set('X-API-Key', ADMIN_KEY).send({ dryRun: true });
+    expect(dry.body.keep.map((k: { backupId: string; reasons: string[] }) => [k.backupId, k.reasons])).toEqual([[ids[2], ['last snapshot', 'newest backup']]]);
+    expect(dry.body.remove.map((r: { backupId: string }) => r.backupId).sort()).toEqual([ids[0], ids[1]].sort());
   });
 
   it('refuses an invalid policy, and immutability on a store that cannot lock objects, naming the fields', async () => {

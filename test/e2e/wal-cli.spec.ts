@@ -120,7 +120,10 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
   });
 
   it('encrypts for age recipients on push (age -d | zstd -d reads it) and decrypts with the identity on fetch', () => {
-    const keyFile = join(dir, 'identity.txt');
+    // DR_DATA_DIR/secrets is where the CLI's allow-list takes files from when DR_SECRET_DIRS is not set (the
+    // archiver's working directory is the data directory, so ./data/secrets there)
+    mkdirSync(join(dir, 'data', 'secrets'), { recursive: true });
+    const keyFile = join(dir, 'data', 'secrets', 'identity.txt');
     execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' });
     const recipient = execFileSync('age-keygen', ['-y', keyFile], { encoding: 'utf8' }).trim();
     const encrypted = join(dir, 'enc.json');
@@ -145,9 +148,9 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
       const s3Config = join(dir, 's3.json');
       writeFileSync(s3Config, JSON.stringify({
         archive: 's3',
-        storage: { kind: 's3', settings: { bucket: server.bucket, endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', accessKeyIdSecret: 'env:WAL_S3_KEY', secretAccessKeySecret: 'env:WAL_S3_SECRET' } },
+        storage: { kind: 's3', settings: { bucket: server.bucket, endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', accessKeyIdSecret: 'env:DRS_WAL_S3_KEY', secretAccessKeySecret: 'env:DRS_WAL_S3_SECRET' } },
       }));
-      const env = { PATH: process.env.PATH, WAL_S3_KEY: 'S3RVER', WAL_S3_SECRET: 'S3RVER' };
+      const env = { PATH: process.env.PATH, DRS_WAL_S3_KEY: 'S3RVER', DRS_WAL_S3_SECRET: 'S3RVER' };
       const run = (args: string[]) => {
         const started = process.hrtime.bigint();
         const r = spawnSync(DR, args, { cwd: dir, encoding: 'utf8', env });
@@ -164,7 +167,7 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
       expect(run(['wal-fetch', '00000005.history', 'pg_wal/none', '--config', s3Config])).toEqual(expect.objectContaining({ code: 1, stderr: '' }));
       const noSecret = spawnSync(DR, ['wal-push', '00000001000000000000000A', '--config', s3Config], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH } });
       expect(noSecret.status).toBe(2);
-      expect(noSecret.stderr).toContain('WAL_S3_KEY');
+      expect(noSecret.stderr).toContain('DRS_WAL_S3_KEY is not set');
       process.stdout.write(`S3 (s3rver): wal-push ${push.ms.toFixed(0)} ms, wal-fetch ${fetch.ms.toFixed(0)} ms\n`);
     } finally {
       await server.close();

@@ -65,6 +65,28 @@ describe('audit hash chain', () => {
     expect(checker.firstBadSeq).toBe(2);
   });
 
+  it('an entry edited with its hash recomputed is caught by the next entry\'s prev_hash link only', () => {
+    const entries = chain(6);
+    const forged = entries.map((e) => Object.assign(new AuditEntryEntity(), e));
+    // the forger rewrites entry 3 consistently: its own hash matches its content again
+    const { hash: _old, ...edited } = Object.assign(forged[2], { actor: 'apikey:innocent' });
+    forged[2].hash = auditEntryHash(edited);
+    const checker = new AuditChainChecker();
+    forged.forEach((e) => checker.add(e));
+    checker.finish({ seq: 6, hash: forged[5].hash });
+    expect(checker.problems).toEqual([{ seq: 4, problem: 'prev_hash mismatch' }]);
+    expect(checker.firstBadSeq).toBe(4);
+
+    // and one that repoints its own link (then rehashes): caught at itself and at the next entry
+    const relinked = chain(6).map((e) => Object.assign(new AuditEntryEntity(), e));
+    relinked[2].prevHash = relinked[0].hash;
+    const { hash: _h, ...draft } = relinked[2];
+    relinked[2].hash = auditEntryHash(draft);
+    const second = new AuditChainChecker();
+    relinked.forEach((e) => second.add(e));
+    expect(second.problems).toEqual([{ seq: 3, problem: 'prev_hash mismatch' }, { seq: 4, problem: 'prev_hash mismatch' }]);
+  });
+
   it('details keep no control characters or fractions that would hash differently after jsonb and jq', () => {
     expect(sanitizeDetails({ a: 'x\u0000y\u007f', n: 1.5, big: 2 ** 60, ok: 3 })).toEqual({ a: 'x\ufffdy\ufffd', n: '1.5', big: String(2 ** 60), ok: 3 });
   });

@@ -6,6 +6,7 @@ import { ConfigMap, PersistentVolumeClaim, Secret, Service } from 'kubernetes-mo
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { CronJob } from 'kubernetes-models/batch/v1';
 import { parseAllDocuments } from 'yaml';
+import { AppConfig } from '../../src/config/app-config';
 
 /**
  * The deployment files, checked with real validators that run without Docker or a cluster:
@@ -63,7 +64,7 @@ function podSpecs(): { name: string; spec: any }[] {
 describe('k8s manifests', () => {
   it('every object validates against the Kubernetes schema', () => {
     const all = manifests();
-    expect(all.map((m) => m.object.kind).sort()).toEqual(['ConfigMap', 'CronJob', 'Deployment', 'PersistentVolumeClaim', 'Secret', 'Service']);
+    expect(all.map((m) => m.object.kind).sort()).toEqual(['ConfigMap', 'CronJob', 'Deployment', 'PersistentVolumeClaim', 'Secret', 'Secret', 'Service']);
     for (const { file, object } of all) {
       expect(() => validate(object)).not.toThrow();
       expect({ file, name: object.metadata?.name }).toEqual({ file, name: expect.stringMatching(/^disaster-recovery/) });
@@ -103,12 +104,19 @@ describe('k8s manifests', () => {
     expect(service.volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/dr' });
     const config = manifests().find((m) => m.object.kind === 'ConfigMap')!.object;
     expect(config.data.DR_DATA_DIR).toBe('/var/lib/dr');
+    // the files requests may name are a mount of their own, never the one holding the service's signing key
+    const mounts = Object.fromEntries(service.volumeMounts.map((m: { name: string; mountPath: string }) => [m.mountPath, m.name]));
+    expect(mounts[config.data.DR_SECRET_DIRS]).toBe('source-secrets');
+    expect(mounts['/run/secrets/dr']).toBe('secrets');
+    // and the ConfigMap is a configuration the service accepts (AppConfig refuses, e.g., DR_SECRET_DIRS=/var/lib/dr)
+    expect(AppConfig.fromEnv(config.data, '/').secretPolicy.dirs).toEqual(['/run/secrets/dr-sources']);
   });
 
   it('the secret template holds placeholders only and is not applied by the kustomization', () => {
-    const secret = manifests().find((m) => m.object.kind === 'Secret')!.object;
-    for (const [key, value] of Object.entries<string>(secret.stringData)) {
-      expect({ key, placeholder: value.includes('REPLACE_ME') }).toEqual({ key, placeholder: true });
+    for (const secret of manifests().filter((m) => m.object.kind === 'Secret').map((m) => m.object)) {
+      for (const [key, value] of Object.entries<string>(secret.stringData)) {
+        expect({ key, placeholder: value.includes('REPLACE_ME') }).toEqual({ key, placeholder: true });
+      }
     }
     const kustomization = parseAllDocuments(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8'))[0].toJS();
     expect(kustomization.resources).not.toContain('secret.template.yaml');

@@ -81,7 +81,7 @@ describe('tree scan (change detection of filesystem backups)', () => {
     expect(inc.counts).toMatchObject({ archived: 7, touchedDirectories: 1, deleted: 3 });
     const byPath = new Map(inc.index.map((e) => [e.path, e]));
     expect(byPath.get('a/1')!.sha256).toBe('new:a/1'); // carried from the full
-    expect(byPath.get('a b/new')).toBeDefined();
+    expect(byPath.get('a b/new')).toMatchObject({ path: 'a b/new', type: 'file', sha256: 'new:a b/new' }); // archived, so hashed by tar's index
     expect(byPath.has('a-b/5')).toBe(false);
     expect(inc.index.map((e) => e.path)).toEqual([...inc.index.map((e) => e.path)].sort(compareTreePaths));
   });
