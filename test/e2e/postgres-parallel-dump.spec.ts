@@ -1,0 +1,175 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService, waitFor } from '../support/app';
+import { createDatabase, databaseUrl, dropDatabase, sql, tableChecksums } from '../support/database';
+import { zstdOfSize } from '../support/tamper';
+
+/**
+ * `source.jobs`: a parallel `pg_dump --format=directory --jobs=N`, stored as the custom-format archive a plain dump
+ * would have been, restored with `pg_restore --jobs`. Real pg_dump/pg_restore on the local PostgreSQL.
+ */
+describe('postgres parallel dump (source.jobs)', () => {
+  const tag = randomBytes(3).toString('hex');
+  const roles = { owner: `pgdir_owner_${tag}`, reader: `pgdir_reader_${tag}` };
+  let service: TestService;
+  let source: string;
+  const databases: string[] = [];
+  const stored = (key: string) => join(service.dataDir, 'backups', key);
+  const scratchLeft = () => (existsSync(join(service.dataDir, 'scratch')) ? readdirSync(join(service.dataDir, 'scratch')) : []);
+  const newDatabase = (prefix: string) => {
+    const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+    databases.push(name);
+    return name;
+  };
+
+  beforeAll(async () => {
+    service = await startService();
+    source = await createDatabase('pgdir_src');
+    databases.push(source);
+    execFileSync('pgbench', ['-i', '-s', '2', '-q', databaseUrl(source)], { stdio: 'ignore' });
+    // rows a line-by-line reader could get wrong: escaped newlines and tabs, text looking like the COPY end
+    // marker, NULLs, a row over 1 MiB (spans reads), an empty table, large objects (one empty, one over 16 KiB)
+    await sql(source, `CREATE TABLE awkward (id int PRIMARY KEY, body text, raw bytea)`);
+    await sql(source, `INSERT INTO awkward SELECT g, E'line\\n\\\\.\\n' || g || E'\\t\\r end', decode(md5(g::text), 'hex') FROM generate_series(1, 2000) g`);
+    await sql(source, `INSERT INTO awkward VALUES (0, NULL, NULL), (-1, '\\.', ''::bytea), (-2, repeat('x', 1500000), NULL)`);
+    await sql(source, `CREATE TABLE empty_one (x int)`);
+    await sql(source, `SELECT lo_from_bytea(0, ''::bytea), lo_from_bytea(0, convert_to(repeat('large object ', 5000), 'UTF8'))`);
+  });
+
+  afterAll(async () => {
+    await service?.close();
+    for (const db of databases) await dropDatabase(db);
+    for (const role of [roles.reader, roles.owner]) await sql('postgres', `DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+  });
+
+  it('backs up with jobs: 2 and restores into a new database (create: true) with identical tables and large objects', async () => {
+    const backup = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source), jobs: 2 } });
+    expect(backup).toMatchObject({ status: 'COMPLETED', error: null, warnings: [] });
+    expect(backup.source).toEqual({ url: databaseUrl(source), jobs: 2 });
+    expect(scratchLeft()).toEqual([]); // the directory dump is gone
+
+    const target = newDatabase('pgdir_restored');
+    const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(target), create: true } });
+    // no warnings: the archive's data offsets were added, so pg_restore ran with --jobs
+    expect(recovery).toMatchObject({ status: 'COMPLETED', error: null, warnings: [] });
+    const expected = await tableChecksums(source);
+    expect(expected['public.pgbench_accounts'].rows).toBe(200_000);
+    expect(expected['public.awkward'].rows).toBe(2003);
+    expect(await tableChecksums(target)).toEqual(expected);
+    const objects = `SELECT oid, md5(lo_get(oid)) FROM pg_largeobject_metadata ORDER BY 1`;
+    expect(await sql(target, objects)).toEqual(await sql(source, objects));
+
+    // deep verification: the recorded table digests equal those of a re-dump of the restored database
+    const verify = await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY).send({ mode: 'restore', waitSeconds: 120 });
+    expect(verify.status).toBe(200);
+    expect(verify.body).toMatchObject({ ok: true, problems: [] });
+
+    // by hand with standard tools, as a plain dump: zstd -dc | pg_restore
+    const byHand = newDatabase('pgdir_byhand');
+    await sql('postgres', `CREATE DATABASE ${byHand}`);
+    execFileSync('bash', ['-c', 'set -o pipefail; zstd -dc "$1" | pg_restore --exit-on-error -d "$2"', '_', stored(backup.artifactKey), databaseUrl(byHand)]);
+    expect(await tableChecksums(byHand)).toEqual(expected);
+  });
+
+  it('stores what a plain dump stores: the same table digests, and an artifact that equals pg_dump -Fc -Z0 but for its creation date', async () => {
+    const [parallel, plain] = [
+      await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source), jobs: 3 } }),
+      await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source) } }),
+    ];
+    expect([parallel.status, plain.status]).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(parallel.tables.length).toBeGreaterThan(4);
+    expect(parallel.tables).toEqual(plain.tables);
+    expect(parallel.sizeBytes).toBe(plain.sizeBytes);
+    const raw = (b: Record<string, any>) => execFileSync('zstd', ['-dc', stored(b.artifactKey)], { maxBuffer: 256 << 20 });
+    const [a, b] = [raw(parallel), raw(plain)];
+    // header: "PGDMP", version (3), intSize, offSize, format, compression (an int before 1.15), then 7 date ints
+    const dateEnd = 11 + (a[6] < 15 ? 5 : 1) + 7 * 5;
+    expect(a.subarray(dateEnd).equals(b.subarray(dateEnd))).toBe(true);
+    expect(a.subarray(0, 11).equals(b.subarray(0, 11))).toBe(true);
+  });
+
+  it('refuses jobs that are not an integer from 1 to 16 with 400 naming source.jobs', async () => {
+    for (const jobs of [0, 17, -1, 1.5, '2', true, [2], {}]) {
+      for (const [route, body] of [
+        ['backups', { engine: 'postgres', source: { url: databaseUrl(source), jobs } }],
+        ['backup-plans', { name: `pgdir-${tag}-${String(jobs)}`, engine: 'postgres', source: { url: databaseUrl(source), jobs }, schedule: '0 2 * * *' }],
+      ] as const) {
+        const res = await service.http().post(`${API}/${route}`).set('X-API-Key', ADMIN_KEY).send(body);
+        expect({ jobs, route, status: res.status }).toEqual({ jobs, route, status: 400 });
+        expect(res.body.code).toBe('VALIDATION_FAILED');
+        expect(res.body.details).toContainEqual({ field: 'source.jobs', message: 'jobs must be an integer from 1 to 16' });
+      }
+    }
+    const ok = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'postgres', source: { url: databaseUrl(source), jobs: 16 } });
+    expect(ok.status).toBe(202);
+    await waitFor(async () => (await service.http().get(`${API}/backups/${ok.body.id}`).set('X-API-Key', ADMIN_KEY)).body.status, (s) => s === 'COMPLETED' || s === 'FAILED');
+  });
+
+  it('a failed parallel dump is recorded with pg_dump\'s reason, stores nothing and leaves no scratch directory', async () => {
+    const failed = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl('pgdir_no_such_database'), jobs: 2 } });
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toMatch(/pg_dump failed .*pgdir_no_such_database/s);
+    expect(existsSync(stored(failed.id))).toBe(false);
+    expect(scratchLeft()).toEqual([]);
+  });
+
+  it('a replaced artifact restores nothing: no database created, an existing target unchanged (overwrite)', async () => {
+    const small = await createDatabase('pgdir_int_src');
+    const attacker = await createDatabase('pgdir_int_evil');
+    const existing = await createDatabase('pgdir_int_target');
+    databases.push(small, attacker, existing);
+    await sql(small, `CREATE TABLE t AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 3000) g`);
+    await sql(attacker, `CREATE TABLE planted (x text); INSERT INTO planted VALUES ('pwned')`);
+    await sql(existing, `CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'the target''s own row')`);
+    const backup = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(small), jobs: 2 } });
+    expect(backup.status).toBe('COMPLETED');
+    const evil = execFileSync('pg_dump', ['--format=custom', '--compress=0', `--dbname=${databaseUrl(attacker)}`], { maxBuffer: 64 << 20 });
+    writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
+
+    const before = await tableChecksums(existing);
+    const overwrite = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(existing) }, overwrite: true });
+    expect(overwrite.status).toBe('FAILED');
+    expect(overwrite.error).toMatch(new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}`));
+    expect(overwrite.bytesRestored).toBe(0);
+    expect(await tableChecksums(existing)).toEqual(before);
+
+    const fresh = newDatabase('pgdir_int_new');
+    const created = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(fresh), create: true } });
+    expect(created.status).toBe('FAILED');
+    expect(created.error).toMatch(/^checksum mismatch for /);
+    expect(await sql('postgres', 'SELECT datname FROM pg_database WHERE datname = $1', [fresh])).toEqual([]);
+  });
+
+  it('records the same globals object as a plain dump; the restore creates the missing roles, owners and grants', async () => {
+    await sql('postgres', `CREATE ROLE ${roles.owner} LOGIN`);
+    await sql('postgres', `CREATE ROLE ${roles.reader} NOLOGIN`);
+    const owned = await createDatabase('pgdir_roles_src');
+    await sql('postgres', `ALTER DATABASE ${owned} OWNER TO ${roles.owner}`);
+    await sql(owned, `SET ROLE ${roles.owner}; CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 300) g; GRANT SELECT ON orders TO ${roles.reader}`);
+    const parallel = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(owned), jobs: 2 } });
+    const plain = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(owned) } });
+    const globals = (b: Record<string, any>) => {
+      const object = b.objects.find((o: { role: string }) => o.role === 'globals');
+      return execFileSync('zstd', ['-dc', stored(object.key)], { encoding: 'utf8' });
+    };
+    expect(globals(parallel)).toContain(`CREATE ROLE "${roles.reader}" WITH`);
+    expect(globals(parallel)).toEqual(globals(plain));
+    const expected = await tableChecksums(owned);
+    // the roles go (with the source database): the restore creates them again from the globals object
+    await dropDatabase(owned);
+    await sql('postgres', `DROP ROLE ${roles.reader}`);
+    await sql('postgres', `DROP ROLE ${roles.owner}`);
+
+    const target = newDatabase('pgdir_roles_restored');
+    const recovery = await recoverAndWait(service, { backupId: parallel.id, type: 'FULL', target: { url: databaseUrl(target), create: true } });
+    expect(recovery.status).toBe('COMPLETED');
+    expect(recovery.warnings).toEqual([`created roles the database needs: ${roles.owner}, ${roles.reader} (without passwords unless the backup recorded them)`]);
+    expect(await tableChecksums(target)).toEqual(expected);
+    expect(await sql('postgres', `SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1`, [target])).toEqual([{ owner: roles.owner }]);
+    expect(await sql(target, `SELECT tableowner, has_table_privilege($1, 'orders', 'SELECT') AS reads FROM pg_tables WHERE tablename = 'orders'`, [roles.reader])).toEqual([
+      { tableowner: roles.owner, reads: true },
+    ]);
+  });
+});
