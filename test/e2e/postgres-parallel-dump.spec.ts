@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService, waitFor } from '../support/app';
+import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
 import { createDatabase, databaseUrl, dropDatabase, sql, tableChecksums } from '../support/database';
+import { call, startServerProcess } from '../support/server-process';
 import { zstdOfSize } from '../support/tamper';
 
 /**
@@ -91,10 +93,10 @@ describe('postgres parallel dump (source.jobs)', () => {
   });
 
   it('refuses jobs that are not an integer from 1 to 16 with 400 naming source.jobs', async () => {
-    for (const jobs of [0, 17, -1, 1.5, '2', true, [2], {}]) {
+    for (const [index, jobs] of [0, 17, -1, 1.5, '2', true, [2], {}].entries()) {
       for (const [route, body] of [
         ['backups', { engine: 'postgres', source: { url: databaseUrl(source), jobs } }],
-        ['backup-plans', { name: `pgdir-${tag}-${String(jobs)}`, engine: 'postgres', source: { url: databaseUrl(source), jobs }, schedule: '0 2 * * *' }],
+        ['backup-plans', { name: `pgdir-${tag}-${index}`, engine: 'postgres', source: { url: databaseUrl(source), jobs }, schedule: '0 2 * * *' }],
       ] as const) {
         const res = await service.http().post(`${API}/${route}`).set('X-API-Key', ADMIN_KEY).send(body);
         expect({ jobs, route, status: res.status }).toEqual({ jobs, route, status: 400 });
@@ -102,9 +104,12 @@ describe('postgres parallel dump (source.jobs)', () => {
         expect(res.body.details).toContainEqual({ field: 'source.jobs', message: 'jobs must be an integer from 1 to 16' });
       }
     }
-    const ok = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'postgres', source: { url: databaseUrl(source), jobs: 16 } });
-    expect(ok.status).toBe(202);
-    await waitFor(async () => (await service.http().get(`${API}/backups/${ok.body.id}`).set('X-API-Key', ADMIN_KEY)).body.status, (s) => s === 'COMPLETED' || s === 'FAILED');
+    // the bounds are accepted (a plan: nothing runs, so no 17 connections to the shared test server)
+    for (const jobs of [1, 16]) {
+      const ok = await service.http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({ name: `pgdir-${tag}-ok-${jobs}`, engine: 'postgres', source: { url: databaseUrl(source), jobs }, schedule: '0 2 * * *' });
+      expect({ jobs, status: ok.status }).toEqual({ jobs, status: 201 });
+      expect(ok.body.source.jobs).toBe(jobs);
+    }
   });
 
   it('a failed parallel dump is recorded with pg_dump\'s reason, stores nothing and leaves no scratch directory', async () => {
@@ -171,5 +176,50 @@ describe('postgres parallel dump (source.jobs)', () => {
     expect(await sql(target, `SELECT tableowner, has_table_privilege($1, 'orders', 'SELECT') AS reads FROM pg_tables WHERE tablename = 'orders'`, [roles.reader])).toEqual([
       { tableowner: roles.owner, reads: true },
     ]);
+  });
+});
+
+describe('postgres parallel dump: a service killed mid-dump (kill -9)', () => {
+  let meta: string;
+  let source: string;
+  const dataDir = mkdtempSync(join(tmpdir(), 'dr-pgdir-'));
+  const scratch = join(dataDir, 'scratch');
+
+  beforeAll(async () => {
+    meta = await createDatabase('pgdir_meta');
+    source = await createDatabase('pgdir_kill_src');
+    execFileSync('pgbench', ['-i', '-s', '10', '-q', databaseUrl(source)], { stdio: 'ignore' });
+  });
+
+  afterAll(async () => {
+    for (const db of [meta, source]) if (db) await dropDatabase(db);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('the next start marks the backup FAILED and removes its scratch directory', async () => {
+    const env = { DATABASE_URL: databaseUrl(meta), DR_DATA_DIR: dataDir, DR_ADMIN_API_KEY: ADMIN_KEY, DR_JOB_LEASE_SECONDS: '3' };
+    const first = await startServerProcess(env);
+    const started = await call(first, ADMIN_KEY, 'POST', `${API}/backups`, { engine: 'postgres', source: { url: databaseUrl(source), jobs: 2 } });
+    expect(started.status).toBe(202);
+    const dir = join(scratch, `${started.body.id}.pgdir`);
+    let dumping = false;
+    for (let i = 0; i < 1200 && !dumping; i++) {
+      dumping = existsSync(dir) && readdirSync(dir).some((n) => n.endsWith('.dat'));
+      if (!dumping) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(dumping).toBe(true);
+    await first.kill9();
+    expect(existsSync(dir)).toBe(true);
+
+    await new Promise((r) => setTimeout(r, 3500)); // let the dead process's lease expire
+    const second = await startServerProcess(env);
+    try {
+      const after = await call(second, ADMIN_KEY, 'GET', `${API}/backups/${started.body.id}`);
+      expect(after.body).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/interrupted: the process running this backup stopped/) });
+      expect(existsSync(dir)).toBe(false);
+      expect(existsSync(join(dataDir, 'backups', started.body.id))).toBe(false);
+    } finally {
+      await second.stop();
+    }
   });
 });
