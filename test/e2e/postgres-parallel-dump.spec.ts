@@ -1,16 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
 import { createDatabase, databaseUrl, dropDatabase, sql, tableChecksums } from '../support/database';
 import { call, startServerProcess } from '../support/server-process';
-import { zstdOfSize } from '../support/tamper';
 
 /**
  * `source.jobs`: a parallel `pg_dump --format=directory --jobs=N`, stored as the custom-format archive a plain dump
- * would have been, restored with `pg_restore --jobs`. Real pg_dump/pg_restore on the local PostgreSQL.
+ * would have been, restored with `pg_restore --jobs`. Real pg_dump/pg_restore on the local PostgreSQL. A replaced
+ * artifact of a parallel dump restoring nothing: test/e2e/restore-integrity-databases.spec.ts.
  */
 describe('postgres parallel dump (source.jobs)', () => {
   const tag = randomBytes(3).toString('hex');
@@ -118,33 +118,6 @@ describe('postgres parallel dump (source.jobs)', () => {
     expect(failed.error).toMatch(/pg_dump failed .*pgdir_no_such_database/s);
     expect(existsSync(stored(failed.id))).toBe(false);
     expect(scratchLeft()).toEqual([]);
-  });
-
-  it('a replaced artifact restores nothing: no database created, an existing target unchanged (overwrite)', async () => {
-    const small = await createDatabase('pgdir_int_src');
-    const attacker = await createDatabase('pgdir_int_evil');
-    const existing = await createDatabase('pgdir_int_target');
-    databases.push(small, attacker, existing);
-    await sql(small, `CREATE TABLE t AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 3000) g`);
-    await sql(attacker, `CREATE TABLE planted (x text); INSERT INTO planted VALUES ('pwned')`);
-    await sql(existing, `CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'the target''s own row')`);
-    const backup = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(small), jobs: 2 } });
-    expect(backup.status).toBe('COMPLETED');
-    const evil = execFileSync('pg_dump', ['--format=custom', '--compress=0', `--dbname=${databaseUrl(attacker)}`], { maxBuffer: 64 << 20 });
-    writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
-
-    const before = await tableChecksums(existing);
-    const overwrite = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(existing) }, overwrite: true });
-    expect(overwrite.status).toBe('FAILED');
-    expect(overwrite.error).toMatch(new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}`));
-    expect(overwrite.bytesRestored).toBe(0);
-    expect(await tableChecksums(existing)).toEqual(before);
-
-    const fresh = newDatabase('pgdir_int_new');
-    const created = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { url: databaseUrl(fresh), create: true } });
-    expect(created.status).toBe('FAILED');
-    expect(created.error).toMatch(/^checksum mismatch for /);
-    expect(await sql('postgres', 'SELECT datname FROM pg_database WHERE datname = $1', [fresh])).toEqual([]);
   });
 
   it('records the same globals object as a plain dump; the restore creates the missing roles, owners and grants', async () => {
