@@ -1,6 +1,5 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { BufferInput, NeedMoreBytes } from './pg-dump-digest';
 import {
   ARCH_CUSTOM,
@@ -54,15 +53,11 @@ const BLOB_LINE = /^([0-9]+) (blob_[0-9]+\.dat)$/;
 
 /**
  * The custom-format archive (see the comment at the top of this file) of the uncompressed directory archive in
- * `dir`, as a byte stream. Memory: the TOC, one 1 MiB read, and the longest COPY row when it spans reads.
- * @throws (as a stream error) UnsupportedArchiveError when toc.dat does not parse (format versions 1.12–1.16 are
- *   read) or names a data file this does not convert (a compressed one), an Error when a data file is missing.
+ * `dir`, as chunks of up to about 1 MiB (`Readable.from` makes it a byte stream). Memory: the TOC, one 1 MiB read,
+ * and the longest COPY row when it spans reads.
+ * @throws UnsupportedArchiveError when toc.dat does not parse (format versions 1.12–1.16 are read) or names a data
+ *   file this does not convert (a compressed one), an Error when a data file is missing.
  */
-export function customArchiveFromDirectory(dir: string): Readable {
-  return Readable.from(customArchiveChunks(dir), { objectMode: false, highWaterMark: READ_BYTES });
-}
-
-/** {@link customArchiveFromDirectory} as the chunks it streams (up to about 1 MiB each). */
 export async function* customArchiveChunks(dir: string): AsyncGenerator<Buffer> {
   const tocPath = join(dir, 'toc.dat');
   const size = (await stat(tocPath)).size;

@@ -10,7 +10,7 @@ import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { addDataOffsets, UnsupportedArchiveError } from './pg-custom-archive';
-import { customArchiveChunks, customArchiveFromDirectory } from './pg-directory-archive';
+import { customArchiveChunks } from './pg-directory-archive';
 import { PgDumpDigestStream, TableDigest } from './pg-dump-digest';
 import { PostgresGlobals } from './postgres-globals.service';
 import { ProcessRunner } from './process-runner';
@@ -46,7 +46,7 @@ export class PostgresSource extends PostgresConnection {
   /**
    * Parallel dump: `pg_dump --format=directory --jobs=<jobs>` (1 to {@link PG_DUMP_MAX_JOBS}) into a scratch
    * directory, which is then streamed into the artifact as the custom-format archive a plain dump would have been
-   * (same artifact, restored the same way, see {@link customArchiveFromDirectory}). pg_dump opens `jobs` + 1
+   * (same artifact, restored the same way, see {@link customArchiveChunks}). pg_dump opens `jobs` + 1
    * connections. Absent: `pg_dump --format=custom` streamed straight from pg_dump (no scratch space).
    */
   @IsOptional()
@@ -195,7 +195,7 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
   /**
    * `pg_dump --format=directory --jobs=N --compress=0` into the scratch directory `<runId>.pgdir` (scratch space:
    * the raw dump's size), then that directory streamed as the custom-format archive `pg_dump -Fc -Z0` would have
-   * written ({@link customArchiveFromDirectory}), so the artifact, its table digests and its restore are those of a
+   * written ({@link customArchiveChunks}), so the artifact, its table digests and its restore are those of a
    * plain dump. The directory is removed when the stream ends or fails (and by the leftovers sweep after a crash).
    * Nothing flows while pg_dump runs: the backup's progress starts once the dump is complete.
    */
