@@ -124,6 +124,7 @@ describe('postgres parallel dump (source.jobs)', () => {
     await sql('postgres', `CREATE ROLE ${roles.owner} LOGIN`);
     await sql('postgres', `CREATE ROLE ${roles.reader} NOLOGIN`);
     const owned = await createDatabase('pgdir_roles_src');
+    databases.push(owned); // dropped below; listed so that a failure before that leaves nothing behind
     await sql('postgres', `ALTER DATABASE ${owned} OWNER TO ${roles.owner}`);
     await sql(owned, `SET ROLE ${roles.owner}; CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 300) g; GRANT SELECT ON orders TO ${roles.reader}`);
     const parallel = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(owned), jobs: 2 } });
