@@ -148,7 +148,7 @@ export async function walClientConfigProblems(value: unknown): Promise<string[]>
  */
 export async function openWalArchiveStore(
   config: WalClientConfig,
-  need: { encrypt: boolean; decrypt: boolean },
+  need: { encrypt: boolean; decrypt: boolean; zstdWorkers?: number },
   secrets: SecretSource = new CliSecretSource(),
   storageDriver?: StorageDriver,
 ): Promise<{ store: WalArchiveStore; driver: StorageDriver }> {
@@ -172,7 +172,7 @@ export async function openWalArchiveStore(
       : [];
     if (identities.length || passphrases.length) decryption = { identities, passphrases };
   }
-  const store = new WalArchiveStore(driver, { archive: config.archive, encryption, decryption, zstdLevel: config.zstdLevel ?? 3 });
+  const store = new WalArchiveStore(driver, { archive: config.archive, encryption, decryption, zstdLevel: config.zstdLevel ?? 3, zstdWorkers: need.zstdWorkers });
   return { store, driver };
 }
 

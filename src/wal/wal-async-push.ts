@@ -1,0 +1,187 @@
+import { readdir, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parseWalFileName } from './wal-names';
+import type { WalArchiveStore } from './wal-archive-store';
+import { readIfExists, sha256OfFile, sleep, SpoolLock, spawnDetached, spoolDir, writeAtomically } from './wal-spool';
+
+/**
+ * Asynchronous, parallel WAL archiving in the manner of pgBackRest's `archive-async`
+ * (https://pgbackrest.org/user-guide.html#async-archiving): one long-running **pusher** per archive and spool
+ * stores every file PostgreSQL marked ready (`pg_wal/archive_status/<file>.ready`) ahead of the archive_command
+ * calls, several at a time, through one storage client; each `dr wal-push --async <file>` (archive_command) only
+ * waits for the pusher's status file of ITS file and exits 0 once the file is durably stored with its commit
+ * record (the same {@link WalArchiveStore.push} as the synchronous mode), or non-zero with the pusher's reason.
+ *
+ * Unlike pgBackRest's `archive-push-queue-max`, nothing is ever acknowledged without being stored: a full pg_wal
+ * is the operator's alarm, not a reason to drop WAL silently.
+ */
+
+/** `<file>.ok` content: what the pusher stored (raw size in bytes and SHA-256 of the file it read). */
+export interface PushOk {
+  name: string;
+  rawSha256: string;
+  rawBytes: number;
+  outcome: 'stored' | 'already-archived';
+}
+
+/** Settings of the pusher. */
+export interface WalPusherOptions {
+  /** The cluster's WAL directory (`pg_wal`): files are read here, `archive_status/*.ready` says which. */
+  pgWal: string;
+  /** The spool's `push` directory of this archive ({@link spoolDir}). */
+  dir: string;
+  /** Files stored at the same time (1-32). */
+  parallel: number;
+  /** Exit after this many ms with nothing ready and nothing in flight; 0: never (run as its own service). */
+  idleExitMs: number;
+  /** Rescan interval of archive_status, ms. */
+  scanMs?: number;
+  /** Progress lines (one per file stored or failed). */
+  log?: (line: string) => void;
+}
+
+/** Order in which ready files are pushed: history files first (a new timeline needs them), then by name (oldest WAL first). */
+function pushOrder(a: string, b: string): number {
+  const ha = a.endsWith('.history') ? 0 : 1;
+  const hb = b.endsWith('.history') ? 0 : 1;
+  return ha - hb || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * Runs the pusher until it has been idle for `idleExitMs` (never returns when 0). Holds the spool's
+ * `pusher.pid` lock; returns at once (false) when another live pusher holds it.
+ * A file is pushed when its `.ready` exists and it has no `.ok`/`.error` yet; `.ok` is written only after the
+ * store acknowledged the data and the commit record (so a pusher killed mid-batch loses nothing acknowledged:
+ * the files in flight have no `.ok`, PostgreSQL keeps them `.ready`, and the next pusher stores them again).
+ * A failure writes `.error` with the reason; the waiting wal-push reports it and removes it, so the next call
+ * retries. Status files of files no longer `.ready` (PostgreSQL marked them `.done`) are removed.
+ * @returns true when it ran (and ended idle).
+ */
+export async function runWalPusher(store: WalArchiveStore, options: WalPusherOptions): Promise<boolean> {
+  const lock = new SpoolLock(join(options.dir, 'pusher.pid'));
+  if (!(await lock.acquire())) return false;
+  const log = options.log ?? (() => undefined);
+  const statusDir = join(options.pgWal, 'archive_status');
+  const inFlight = new Map<string, Promise<void>>();
+  let idleSince = Date.now();
+  const release = () => void lock.release();
+  process.once('SIGTERM', () => void lock.release().finally(() => process.exit(0)));
+  process.once('SIGINT', () => void lock.release().finally(() => process.exit(0)));
+  try {
+    for (;;) {
+      const entries = await readdir(statusDir).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') throw new Error(`${statusDir} does not exist: --pg-wal must name the cluster's pg_wal`);
+        throw error;
+      });
+      const ready = entries
+        .filter((e) => e.endsWith('.ready'))
+        .map((e) => e.slice(0, -'.ready'.length))
+        .filter((name) => parseWalFileName(name) !== null)
+        .sort(pushOrder);
+      const readySet = new Set(ready);
+      const statusFiles = await readdir(options.dir);
+      const done = new Set(statusFiles.filter((f) => f.endsWith('.ok') || f.endsWith('.error')).map((f) => f.replace(/\.(ok|error)$/, '')));
+      for (const name of done) {
+        // PostgreSQL marked it .done (or it is gone): its status served its purpose
+        if (!readySet.has(name) && !inFlight.has(name) && parseWalFileName(name)) {
+          await rm(join(options.dir, `${name}.ok`), { force: true });
+          await rm(join(options.dir, `${name}.error`), { force: true });
+        }
+      }
+      for (const name of ready) {
+        if (inFlight.size >= options.parallel) break;
+        if (inFlight.has(name) || done.has(name)) continue;
+        const started = Date.now();
+        const task = pushOne(store, options, name)
+          .then((outcome) => log(`${new Date().toISOString()} ${name} ${outcome} in ${Date.now() - started} ms`))
+          .finally(() => inFlight.delete(name));
+        inFlight.set(name, task);
+      }
+      if (ready.length || inFlight.size) idleSince = Date.now();
+      else if (options.idleExitMs > 0 && Date.now() - idleSince >= options.idleExitMs) return true;
+      await Promise.race([sleep(options.scanMs ?? 50), ...inFlight.values()]);
+    }
+  } finally {
+    await Promise.allSettled(inFlight.values());
+    release();
+  }
+}
+
+/** Stores one ready file and writes its `.ok` (or `.error` with the reason). @returns what happened, for the log */
+async function pushOne(store: WalArchiveStore, options: WalPusherOptions, name: string): Promise<string> {
+  try {
+    const result = await store.push(join(options.pgWal, name), name);
+    const ok: PushOk = { name, rawSha256: result.record.rawSha256, rawBytes: result.record.rawBytes, outcome: result.outcome };
+    await writeAtomically(join(options.dir, `${name}.ok`), JSON.stringify(ok));
+    return result.outcome;
+  } catch (error) {
+    const reason = ((error as Error).message || String(error)).replace(/\s+/g, ' ');
+    await writeAtomically(join(options.dir, `${name}.error`), reason);
+    return `FAILED: ${reason}`;
+  }
+}
+
+/** Settings of one asynchronous `dr wal-push`. */
+export interface AsyncPushRequest {
+  /** The file PostgreSQL asks to archive (absolute). */
+  path: string;
+  /** The spool root (`--spool`). */
+  spool: string;
+  archive: string;
+  /** Absolute path of the client config (given to the pusher it starts). */
+  configPath: string;
+  parallel: number;
+  /** Give up (non-zero exit) after this many ms without a status. */
+  timeoutMs: number;
+  /** Idle time after which a pusher started here exits, ms. */
+  idleExitMs: number;
+}
+
+/**
+ * The archive_command side of asynchronous archiving: makes sure a pusher runs (starts one, detached, when none
+ * holds the lock, again if it dies while waiting), then waits for `<file>.ok` or `<file>.error`.
+ * `.ok` is accepted only when the size and SHA-256 it names are those of the file now in pg_wal (so a status
+ * left from another file of the same name never acknowledges this one).
+ * @returns the outcome stored; @throws Error with the pusher's reason (`.error`), a mismatch, or a timeout.
+ */
+export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
+  const name = basename(request.path);
+  const dir = await spoolDir(request.spool, request.archive, 'push');
+  const lock = new SpoolLock(join(dir, 'pusher.pid'));
+  const deadline = Date.now() + request.timeoutMs;
+  let nextLockCheck = 0;
+  for (;;) {
+    const okText = await readIfExists(join(dir, `${name}.ok`));
+    if (okText !== null) {
+      const ok = JSON.parse(okText) as PushOk;
+      const raw = await sha256OfFile(request.path);
+      // left in place: the pusher removes it once PostgreSQL marked the file .done (a repeated call finds it)
+      if (ok.rawSha256 !== raw.sha256 || ok.rawBytes !== raw.bytes) {
+        await rm(join(dir, `${name}.ok`), { force: true });
+        throw new Error(`${name}: the pusher stored sha256 ${ok.rawSha256} (${ok.rawBytes} bytes) but the file is sha256 ${raw.sha256} (${raw.bytes} bytes); retrying`);
+      }
+      return ok;
+    }
+    const errorText = await readIfExists(join(dir, `${name}.error`));
+    if (errorText !== null) {
+      await rm(join(dir, `${name}.error`), { force: true });
+      throw new Error(`the asynchronous pusher could not store ${name}: ${errorText.trim()}`);
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`${name} not stored within ${Math.round(request.timeoutMs / 1000)} s (pusher log: ${join(dir, 'pusher.log')})`);
+    }
+    if (Date.now() >= nextLockCheck) {
+      if ((await lock.holder()) === null) {
+        spawnDetached(
+          ['wal-pusher', '--pg-wal', dirname(request.path), '--spool', request.spool, '--config', request.configPath,
+            '--parallel', String(request.parallel), '--idle-exit', String(request.idleExitMs / 1000)],
+          join(dir, 'pusher.log'),
+        );
+        nextLockCheck = Date.now() + 2000; // give it time to take the lock
+      } else {
+        nextLockCheck = Date.now() + 500;
+      }
+    }
+    await sleep(20);
+  }
+}
