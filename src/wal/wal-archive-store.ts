@@ -8,6 +8,7 @@ import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryp
 import { decompress, verifiedBytes, ZstdCompressStream } from '../pipeline/zstd-streams';
 import { ObjectNotFoundError, ObjectStat, StorageDriver } from '../storage/storage-driver';
 import { parseWalFileName, WalFileName } from './wal-names';
+import { InvalidWalFileNameError, WalConflictError, WalFileNotArchivedError } from './wal-errors';
 import { sha256OfFile } from './wal-spool';
 
 /** Format name of a WAL file's commit record. */
@@ -38,14 +39,7 @@ export interface WalFileRecord {
   pushedAt: string;
 }
 
-/** Raised when a different file is pushed under the name of one already archived. */
-export class WalConflictError extends Error {}
-
-/** Raised when a WAL file is not archived (wal-fetch exits 1 quietly). */
-export class WalFileNotArchivedError extends Error {}
-
-/** Raised for a name that is not a WAL file name PostgreSQL would archive. */
-export class InvalidWalFileNameError extends Error {}
+export { InvalidWalFileNameError, WalConflictError, WalFileNotArchivedError } from './wal-errors';
 
 /** Outcome of {@link WalArchiveStore.push}. */
 export interface WalPushResult {

@@ -1,4 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseWalFileName } from './wal-names';
 import type { WalArchiveStore } from './wal-archive-store';
@@ -22,6 +22,14 @@ export interface PushOk {
   rawSha256: string;
   rawBytes: number;
   outcome: 'stored' | 'already-archived';
+  /** Identity of the file in pg_wal, the same before and after it was read: `dev:ino:size:mtimeNs`. */
+  identity: string | null;
+}
+
+/** `dev:ino:size:mtimeNs` of a file: a segment PostgreSQL marked ready is never rewritten in place. */
+async function fileIdentity(path: string): Promise<string> {
+  const s = await stat(path, { bigint: true });
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
 }
 
 /** Settings of the pusher. */
@@ -110,8 +118,11 @@ export async function runWalPusher(store: WalArchiveStore, options: WalPusherOpt
 /** Stores one ready file and writes its `.ok` (or `.error` with the reason). @returns what happened, for the log */
 async function pushOne(store: WalArchiveStore, options: WalPusherOptions, name: string): Promise<string> {
   try {
-    const result = await store.push(join(options.pgWal, name), name);
-    const ok: PushOk = { name, rawSha256: result.record.rawSha256, rawBytes: result.record.rawBytes, outcome: result.outcome };
+    const path = join(options.pgWal, name);
+    const before = await fileIdentity(path);
+    const result = await store.push(path, name);
+    const identity = (await fileIdentity(path)) === before ? before : null;
+    const ok: PushOk = { name, rawSha256: result.record.rawSha256, rawBytes: result.record.rawBytes, outcome: result.outcome, identity };
     await writeAtomically(join(options.dir, `${name}.ok`), JSON.stringify(ok));
     return result.outcome;
   } catch (error) {
@@ -119,6 +130,24 @@ async function pushOne(store: WalArchiveStore, options: WalPusherOptions, name: 
     await writeAtomically(join(options.dir, `${name}.error`), reason);
     return `FAILED: ${reason}`;
   }
+}
+
+/** Failure of a pusher that could not start (`pusher.error`): its message, and whether the config is at fault. */
+interface PusherFailure {
+  message: string;
+  config: boolean;
+  at: number;
+}
+
+/** Records why a pusher could not start, for the wal-push calls waiting on it. */
+export async function reportPusherFailure(dir: string, error: Error, config: boolean): Promise<void> {
+  const failure: PusherFailure = { message: error.message, config, at: Date.now() };
+  await writeAtomically(join(dir, 'pusher.error'), JSON.stringify(failure));
+}
+
+/** Raised by {@link pushAsync} when the pusher cannot start because of the config (wal-push exits 64). */
+export class PusherConfigError extends Error {
+  override name = 'PusherConfigError';
 }
 
 /** Settings of one asynchronous `dr wal-push`. */
@@ -140,8 +169,9 @@ export interface AsyncPushRequest {
 /**
  * The archive_command side of asynchronous archiving: makes sure a pusher runs (starts one, detached, when none
  * holds the lock, again if it dies while waiting), then waits for `<file>.ok` or `<file>.error`.
- * `.ok` is accepted only when the size and SHA-256 it names are those of the file now in pg_wal (so a status
- * left from another file of the same name never acknowledges this one).
+ * `.ok` is accepted only for the file now in pg_wal: the same file (device, inode, size, mtime) as the pusher
+ * read, else the same size and SHA-256 (so a status left from another file of the same name never acknowledges
+ * this one).
  * @returns the outcome stored; @throws Error with the pusher's reason (`.error`), a mismatch, or a timeout.
  */
 export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
@@ -150,10 +180,13 @@ export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
   const lock = new SpoolLock(join(dir, 'pusher.pid'));
   const deadline = Date.now() + request.timeoutMs;
   let nextLockCheck = 0;
+  let spawnedAt: number | null = null;
   for (;;) {
     const okText = await readIfExists(join(dir, `${name}.ok`));
     if (okText !== null) {
       const ok = JSON.parse(okText) as PushOk;
+      // the very file the pusher read (same inode, size and mtime): acknowledged without reading it again
+      if (ok.identity && ok.identity === (await fileIdentity(request.path))) return ok;
       const raw = await sha256OfFile(request.path);
       // left in place: the pusher removes it once PostgreSQL marked the file .done (a repeated call finds it)
       if (ok.rawSha256 !== raw.sha256 || ok.rawBytes !== raw.bytes) {
@@ -171,13 +204,23 @@ export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
       throw new Error(`${name} not stored within ${Math.round(request.timeoutMs / 1000)} s (pusher log: ${join(dir, 'pusher.log')})`);
     }
     if (Date.now() >= nextLockCheck) {
+      const failureText = await readIfExists(join(dir, 'pusher.error'));
+      if (failureText !== null && spawnedAt !== null) {
+        const failure = JSON.parse(failureText) as PusherFailure;
+        if (failure.at >= spawnedAt) {
+          await rm(join(dir, 'pusher.error'), { force: true });
+          const message = `the asynchronous pusher cannot run: ${failure.message}`;
+          throw failure.config ? new PusherConfigError(message) : new Error(message);
+        }
+      }
       if ((await lock.holder()) === null) {
+        spawnedAt = Date.now();
         spawnDetached(
           ['wal-pusher', '--pg-wal', dirname(request.path), '--spool', request.spool, '--config', request.configPath,
             '--parallel', String(request.parallel), '--idle-exit', String(request.idleExitMs / 1000)],
           join(dir, 'pusher.log'),
         );
-        nextLockCheck = Date.now() + 2000; // give it time to take the lock
+        nextLockCheck = Date.now() + 1000; // give it time to take the lock (or to report why it cannot)
       } else {
         nextLockCheck = Date.now() + 500;
       }

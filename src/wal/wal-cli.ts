@@ -1,9 +1,15 @@
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { pushAsync, runWalPusher } from './wal-async-push';
-import { loadWalClientConfig, openWalArchiveStore, WalConfigError } from './wal-client-config';
-import { InvalidWalFileNameError, WalArchiveStore, WalFileNotArchivedError } from './wal-archive-store';
-import { fetchFromSpool, runWalPrefetcher } from './wal-prefetch';
+import { loadWalClientConfig, openWalArchiveStore } from './wal-client-config';
+import { InvalidWalFileNameError, WalConfigError, WalFileNotArchivedError } from './wal-errors';
+import { parseWalFileName } from './wal-names';
 import { checkSpoolPath, DEFAULT_SPOOL_DIRNAME, spoolDir } from './wal-spool';
+
+// Each call is a process PostgreSQL waits for: the modules of a branch are loaded only when it runs (the
+// asynchronous wal-push loads neither zstd nor a storage driver).
+const lazy = {
+  asyncPush: () => require('./wal-async-push') as typeof import('./wal-async-push'),
+  prefetch: () => require('./wal-prefetch') as typeof import('./wal-prefetch'),
+};
 
 /** Exit codes of `dr wal-push` / `dr wal-fetch`. */
 export const WAL_EXIT = {
@@ -201,9 +207,9 @@ export async function walMain(argv: string[]): Promise<number> {
     if (command === 'wal-push') {
       // %p is relative to the data directory, the archiver's working directory.
       const path = isAbsolute(positional[0]) ? positional[0] : resolve(positional[0]);
-      WalArchiveStore.parseName(basename(path));
+      if (!parseWalFileName(basename(path))) throw new InvalidWalFileNameError(`"${basename(path)}" is not a WAL segment, .partial, .history or .backup file name`);
       if (args.async) {
-        const ok = await pushAsync({
+        const ok = await lazy.asyncPush().pushAsync({
           path,
           spool: args.spool ?? join(dirname(path), DEFAULT_SPOOL_DIRNAME),
           archive: config.archive,
@@ -222,7 +228,7 @@ export async function walMain(argv: string[]): Promise<number> {
     } else if (command === 'wal-fetch') {
       const destination = resolve(positional[1]);
       const spooled = args.prefetch > 0
-        ? await fetchFromSpool({
+        ? await lazy.prefetch().fetchFromSpool({
             name: positional[0],
             destination,
             spool: args.spool ?? join(dirname(destination), DEFAULT_SPOOL_DIRNAME),
@@ -240,17 +246,21 @@ export async function walMain(argv: string[]): Promise<number> {
       }
     } else if (command === 'wal-pusher') {
       const pgWal = args.pgWal!;
-      const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false, zstdWorkers: 1 });
       const dir = await spoolDir(args.spool ?? join(pgWal, DEFAULT_SPOOL_DIRNAME), config.archive, 'push');
+      const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false, zstdWorkers: 1 }).catch(async (error: Error) => {
+        // the waiting wal-push calls report why no pusher can run (a refused secret reference...), not a timeout
+        await lazy.asyncPush().reportPusherFailure(dir, error, error instanceof WalConfigError);
+        throw error;
+      });
       const log = (line: string) => process.stdout.write(`${line}\n`);
       log(`${new Date().toISOString()} pusher ${process.pid} started: ${pgWal}, ${args.parallel} at a time`);
-      const ran = await runWalPusher(store, { pgWal, dir, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 0) * 1000, log });
+      const ran = await lazy.asyncPush().runWalPusher(store, { pgWal, dir, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 0) * 1000, log });
       log(`${new Date().toISOString()} pusher ${process.pid} ${ran ? 'ended (idle)' : 'not started: another pusher holds the lock'}`);
     } else {
       const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true });
       const dir = await spoolDir(args.spool!, config.archive, 'fetch');
       const log = (line: string) => process.stdout.write(`${line}\n`);
-      await runWalPrefetcher(store, { dir, depth: args.prefetch, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 30) * 1000, log });
+      await lazy.prefetch().runWalPrefetcher(store, { dir, depth: args.prefetch, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 30) * 1000, log });
     }
     if (process.env.DR_WAL_TIMING === '1') {
       process.stderr.write(`dr ${command} ${positional[0] ?? ''}: ${Number(process.hrtime.bigint() - started) / 1e6} ms from ${from} (process uptime ${Math.round(process.uptime() * 1000)} ms)\n`);
@@ -260,7 +270,7 @@ export async function walMain(argv: string[]): Promise<number> {
     if (error instanceof WalFileNotArchivedError) return WAL_EXIT.NOT_FOUND;
     const message = (error as Error).message;
     process.stderr.write(`dr ${command}: ${message}\n`);
-    if (error instanceof WalConfigError || error instanceof InvalidWalFileNameError) return WAL_EXIT.USAGE;
+    if (error instanceof WalConfigError || error instanceof InvalidWalFileNameError || (error as Error).name === 'PusherConfigError') return WAL_EXIT.USAGE;
     return WAL_EXIT.FAILED;
   }
 }

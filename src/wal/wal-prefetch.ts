@@ -1,6 +1,7 @@
 import { copyFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { WalArchiveStore, WalFileNotArchivedError, WalFileRecord } from './wal-archive-store';
+import type { WalArchiveStore, WalFileRecord } from './wal-archive-store';
+import { WalFileNotArchivedError } from './wal-errors';
 import { DEFAULT_WAL_SEGMENT_BYTES, parseWalFileName, segmentFileName, segmentNumberOf } from './wal-names';
 import { readIfExists, sha256OfFile, sleep, SpoolLock, spawnDetached, spoolDir, writeAtomically } from './wal-spool';
 

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, resolve } from 'node:path';
 
@@ -101,7 +99,7 @@ function processRuns(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
   try {
-    const cmdline = require('node:fs').readFileSync(`/proc/${pid}/cmdline`, 'utf8') as string;
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     return cmdline.includes('wal-cli');
   } catch {
     return true; // no /proc: trust kill(0)
@@ -113,6 +111,7 @@ function processRuns(pid: number): boolean {
  * appended to `logFile`. The caller does not wait for it.
  */
 export function spawnDetached(args: string[], logFile: string): void {
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const log = openSync(logFile, 'a', 0o600);
   try {
     const child = spawn(process.execPath, [resolve(__dirname, 'wal-cli.js'), ...args], {
@@ -130,7 +129,7 @@ export function spawnDetached(args: string[], logFile: string): void {
 export async function sha256OfFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const s = await stat(path);
   if (!s.isFile()) throw new Error(`${path} is not a regular file`);
-  const hash = createHash('sha256');
+  const hash = (require('node:crypto') as typeof import('node:crypto')).createHash('sha256');
   const handle = await open(path, 'r');
   let bytes = 0;
   try {

@@ -65,7 +65,17 @@ async function expectArchivedAndVerified(store: WalArchiveStore, names: string[]
 
 /** The pid of the running pusher of a cluster's default spool, or null. */
 function pusherPid(dataDir: string, archive: string): number | null {
-  const file = join(dataDir, 'pg_wal', 'dr-spool', archive, 'push', 'pusher.pid');
+  return spoolPid(join(dataDir, 'pg_wal', 'dr-spool', archive, 'push', 'pusher.pid'));
+}
+
+/** Kills (SIGKILL) the prefetcher of a data directory's default spool, if one runs (before its files are removed). */
+function killPrefetcher(walDir: string, archive: string): void {
+  const pid = spoolPid(join(walDir, 'dr-spool', archive, 'fetch', 'prefetcher.pid'));
+  if (pid) process.kill(pid, 'SIGKILL');
+}
+
+/** The pid in a spool lock file when that process runs, else null. */
+function spoolPid(file: string): number | null {
   if (!existsSync(file)) return null;
   const pid = Number(readFileSync(file, 'utf8').trim());
   try {
@@ -123,14 +133,17 @@ describe.each([
     for (const dir of servers) stopServer(dir);
     const pid = cluster ? pusherPid(cluster.dataDir, archive) : null;
     if (pid) process.kill(pid, 'SIGKILL');
+    if (root) killPrefetcher(join(root, 'base', 'pg_wal'), archive);
     await s3?.close();
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
   it('archives under a pgbench write load, every segment PostgreSQL marked done is stored and verifies, and recovers to a restore point with prefetch', async () => {
-    pgbench(cluster.port, ['-i', '-s', '8', '-q']);
     const base = join(root, 'base');
+    mkdirSync(base, { mode: 0o700 });
+    giveToPg(base);
     runPgTool(pgTool('pg_basebackup'), ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-D', base, '-X', 'none', '-c', 'fast']);
+    pgbench(cluster.port, ['-i', '-s', '8', '-q']); // after the base backup: its WAL (about 10 segments) is replayed
     pgbench(cluster.port, ['-c', '2', '-j', '2', '-T', '5', '-n']);
     const expected = (await cluster.query(STATE))[0];
     expect(Number(expected.history)).toBeGreaterThan(0);
@@ -155,7 +168,7 @@ describe.each([
     writeFileSync(join(base, 'recovery.signal'), '');
     giveToPg(join(base, 'recovery.signal'));
     const started = Date.now();
-    runPgTool(pgTool('pg_ctl'), ['start', '-D', base, '-l', join(root, 'recovery.log'), '-w', '-t', '120']);
+    runPgTool(pgTool('pg_ctl'), ['start', '-D', base, '-l', join(root, 'source-run', 'recovery.log'), '-w', '-t', '120']);
     const client = async <T>(sql: string) => {
       const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
       await c.connect();
@@ -167,13 +180,13 @@ describe.each([
     };
     const deadline = Date.now() + 120_000;
     while ((await client<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r) {
-      if (Date.now() > deadline) throw new Error(`recovery did not end:\n${readFileSync(join(root, 'recovery.log'), 'utf8')}`);
+      if (Date.now() > deadline) throw new Error(`recovery did not end:\n${readFileSync(join(root, 'source-run', 'recovery.log'), 'utf8')}`);
       await sleep(200);
     }
     const replayMs = Date.now() - started;
     // exactly the state at the restore point: the transactions of the first pgbench run, none of the second
     expect((await client(STATE))[0]).toEqual(expected);
-    const log = readFileSync(join(root, 'recovery.log'), 'utf8');
+    const log = readFileSync(join(root, 'source-run', 'recovery.log'), 'utf8');
     const fromSpool = (log.match(/ms from spool/g) ?? []).length;
     const fromArchive = (log.match(/ms from archive/g) ?? []).length;
     expect(fromSpool).toBeGreaterThanOrEqual(3); // replay was fed from the prefetch spool
@@ -224,7 +237,7 @@ describe.each([
   }, 300_000);
 });
 
-describe('prefetch spool (dr wal-fetch --prefetch)', () => {
+describe('prefetch spool and the asynchronous commands\' input (bin/dr, local store)', () => {
   let dir: string;
   let configFile: string;
   const segments = ['000000010000000000000011', '000000010000000000000012', '000000010000000000000013', '000000010000000000000014'];
@@ -244,7 +257,10 @@ describe('prefetch spool (dr wal-fetch --prefetch)', () => {
       expect(push.status).toBe(0);
     }
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    killPrefetcher(join(dir, 'pg_wal'), 'pf');
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   const fetch = (name: string, to: string) =>
     spawnSync(DR, ['wal-fetch', name, to, '--config', configFile, '--prefetch', '3', '--idle-exit', '5'], { cwd: dir, encoding: 'utf8', env: { ...process.env, DR_WAL_TIMING: '1' } });
@@ -288,5 +304,21 @@ describe('prefetch spool (dr wal-fetch --prefetch)', () => {
     }
     const push = spawnSync(DR, ['wal-push', segments[0], '--config', configFile, '--async', '--spool', '/a//b'], { cwd: dir, encoding: 'utf8' });
     expect(push.status).toBe(64);
+  });
+
+  it('an asynchronous push whose config names a secret the allow-list refuses fails at once with the reason (exit 64), never the value', () => {
+    const refused = join(dir, 'refused.json');
+    writeFileSync(refused, JSON.stringify({ archive: 'refused', storage: { kind: 'local', settings: { path: join(dir, 'store') } }, encryption: { passphraseSecret: 'env:PGPASSWORD' } }));
+    mkdirSync(join(dir, 'wal2'));
+    writeFileSync(join(dir, 'wal2', segments[0]), contents.get(segments[0])!);
+    const started = Date.now();
+    const result = spawnSync(DR, ['wal-push', `wal2/${segments[0]}`, '--config', refused, '--async', '--timeout', '30'], {
+      cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH, PGPASSWORD: 'archiver-own-secret-4711' },
+    });
+    expect(result.status).toBe(64);
+    expect(result.stderr).toContain('encryption.passphraseSecret');
+    expect(result.stderr).not.toContain('archiver-own-secret-4711');
+    expect(Date.now() - started).toBeLessThan(15_000); // the pusher's reason, not the timeout
+    expect(existsSync(join(dir, 'store', 'wal', 'refused'))).toBe(false);
   });
 });
