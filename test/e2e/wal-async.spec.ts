@@ -194,31 +194,39 @@ describe.each([
   }, 300_000);
 
   it('kill -9 of the pusher mid-batch loses no acknowledged segment, and archiving resumes', async () => {
-    // a burst of segments so that the pusher is busy with a batch
+    // a burst of segments; the pusher is killed once 2 of them were acknowledged (PostgreSQL marked them done),
+    // with the others in flight or queued
     await cluster.query('CREATE TABLE IF NOT EXISTS burst (id int, pad text)');
+    const log = join(cluster.dataDir, 'pg_wal', 'dr-spool', archive, 'push', 'pusher.log');
+    const stored = () => (existsSync(log) ? (readFileSync(log, 'utf8').match(/ stored in /g) ?? []).length : 0);
+    const storedBefore = stored();
+    const doneBefore = new Set(doneFiles(cluster.dataDir));
     let killed: number | null = null;
     let doneAtKill: string[] = [];
-    for (let round = 0; round < 5 && killed === null; round++) {
-      for (let i = 0; i < 6; i++) {
+    let readyAtKill = 0;
+    const burst = (async () => {
+      for (let i = 0; i < 10; i++) {
         await cluster.query(`INSERT INTO burst SELECT g, md5(g::text) || repeat('x', 400) FROM generate_series(1, 20000) g`);
         await cluster.query('SELECT pg_switch_wal()');
       }
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline) {
-        const pid = pusherPid(cluster.dataDir, archive);
-        const ready = readdirSync(join(cluster.dataDir, 'pg_wal', 'archive_status')).filter((f) => f.endsWith('.ready'));
-        if (pid && ready.length >= 2) {
-          process.kill(pid, 'SIGKILL');
-          killed = pid;
-          doneAtKill = doneFiles(cluster.dataDir);
-          break;
-        }
-        await sleep(10);
+    })();
+    const deadline = Date.now() + 60_000;
+    while (killed === null && Date.now() < deadline) {
+      const pid = pusherPid(cluster.dataDir, archive);
+      const newlyDone = doneFiles(cluster.dataDir).filter((f) => !doneBefore.has(f));
+      if (pid && stored() >= storedBefore + 2 && newlyDone.length >= 2) {
+        process.kill(pid, 'SIGKILL');
+        killed = pid;
+        doneAtKill = doneFiles(cluster.dataDir);
+        readyAtKill = readdirSync(join(cluster.dataDir, 'pg_wal', 'archive_status')).filter((f) => f.endsWith('.ready')).length;
       }
+      await sleep(5);
     }
+    await burst;
     expect(killed).not.toBeNull();
     // every file PostgreSQL considered archived when the pusher died is in the store and verifies
     await expectArchivedAndVerified(store, doneAtKill, join(root, 'verify-kill'));
+    expect(readyAtKill).toBeGreaterThan(0); // it died mid-batch: files were waiting for it
     // archiving resumes: a new pusher (started by the waiting wal-push) stores the rest
     await cluster.query(`INSERT INTO burst SELECT g, 'after' FROM generate_series(1, 1000) g`);
     const last = (await cluster.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f'))[0].f;
@@ -233,7 +241,7 @@ describe.each([
     const segments = (await store.list()).map((f) => f.file).filter((f) => f.kind === 'segment').map((f) => f.name);
     const numbers = segments.map((s) => parseInt(s.slice(16), 16) + parseInt(s.slice(8, 16), 16) * 256);
     for (let n = Math.min(...numbers); n <= Math.max(...numbers); n++) expect(numbers).toContain(n);
-    process.stdout.write(`${kind}: pusher ${killed} killed with ${doneAtKill.length} files done; resumed by pusher ${pid}, ${done.length} done\n`);
+    process.stdout.write(`${kind}: pusher ${killed} killed with ${doneAtKill.length} files done and ${readyAtKill} ready; resumed by pusher ${pid}, ${done.length} done\n`);
   }, 300_000);
 });
 
