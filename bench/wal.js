@@ -114,8 +114,8 @@ async function prepareMode(mode, dir, s3) {
   if (mode.startsWith('dr-')) {
     const kind = mode.endsWith('s3') ? 's3' : 'local';
     const config = kind === 's3'
-      ? { archive: 'bench', storage: { kind: 's3', settings: { bucket: 'wal-bench', endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', accessKeyIdSecret: 'env:DRS_WALBENCH_KEY', secretAccessKeySecret: 'env:DRS_WALBENCH_SECRET' } }, zstdLevel: 3 }
-      : { archive: 'bench', storage: { kind: 'local', settings: { path: store } }, zstdLevel: 3 };
+      ? { archive: mode, storage: { kind: 's3', settings: { bucket: 'wal-bench', endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', accessKeyIdSecret: 'env:DRS_WALBENCH_KEY', secretAccessKeySecret: 'env:DRS_WALBENCH_SECRET' } }, zstdLevel: 3 }
+      : { archive: mode, storage: { kind: 'local', settings: { path: store } }, zstdLevel: 3 };
     const file = path.join(dir, 'wal.json');
     fs.writeFileSync(file, JSON.stringify(config), { mode: 0o644 });
     const env = kind === 's3' ? 'DRS_WALBENCH_KEY=S3RVER DRS_WALBENCH_SECRET=S3RVER ' : '';
@@ -244,7 +244,7 @@ async function runMode(mode, s3) {
     } catch {
       /* already stopped */
     }
-    const pidFile = path.join(dataDir, 'pg_wal', 'dr-spool', 'bench', 'push', 'pusher.pid');
+    const pidFile = path.join(dataDir, 'pg_wal', 'dr-spool', mode, 'push', 'pusher.pid');
     if (fs.existsSync(pidFile)) {
       try {
         process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGTERM');

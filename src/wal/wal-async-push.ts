@@ -16,20 +16,48 @@ import { readIfExists, sha256OfFile, sleep, SpoolLock, spawnDetached, spoolDir, 
  * is the operator's alarm, not a reason to drop WAL silently.
  */
 
-/** `<file>.ok` content: what the pusher stored (raw size in bytes and SHA-256 of the file it read). */
+/**
+ * What the pusher stored, as `<file>.ok` holds it: four lines, read by wal-push and by the shell fast path of
+ * `bin/dr` (which acknowledges without starting Node when line 2 and line 4 match the file and the config):
+ * ```
+ * dr-wal-ok 1
+ * <dev>:<ino>:<size>:<mtime seconds>.<9 digits>   the file as read (GNU `stat -L -c '%d:%i:%s:%.9Y'`), or -
+ * <raw sha256> <raw bytes> <stored|already-archived>
+ * <absolute path of the config the pusher archives with>
+ * ```
+ */
 export interface PushOk {
   name: string;
   rawSha256: string;
   rawBytes: number;
   outcome: 'stored' | 'already-archived';
-  /** Identity of the file in pg_wal, the same before and after it was read: `dev:ino:size:mtimeNs`. */
+  /** Identity of the file in pg_wal, the same before and after it was read; null when it changed. */
   identity: string | null;
+  /** Absolute path of the pusher's config. */
+  config: string;
 }
 
-/** `dev:ino:size:mtimeNs` of a file: a segment PostgreSQL marked ready is never rewritten in place. */
+const OK_MAGIC = 'dr-wal-ok 1';
+
+/** The `.ok` file text of a {@link PushOk}. */
+export function formatPushOk(ok: PushOk): string {
+  return `${OK_MAGIC}\n${ok.identity ?? '-'}\n${ok.rawSha256} ${ok.rawBytes} ${ok.outcome}\n${ok.config}\n`;
+}
+
+/** Parses a `.ok` file. @throws Error for anything else */
+export function parsePushOk(name: string, text: string): PushOk {
+  const [magic, identity, digest, config] = text.split('\n');
+  const [rawSha256, rawBytes, outcome] = (digest ?? '').split(' ');
+  if (magic !== OK_MAGIC || !/^[0-9a-f]{64}$/.test(rawSha256 ?? '') || !/^\d+$/.test(rawBytes ?? '') || (outcome !== 'stored' && outcome !== 'already-archived')) {
+    throw new Error(`${name}.ok is not a status file of this version`);
+  }
+  return { name, rawSha256, rawBytes: Number(rawBytes), outcome, identity: identity === '-' ? null : identity, config: config ?? '' };
+}
+
+/** `dev:ino:size:seconds.nanoseconds` of a file (as GNU `stat -L -c '%d:%i:%s:%.9Y'` prints it). */
 async function fileIdentity(path: string): Promise<string> {
   const s = await stat(path, { bigint: true });
-  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs / 1_000_000_000n}.${(s.mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`;
 }
 
 /** Settings of the pusher. */
@@ -44,6 +72,8 @@ export interface WalPusherOptions {
   idleExitMs: number;
   /** Rescan interval of archive_status, ms. */
   scanMs?: number;
+  /** Absolute path of the config (written into each `.ok`). */
+  config: string;
   /** Progress lines (one per file stored or failed). */
   log?: (line: string) => void;
 }
@@ -122,8 +152,8 @@ async function pushOne(store: WalArchiveStore, options: WalPusherOptions, name: 
     const before = await fileIdentity(path);
     const result = await store.push(path, name);
     const identity = (await fileIdentity(path)) === before ? before : null;
-    const ok: PushOk = { name, rawSha256: result.record.rawSha256, rawBytes: result.record.rawBytes, outcome: result.outcome, identity };
-    await writeAtomically(join(options.dir, `${name}.ok`), JSON.stringify(ok));
+    const ok: PushOk = { name, rawSha256: result.record.rawSha256, rawBytes: result.record.rawBytes, outcome: result.outcome, identity, config: options.config };
+    await writeAtomically(join(options.dir, `${name}.ok`), formatPushOk(ok));
     return result.outcome;
   } catch (error) {
     const reason = ((error as Error).message || String(error)).replace(/\s+/g, ' ');
@@ -184,7 +214,11 @@ export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
   for (;;) {
     const okText = await readIfExists(join(dir, `${name}.ok`));
     if (okText !== null) {
-      const ok = JSON.parse(okText) as PushOk;
+      const ok = parsePushOk(name, okText);
+      if (ok.config !== request.configPath) {
+        // another config's pusher shares this spool: never its acknowledgement
+        throw new Error(`${name}: the spool ${dir} holds a status written with config ${ok.config}, not ${request.configPath}; give each config its own --spool`);
+      }
       // the very file the pusher read (same inode, size and mtime): acknowledged without reading it again
       if (ok.identity && ok.identity === (await fileIdentity(request.path))) return ok;
       const raw = await sha256OfFile(request.path);

@@ -254,7 +254,7 @@ export async function walMain(argv: string[]): Promise<number> {
       });
       const log = (line: string) => process.stdout.write(`${line}\n`);
       log(`${new Date().toISOString()} pusher ${process.pid} started: ${pgWal}, ${args.parallel} at a time`);
-      const ran = await lazy.asyncPush().runWalPusher(store, { pgWal, dir, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 0) * 1000, log });
+      const ran = await lazy.asyncPush().runWalPusher(store, { pgWal, dir, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 0) * 1000, config: absoluteConfig, log });
       log(`${new Date().toISOString()} pusher ${process.pid} ${ran ? 'ended (idle)' : 'not started: another pusher holds the lock'}`);
     } else {
       const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true });

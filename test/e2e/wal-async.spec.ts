@@ -79,8 +79,8 @@ function spoolPid(file: string): number | null {
   if (!existsSync(file)) return null;
   const pid = Number(readFileSync(file, 'utf8').trim());
   try {
-    process.kill(pid, 0);
-    return pid;
+    // a killed pusher whose parent (init) has not reaped it yet is a zombie: not running
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ? null : pid;
   } catch {
     return null;
   }
@@ -312,6 +312,35 @@ describe('prefetch spool and the asynchronous commands\' input (bin/dr, local st
     }
     const push = spawnSync(DR, ['wal-push', segments[0], '--config', configFile, '--async', '--spool', '/a//b'], { cwd: dir, encoding: 'utf8' });
     expect(push.status).toBe(64);
+  });
+
+  it('acknowledges only the very file the pusher stored: a second call for it exits 0 from the shell, a different file under the name never', async () => {
+    const pgWal = join(dir, 'ack', 'pg_wal');
+    mkdirSync(join(pgWal, 'archive_status'), { recursive: true });
+    const name = '000000010000000000000031';
+    writeFileSync(join(pgWal, name), contents.get(segments[0])!);
+    writeFileSync(join(pgWal, 'archive_status', `${name}.ready`), '');
+    const push = () => spawnSync(DR, ['wal-push', `pg_wal/${name}`, '--config', configFile, '--async', '--timeout', '10'], {
+      cwd: join(dir, 'ack'), encoding: 'utf8', env: { ...process.env, DR_WAL_TIMING: '1' },
+    });
+    try {
+      const first = push();
+      expect(first.status).toBe(0);
+      expect(first.stderr).toContain('from pusher');
+      const again = push();
+      expect(again.status).toBe(0);
+      expect(again.stderr).toContain('acknowledged from the spool (shell)');
+      // PostgreSQL never rewrites a ready file, but a status must not outlive its file: another file, same name
+      rmSync(join(pgWal, name));
+      writeFileSync(join(pgWal, name), contents.get(segments[1])!);
+      const other = push();
+      expect(other.status).toBe(2);
+      expect(other.stderr).toContain(`${name}: the pusher stored sha256`);
+      expect(other.stderr).not.toContain('(shell)');
+    } finally {
+      const pid = spoolPid(join(pgWal, 'dr-spool', 'pf', 'push', 'pusher.pid'));
+      if (pid) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('an asynchronous push whose config names a secret the allow-list refuses fails at once with the reason (exit 64), never the value', () => {
