@@ -14,7 +14,8 @@
  *    encrypted / plain time (target ≤ 1.15). This is the pipeline alone: the service's job adds bookkeeping (file
  *    index, manifest, records) to both sides, so its ratio is lower than this one.
  *
- * Progress on stderr, the tables on stdout, everything in `.bench/age-results.json`.
+ * Progress on stderr, the tables on stdout, everything in `.bench/age-results.json`. Knobs: `BENCH_AGE_MB`,
+ * `BENCH_TREE_MB`, `BENCH_REPEAT`, `BENCH_DIR`, `BENCH_AGE_ONLY` (`payload` or `pipeline`), `DR_ZSTD_WORKERS`.
  */
 const fs = require('node:fs');
 const fsp = require('node:fs/promises');
@@ -213,7 +214,7 @@ async function pipelineOverhead(keys) {
     medianRatio: round(median(list.map((p) => p.ratio))),
     medianCpuRatio: list[0].plainCpuMs == null ? null : round(median(list.map((p) => p.encCpuMs / p.plainCpuMs))),
   }));
-  return { rows, encryptedRestoreDiff: check.code === 0 ? 'ok' : `mismatch: ${check.stdout.split('\n').slice(0, 3).join(' | ')}`, storedBytes: { plain: stored.plain?.storedBytes, encrypted: stored.enc?.storedBytes } };
+  return { rows, pairs, encryptedRestoreDiff: check.code === 0 ? 'ok' : `mismatch: ${check.stdout.split('\n').slice(0, 3).join(' | ')}`, storedBytes: { plain: stored.plain?.storedBytes, encrypted: stored.enc?.storedBytes } };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -258,7 +259,14 @@ async function main() {
   if (overhead && overhead.encryptedRestoreDiff !== 'ok') process.exitCode = 1;
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
-  process.exit(1);
-});
+if (!process.execArgv.includes('--no-incremental-marking')) {
+  // The service runs with this flag (see package.json `start`; V8 refuses it in NODE_OPTIONS), and so must the
+  // pipeline measured here: without it, GC of the external buffers takes a share that is not the service's.
+  const child = spawn(process.execPath, ['--no-incremental-marking', __filename, ...process.argv.slice(2)], { stdio: 'inherit' });
+  child.once('close', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+} else {
+  main().catch((error) => {
+    process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+    process.exit(1);
+  });
+}
