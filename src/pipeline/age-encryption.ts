@@ -114,7 +114,7 @@ export async function decryptStream(ciphertext: AsyncIterable<Uint8Array>, keys:
     fileKey.fill(0);
     payload = rest;
   } catch (error) {
-    await source.return?.();
+    await closeQuietly(source);
     throw error;
   }
   async function* remaining(): AsyncGenerator<Buffer | Uint8Array> {
@@ -126,13 +126,22 @@ export async function decryptStream(ciphertext: AsyncIterable<Uint8Array>, keys:
         yield next.value;
       }
     } finally {
-      await source.return?.();
+      await closeQuietly(source);
     }
   }
   const plaintext = new AgePayloadDecrypter(payloadKey);
   // Errors reach `plaintext` (pipeline destroys every stage with the first error); its consumer reports them.
   pipeline(Readable.from(remaining(), { objectMode: false, highWaterMark: 1 << 20 }), plaintext, () => undefined);
   return plaintext;
+}
+
+/** Returns (closes) an iterator; an error from its own cleanup must not hide the one that made us stop. */
+async function closeQuietly(source: AsyncIterator<unknown>): Promise<void> {
+  try {
+    await source.return?.();
+  } catch {
+    // the error that stopped the read is the one reported
+  }
 }
 
 /**
