@@ -13,9 +13,10 @@ import { RateLimitModule } from './hardening/rate-limit.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { StorageModule } from './storage/storage.module';
+import { ValidationModule } from './validation/validation.module';
 import { WalModule } from './wal/wal.module';
 
-/** The service: configuration, logging, metadata store, auth, storage, backup, recovery, health and metrics. */
+/** The service: configuration, logging, metadata store, auth, storage, backup, validation, recovery, WAL archives, health and metrics. */
 @Module({
   imports: [
     ConfigModule,
@@ -27,6 +28,7 @@ import { WalModule } from './wal/wal.module';
     AuthModule,
     StorageModule,
     BackupModule,
+    ValidationModule,
     RecoveryModule,
     WalModule,
     HealthModule,

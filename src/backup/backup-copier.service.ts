@@ -10,13 +10,13 @@ import { BackgroundJobs, describeError, startReaper } from '../jobs/background-j
 import { JobHeartbeat } from '../jobs/job-heartbeat';
 import { reapStaleJobs } from '../jobs/stale-jobs';
 import { ArtifactPipeline, MeteringStream } from '../pipeline/artifact-pipeline';
-import { StorageDriver } from '../storage/storage-driver';
+import { StorageDriver } from '../storage/drivers/storage-driver';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { signatureKeyOf } from './backup-objects';
 import { BackupPlanEntity } from './backup-plan.entity';
 import { BackupRunner } from './backup-runner.service';
-import { JobStatus } from './backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
 
 /**

@@ -6,8 +6,9 @@ import { FileIndex } from '../engines/file-index';
 import { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { ManifestSignature, ManifestSigner, SignatureCheck } from '../pipeline/manifest-signer';
-import { ArtifactManifest, BackupDetailsHeader, FileIndexEntry, StoredObject } from '../pipeline/manifest';
-import { StorageDriver, UploadOptions } from '../storage/storage-driver';
+import { ArtifactManifest, BackupDetailsHeader, StoredObject } from '../pipeline/manifest';
+import { FileIndexEntry } from '../engines/file-index-entry';
+import { StorageDriver, UploadOptions } from '../storage/drivers/storage-driver';
 
 /** Storage keys of a backup's objects, all under `<backupId>/`. */
 export interface BackupKeys {

@@ -16,14 +16,14 @@ import { FileIndex, MemoryFileIndex } from '../engines/file-index';
 import { ParentIndex } from '../engines/backup-engine';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { ArtifactManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, StoredObject } from '../pipeline/manifest';
-import { StagedUpload } from '../storage/storage-driver';
+import { StagedUpload } from '../storage/drivers/storage-driver';
 import { BackupObjects, backupKeys } from './backup-objects';
 import { BackupLeftovers } from './backup-leftovers.service';
 import { sweepScratch } from '../jobs/scratch-sweep';
 import { BackupPlanEntity } from './backup-plan.entity';
 import { SERVICE_NAME, SERVICE_VERSION } from '../service-info';
 import { StorageLocationsService } from '../storage/storage-locations.service';
-import { JobStatus } from './backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
 
 const PROGRESS_INTERVAL_MS = 1000;

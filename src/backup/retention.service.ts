@@ -10,10 +10,10 @@ import { BackupCopyEntity } from './backup-copy.entity';
 import { signatureKeyOf } from './backup-objects';
 import { BackupPlanEntity } from './backup-plan.entity';
 import { BackupRunner } from './backup-runner.service';
-import { JobStatus } from './backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
 import { applyRetention, RetentionPolicy } from './retention-policy';
-import { VerificationEntity } from './verification.entity';
+import { VerificationRecords } from '../validation/verification-records';
 
 /** One backup in a retention report. */
 export interface RetentionEntry {
@@ -48,7 +48,7 @@ export class RetentionService implements OnApplicationBootstrap {
   constructor(
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
     @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
-    @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
+    private readonly verifications: VerificationRecords,
     @InjectRepository(BackupCopyEntity) private readonly copies: Repository<BackupCopyEntity>,
     private readonly locations: StorageLocationsService,
     private readonly copier: BackupCopier,
@@ -135,9 +135,7 @@ export class RetentionService implements OnApplicationBootstrap {
 
   /** The newest of `backupIds` with a passed verification (any mode). */
   private async newestVerified(backupIds: string[]): Promise<string | undefined> {
-    if (!backupIds.length) return undefined;
-    const passed = await this.verifications.find({ where: { backupId: In(backupIds), status: JobStatus.COMPLETED, ok: true }, select: ['backupId'] });
-    const ids = new Set(passed.map((v) => v.backupId));
+    const ids = await this.verifications.passedAmong(backupIds);
     return backupIds.find((id) => ids.has(id)); // backupIds are newest first
   }
 

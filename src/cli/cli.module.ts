@@ -7,6 +7,7 @@ import { DatabaseModule } from '../database/database.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { SecretsModule } from '../secrets/secrets.module';
 import { StorageModule } from '../storage/storage.module';
+import { ValidationModule } from '../validation/validation.module';
 import { BackupCommand } from './backup.command';
 import { ListCommand } from './list.command';
 import { RestoreCommand } from './restore.command';
@@ -18,7 +19,7 @@ import { WalFetchCommand, WalPushCommand } from './wal.command';
  * in-process. The scheduler's cron jobs stay off (`DR_SCHEDULER_ENABLED=false`, set by the entry point).
  */
 @Module({
-  imports: [ConfigModule, SecretsModule, DatabaseModule, AuditCoreModule, ScheduleModule.forRoot(), StorageModule, BackupModule, RecoveryModule],
+  imports: [ConfigModule, SecretsModule, DatabaseModule, AuditCoreModule, ScheduleModule.forRoot(), StorageModule, BackupModule, ValidationModule, RecoveryModule],
   providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand, WalPushCommand, WalFetchCommand],
 })
 export class CliModule {}

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'nest-commander';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupsService } from '../backup/backups.service';
 import { DrError } from '../errors/dr-error';
 import { validateNested } from '../errors/validation';

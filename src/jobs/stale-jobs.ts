@@ -1,5 +1,5 @@
 import { In, LessThan, ObjectLiteral, Repository } from 'typeorm';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from './job-status';
 
 /** The columns a job table has in common (backups, recoveries, verifications, copies). */
 export interface JobRow extends ObjectLiteral {

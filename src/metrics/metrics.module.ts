@@ -2,13 +2,13 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { BackupPlanEntity } from '../backup/backup-plan.entity';
 import { BackupEntity } from '../backup/backup.entity';
-import { VerificationEntity } from '../backup/verification.entity';
+import { VerificationEntity } from '../validation/verification.entity';
 import { RecoveryEntity } from '../recovery/recovery.entity';
 import { JobMetricsListener } from './job-metrics.listener';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 import { StoreGauges } from './store-gauges';
-import { WalGauges } from '../wal/wal-gauges';
+import { WalGauges } from './wal-gauges';
 import { WalModule } from '../wal/wal.module';
 
 /**

@@ -8,7 +8,7 @@ import { plainToInstance } from 'class-transformer';
 import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
 import { BackupChains } from '../backup/backup-chain';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupsService } from '../backup/backups.service';
 import { AuditService } from '../audit/audit.service';
 import { AppConfig } from '../config/app-config';
@@ -24,7 +24,7 @@ import { StorageLocationsService } from '../storage/storage-locations.service';
 import { RecoveryEntity } from './recovery.entity';
 import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget } from '../engines/postgres-base.engine';
-import { PointInTimeRecovery, PointReached } from '../wal/point-in-time-recovery.service';
+import { PointInTimeRecovery, PointReached } from './point-in-time-recovery.service';
 import { TargetReservations } from './target-reservations';
 
 /**

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { isUUID } from 'class-validator';
 import { Repository } from 'typeorm';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from '../backup/backup.entity';
 import { BackupPlanEntity } from '../backup/backup-plan.entity';
 import { DrError } from '../errors/dr-error';

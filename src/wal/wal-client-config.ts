@@ -3,8 +3,8 @@ import { isAbsolute } from 'node:path';
 import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import type { SecretResolver } from '../secrets/secret-resolver';
 import { SECRET_REF_PATTERN, SecretReferencePolicy } from '../secrets/secret-reference';
-import { LocalStorageDriver } from '../storage/local.driver';
-import { StorageDriver } from '../storage/storage-driver';
+import { LocalStorageDriver } from '../storage/drivers/local.driver';
+import { StorageDriver } from '../storage/drivers/storage-driver';
 import type { StorageKind } from '../storage/storage-location.entity';
 import { WalArchiveStore } from './wal-archive-store';
 

@@ -5,16 +5,15 @@ import { BackupPlanEntity } from '../backup/backup-plan.entity';
 import { EnginesModule } from '../engines/engines.module';
 import { SecretsModule } from '../secrets/secrets.module';
 import { StorageModule } from '../storage/storage.module';
-import { PointInTimeRecovery } from './point-in-time-recovery.service';
 import { WalArchiveEntity } from './wal-archive.entity';
 import { WalArchivesController } from './wal-archives.controller';
 import { WalArchivesService } from './wal-archives.service';
 
-/** WAL archives and point-in-time recovery. Reads backup records; Backup and Recovery call into it, never the reverse. */
+/** WAL archives (PostgreSQL continuous archiving). Reads backup records; Backup and Recovery call into it, never the reverse. */
 @Module({
   imports: [TypeOrmModule.forFeature([WalArchiveEntity, BackupEntity, BackupPlanEntity]), EnginesModule, StorageModule, SecretsModule],
   controllers: [WalArchivesController],
-  providers: [WalArchivesService, PointInTimeRecovery],
-  exports: [WalArchivesService, PointInTimeRecovery],
+  providers: [WalArchivesService],
+  exports: [WalArchivesService],
 })
 export class WalModule {}

@@ -38,8 +38,8 @@ import { finished, pipeline } from 'node:stream/promises';
 import { DrError } from '../../src/errors/dr-error';
 import { validateNested } from '../../src/errors/validation';
 import { SecretResolver } from '../../src/secrets/secret-resolver';
-import { GcsStorageDriver, GcsStorageSettings } from '../../src/storage/gcs.driver';
-import { ImmutabilityNotSupportedError } from '../../src/storage/storage-driver';
+import { GcsStorageDriver, GcsStorageSettings } from '../../src/storage/drivers/gcs.driver';
+import { ImmutabilityNotSupportedError } from '../../src/storage/drivers/storage-driver';
 import { GcsEmulator, gcsEmulatorInstalled, startGcsEmulator } from '../support/gcs-emulator';
 import { describeStorageDriverContract, hashStream, randomSource } from './storage-driver-contract';
 

@@ -15,12 +15,14 @@ import { reapStaleJobs } from '../jobs/stale-jobs';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StoredObject } from '../pipeline/manifest';
-import { StorageDriver } from '../storage/storage-driver';
+import { StorageDriver } from '../storage/drivers/storage-driver';
 import { StorageLocationsService } from '../storage/storage-locations.service';
-import { BackupObjects, ManifestParseError } from './backup-objects';
-import { BackupChains } from './backup-chain';
-import { JobStatus } from './backup-status';
-import { BackupEntity } from './backup.entity';
+import { BackupObjects, ManifestParseError } from '../backup/backup-objects';
+import { BackupChains } from '../backup/backup-chain';
+import { BackupsService } from '../backup/backups.service';
+import { sweepScratch } from '../jobs/scratch-sweep';
+import { JobStatus } from '../jobs/job-status';
+import { BackupEntity } from '../backup/backup.entity';
 import { VerificationEntity } from './verification.entity';
 
 /**
@@ -39,7 +41,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
 
   constructor(
     @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
-    @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
+    private readonly backups: BackupsService,
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
@@ -51,9 +53,16 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
     private readonly audit: AuditService,
   ) {}
 
-  /** Reaps the jobs of processes that died, now and every half lease. */
+  /**
+   * Reaps the jobs of processes that died, now and every half lease; then, once, removes the scratch trees
+   * (`verify-<id>`) of verifications that have ended.
+   */
   async onApplicationBootstrap(): Promise<void> {
     await startReaper(this.registry, 'verification-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
+    await sweepScratch(this.config.scratchDir, async (id) => {
+      const row = await this.verifications.findOne({ where: { id }, select: { id: true, status: true } });
+      return row !== null && row.status !== JobStatus.RUNNING && row.status !== JobStatus.PENDING;
+    }).catch((error: Error) => this.logger.warn(`sweep of verification scratch files: ${error.message}`));
   }
 
   /** Starts a PENDING verification. @returns a promise that settles when it has finished (never rejects). */
@@ -74,7 +83,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
     let bytesRead = 0;
     const heartbeat = new JobHeartbeat(this.verifications, id, () => ({ bytesRead }), 1000).start();
     try {
-      const backup = await this.backups.findOneByOrFail({ id: verification.backupId });
+      const backup = await this.backups.get(verification.backupId);
       const location = await this.locations.get(storageLocationId ?? backup.storageLocationId);
       const driver = this.locations.driverFor(location);
       const problems: string[] = [];

@@ -3,8 +3,8 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Gauge } from 'prom-client';
 import { Repository } from 'typeorm';
 import { BackupPlanEntity } from '../backup/backup-plan.entity';
-import { MetricsService } from '../metrics/metrics.service';
-import { WalArchivesService, WalArchiveStatus } from './wal-archives.service';
+import { MetricsService } from './metrics.service';
+import { WalArchivesService, WalArchiveStatus } from '../wal/wal-archives.service';
 
 /** How long a scrape reuses the archives' state (each state lists the archive in its store), in ms. */
 const STATUS_CACHE_MS = 15_000;
