@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
@@ -7,6 +8,7 @@ import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { ErrorsModule } from './errors/errors.module';
 import { HealthModule } from './health/health.module';
+import { JobsModule } from './jobs/jobs.module';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RateLimitModule } from './hardening/rate-limit.module';
@@ -25,6 +27,8 @@ import { WalModule } from './wal/wal.module';
     SecretsModule,
     DatabaseModule,
     ScheduleModule.forRoot(),
+    EventEmitterModule.forRoot(), // domain events: docs/architecture.md
+    JobsModule,
     AuthModule,
     StorageModule,
     BackupModule,

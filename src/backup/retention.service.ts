@@ -1,4 +1,5 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { In, Repository } from 'typeorm';
@@ -9,7 +10,7 @@ import { BackupCopier } from './backup-copier.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { signatureKeyOf } from './backup-objects';
 import { BackupPlanEntity } from './backup-plan.entity';
-import { BackupRunner } from './backup-runner.service';
+import { BACKUP_COMPLETED, BackupCompletedEvent } from './backup.events';
 import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
 import { applyRetention, RetentionPolicy } from './retention-policy';
@@ -42,7 +43,7 @@ export interface RetentionReport {
  * (manifest and signature first, so nothing half-deleted looks complete).
  */
 @Injectable()
-export class RetentionService implements OnApplicationBootstrap {
+export class RetentionService {
   private readonly logger = new Logger(RetentionService.name);
 
   constructor(
@@ -52,13 +53,13 @@ export class RetentionService implements OnApplicationBootstrap {
     @InjectRepository(BackupCopyEntity) private readonly copies: Repository<BackupCopyEntity>,
     private readonly locations: StorageLocationsService,
     private readonly copier: BackupCopier,
-    private readonly runner: BackupRunner,
     private readonly walArchives: WalArchivesService,
   ) {}
 
-  /** Applies a plan's retention after each of its backups completes. */
-  onApplicationBootstrap(): void {
-    this.runner.completed.subscribe((backupId) => void this.afterBackup(backupId).catch((e: Error) => this.logger.error(`retention after ${backupId}: ${e.message}`)));
+  /** Applies a plan's retention after each of its backups completes (in the background; not awaited by the emitter). */
+  @OnEvent(BACKUP_COMPLETED)
+  onBackupCompleted(event: BackupCompletedEvent): void {
+    void this.afterBackup(event.backupId).catch((e: Error) => this.logger.error(`retention after ${event.backupId}: ${e.message}`));
   }
 
   private async afterBackup(backupId: string): Promise<void> {

@@ -1,9 +1,11 @@
 import { Module } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AuditCoreModule } from '../audit/audit.module';
 import { BackupModule } from '../backup/backup.module';
 import { ConfigModule } from '../config/config.module';
 import { DatabaseModule } from '../database/database.module';
+import { JobsModule } from '../jobs/jobs.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { SecretsModule } from '../secrets/secrets.module';
 import { StorageModule } from '../storage/storage.module';
@@ -19,7 +21,7 @@ import { WalFetchCommand, WalPushCommand } from './wal.command';
  * in-process. The scheduler's cron jobs stay off (`DR_SCHEDULER_ENABLED=false`, set by the entry point).
  */
 @Module({
-  imports: [ConfigModule, SecretsModule, DatabaseModule, AuditCoreModule, ScheduleModule.forRoot(), StorageModule, BackupModule, ValidationModule, RecoveryModule],
+  imports: [ConfigModule, SecretsModule, DatabaseModule, AuditCoreModule, ScheduleModule.forRoot(), EventEmitterModule.forRoot(), JobsModule, StorageModule, BackupModule, ValidationModule, RecoveryModule],
   providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand, WalPushCommand, WalFetchCommand],
 })
 export class CliModule {}

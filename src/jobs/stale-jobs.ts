@@ -4,7 +4,8 @@ import { JobStatus } from './job-status';
 /** The columns a job table has in common (backups, recoveries, verifications, copies). */
 export interface JobRow extends ObjectLiteral {
   id: string;
-  status: JobStatus;
+  /** A {@link JobStatus}, or a kind's own status before or after the shared ones (a recovery's AWAITING_APPROVAL). */
+  status: string;
   heartbeatAt: Date | null;
   createdAt: Date;
 }

@@ -12,9 +12,9 @@ import { WalGauges } from './wal-gauges';
 import { WalModule } from '../wal/wal.module';
 
 /**
- * Prometheus metrics at `/actuator/prometheus`: job counters and durations of this process, plan backup ages
- * from the metadata store, and prom-client's default process metrics. Needs the Backup and Recovery modules
- * (their runners) in the same application.
+ * Prometheus metrics at `/actuator/prometheus`: job counters and durations of this process (from the domain
+ * events `backup.*`, `recovery.*`, `verification.*`), plan backup ages from the metadata store, WAL archive gauges,
+ * and prom-client's default process metrics.
  */
 @Module({
   imports: [TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, RecoveryEntity, VerificationEntity]), WalModule],
