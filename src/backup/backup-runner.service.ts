@@ -4,13 +4,12 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { Repository } from 'typeorm';
 import { AppConfig } from '../config/app-config';
-import { BackupEngine, EngineBackupResult, ParentIndex } from '../engines/backup-engine';
+import { BackupEngine, ParentIndex } from '../engines/backup-engine';
 import { EngineRegistry } from '../engines/engine-registry';
 import { FileIndex, MemoryFileIndex } from '../engines/file-index';
 import { JobLifecycle, JobLifecycles, JobWork } from '../jobs/job-lifecycle';
 import { JobStatus } from '../jobs/job-status';
 import { sweepScratch } from '../jobs/scratch-sweep';
-import { AgeEncryptionKey } from '../pipeline/age-encryption';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { ArtifactManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, StoredObject } from '../pipeline/manifest';
@@ -138,7 +137,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
           sha256: stored.sha256,
         };
         const warnings = [...runWarnings, ...result.warnings];
-        const objects = await this.writeObjects(backup, driver, keys, artifact, result, { tools, warnings, encryption, uploadOptions });
+        const objects = await this.objects.writeAll(driver, keys, backup, engine, artifact, result, { tools, warnings, encryption, uploadOptions });
         const manifest: ArtifactManifest = {
           format: MANIFEST_FORMAT,
           formatVersion: MANIFEST_FORMAT_VERSION,
@@ -177,7 +176,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         runAbort.abort();
         await upload?.abort().catch(() => undefined);
         // The signature and manifest go first, so nothing left behind looks like a complete backup.
-        if (driver) await this.deleteObjects(backup.id, driver, keys, (key, e) => this.logger.warn(`backup ${backup.id}: could not remove ${key}: ${e.message}`));
+        if (driver) await this.objects.deleteAll(driver, keys, (key, e) => this.logger.warn(`backup ${backup.id}: could not remove ${key}: ${e.message}`));
         return { fields: { progressBytes: rawBytes }, details: { engine: backup.engine, planId: backup.planId, trigger: backup.trigger } };
       },
       finally: async (backup) => {
@@ -186,82 +185,6 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         shutdown?.removeEventListener('abort', onShutdown);
       },
     };
-  }
-
-  /**
-   * The details object and, for an incremental, its deletion and move lists (written, and fsynced, together), then
-   * the globals object. @returns every object of the backup, the artifact first.
-   */
-  private async writeObjects(
-    backup: BackupEntity,
-    driver: StorageDriver,
-    keys: BackupKeys,
-    artifact: StoredObject,
-    result: EngineBackupResult,
-    options: { tools: Record<string, string>; warnings: string[]; encryption: AgeEncryptionKey | null; uploadOptions: { retainUntil?: Date } },
-  ): Promise<StoredObject[]> {
-    const { encryption, uploadOptions } = options;
-    const engine = this.engines.get(backup.engine);
-    const lists = result.incremental
-      ? Promise.allSettled([
-          this.objects.writeList(driver, keys.deletionsKey, 'deletions', result.incremental.deletionsPath, encryption, uploadOptions),
-          this.objects.writeList(driver, keys.movesKey, 'moves', result.incremental.movesPath, encryption, uploadOptions),
-        ]).then((settled) =>
-          settled.map((s) => {
-            if (s.status === 'rejected') throw s.reason;
-            return s.value;
-          }),
-        )
-      : undefined;
-    lists?.catch(() => undefined); // awaited below (also when the details fail, before the cleanup removes them)
-    const details = await this.objects
-      .writeDetails(
-        driver,
-        keys.detailsKey,
-        {
-          kind: 'dr-backup-details',
-          backupId: backup.id,
-          engine: engine.name,
-          source: backup.source,
-          tools: { ...options.tools, ...result.tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage)' } : {}) },
-          warnings: options.warnings,
-          ...(result.files ? { fileCount: result.files.count } : {}),
-          ...(result.tables ? { tables: result.tables } : {}),
-          ...(result.walRange ? { walRange: result.walRange } : {}),
-          ...(result.indexOrder ? { indexOrder: result.indexOrder } : {}),
-          ...(engine.supportsIncremental ? { backupType: backup.backupType } : {}),
-          ...(result.incremental && backup.parentId && backup.fullBackupId
-            ? {
-                incremental: {
-                  parentId: backup.parentId,
-                  fullBackupId: backup.fullBackupId,
-                  archived: result.incremental.archived,
-                  touchedDirectories: result.incremental.touchedDirectories,
-                  deleted: result.incremental.deleted,
-                  moved: result.incremental.moved,
-                },
-              }
-            : {}),
-        },
-        result.files,
-        encryption,
-        uploadOptions,
-      )
-      .catch(async (error: Error) => {
-        await lists?.catch(() => undefined);
-        throw error;
-      });
-    const objects = [artifact, details];
-    if (lists) objects.push(...(await lists));
-    if (result.globalsPath) objects.push(await this.objects.writeList(driver, keys.globalsKey, 'globals', result.globalsPath, encryption, uploadOptions));
-    return objects;
-  }
-
-  /** Deletes every object a backup may have published, the signature and manifest first. */
-  private async deleteObjects(backupId: string, driver: StorageDriver, keys: BackupKeys, onError: (key: string, error: Error) => void): Promise<void> {
-    for (const key of [keys.signatureKey, keys.manifestKey, keys.globalsKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) {
-      await driver.delete(key).catch((e: Error) => onError(key, e));
-    }
   }
 
   /**
@@ -318,7 +241,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
       const driver = this.locations.driverFor(await this.locations.get(backup.storageLocationId));
       const keys = backupKeys(backup.id, this.engines.get(backup.engine).artifactExtension, backup.encryption !== null);
       await driver.removeStaged(keys.prefix);
-      await this.deleteObjects(backup.id, driver, keys, (_key, error) => {
+      await this.objects.deleteAll(driver, keys, (_key, error) => {
         throw error;
       });
       await sweepScratch(this.config.scratchDir, async (id) => id === backup.id); // its spooled index and scan files

@@ -5,7 +5,6 @@ import { FindOptionsWhere, Repository } from 'typeorm';
 import { validateNested } from '../errors/validation';
 import { DrError } from '../errors/dr-error';
 import { EngineRegistry } from '../engines/engine-registry';
-import { settleWithin } from '../jobs/background-jobs';
 import { identitiesMatch } from '../pipeline/age-encryption';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { ArtifactManifest, BackupType } from '../pipeline/manifest';

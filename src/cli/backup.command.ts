@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'nest-commander';
-import { BackupEntity } from '../backup/backup.entity';
+import type { BackupEntity } from '../backup/backup.entity';
 import { JobStatus } from '../jobs/job-status';
 import { BackupsService } from '../backup/backups.service';
 import { CreateBackupDto } from '../backup/dto/backup.dto';

@@ -1,9 +1,5 @@
 import { Module } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
-import { BackupEntity } from '../backup/backup.entity';
-import { VerificationEntity } from '../validation/verification.entity';
-import { RecoveryEntity } from '../recovery/recovery.entity';
+import { BackupRecordsModule } from '../backup/backup-records.module';
 import { JobMetricsListener } from './job-metrics.listener';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
@@ -17,7 +13,7 @@ import { WalModule } from '../wal/wal.module';
  * and prom-client's default process metrics.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, RecoveryEntity, VerificationEntity]), WalModule],
+  imports: [BackupRecordsModule, WalModule],
   controllers: [MetricsController],
   providers: [MetricsService, StoreGauges, JobMetricsListener, WalGauges],
   exports: [MetricsService],

@@ -1,8 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { Gauge } from 'prom-client';
-import { Repository } from 'typeorm';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
+import { BackupPlanRepository } from '../backup/backup.repository';
 import { MetricsService } from './metrics.service';
 import { WalArchivesService, WalArchiveStatus } from '../wal/wal-archives.service';
 
@@ -26,7 +24,7 @@ export class WalGauges {
   constructor(
     metrics: MetricsService,
     private readonly archives: WalArchivesService,
-    @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
+    private readonly plans: BackupPlanRepository,
   ) {
     const gauges = this;
     new Gauge({
@@ -78,7 +76,7 @@ export class WalGauges {
   /** Enabled postgres-base plans and their WAL archive. */
   private async walPlans(): Promise<{ name: string; archiveId: string }[]> {
     try {
-      const plans = await this.plans.findBy({ enabled: true, engine: 'postgres-base' });
+      const plans = await this.plans.ofEngine('postgres-base', true);
       return plans.map((p) => ({ name: p.name, archiveId: String((p.source as { walArchiveId?: string }).walArchiveId) }));
     } catch (error) {
       this.logger.warn(`WAL plans not available: ${(error as Error).message}`);

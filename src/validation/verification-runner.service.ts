@@ -4,7 +4,7 @@ import { plainToInstance } from 'class-transformer';
 import { Repository } from 'typeorm';
 import { BackupChains } from '../backup/backup-chain';
 import { BackupObjects, ManifestParseError } from '../backup/backup-objects';
-import { BackupEntity } from '../backup/backup.entity';
+import type { BackupEntity } from '../backup/backup.entity';
 import { BackupsService } from '../backup/backups.service';
 import { AppConfig } from '../config/app-config';
 import { RecordedContent } from '../engines/backup-engine';

@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackupEntity } from '../backup/backup.entity';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
+import { BackupRecordsModule } from '../backup/backup-records.module';
 import { EnginesModule } from '../engines/engines.module';
 import { SecretsModule } from '../secrets/secrets.module';
 import { StorageModule } from '../storage/storage.module';
@@ -11,7 +10,7 @@ import { WalArchivesService } from './wal-archives.service';
 
 /** WAL archives (PostgreSQL continuous archiving). Reads backup records; Backup and Recovery call into it, never the reverse. */
 @Module({
-  imports: [TypeOrmModule.forFeature([WalArchiveEntity, BackupEntity, BackupPlanEntity]), EnginesModule, StorageModule, SecretsModule],
+  imports: [TypeOrmModule.forFeature([WalArchiveEntity]), BackupRecordsModule, EnginesModule, StorageModule, SecretsModule],
   controllers: [WalArchivesController],
   providers: [WalArchivesService],
   exports: [WalArchivesService],
