@@ -1,9 +1,10 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { BackupModule } from './backup/backup.module';
+import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { ErrorsModule } from './errors/errors.module';
@@ -21,7 +22,6 @@ import { WalModule } from './wal/wal.module';
 /** The service: configuration, logging, metadata store, auth, storage, backup, validation, recovery, WAL archives, health and metrics. */
 @Module({
   imports: [
-    ConfigModule,
     LoggingModule,
     RateLimitModule, // before AuthModule: its guard runs first, so unauthenticated requests are limited too
     SecretsModule,
@@ -41,4 +41,9 @@ import { WalModule } from './wal/wal.module';
     ErrorsModule,
   ],
 })
-export class AppModule {}
+export class AppModule {
+  /** The application with its one configuration, built by the caller ({@link AppConfig.fromEnv}). */
+  static forRoot(config: AppConfig): DynamicModule {
+    return { module: AppModule, imports: [ConfigModule.forRoot(config)] };
+  }
+}
