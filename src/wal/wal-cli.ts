@@ -1,6 +1,22 @@
 import { isAbsolute, resolve } from 'node:path';
-import { loadWalClientConfig, openWalArchiveStore, WalConfigError } from './wal-client-config';
+import type { SecretSource } from '../secrets/secret-source';
+import { CliSecretSource, loadWalClientConfig, openWalArchiveStore, WalConfigError } from './wal-client-config';
 import { InvalidWalFileNameError, WalConflictError, WalFileNotArchivedError } from './wal-archive-store';
+
+/** What `dr wal-push` / `dr wal-fetch` take from their environment ({@link walEnvironment}). */
+export interface WalCliEnvironment {
+  /** `DR_WAL_CONFIG`: the config file when `--config` is not given. */
+  configPath: string | undefined;
+  /** `DR_WAL_TIMING=1`: print how long the call took on stderr. */
+  timing: boolean;
+  /** Secret references of the config, under the allow-list of `DR_SECRET_ENV_PREFIX` / `DR_SECRET_DIRS`. */
+  secrets: SecretSource;
+}
+
+/** Reads the environment of `dr wal-push` / `dr wal-fetch`: the one place they read it. */
+export function walEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): WalCliEnvironment {
+  return { configPath: env.DR_WAL_CONFIG, timing: env.DR_WAL_TIMING === '1', secrets: new CliSecretSource(env, cwd) };
+}
 
 /** Exit codes of `dr wal-push` / `dr wal-fetch`. */
 export const WAL_EXIT = {
@@ -78,14 +94,14 @@ Exit codes: 0 restored; 1 not archived (quiet: PostgreSQL probes for files that 
  * `DR_WAL_TIMING=1` prints the time spent (ms) on stderr.
  * @returns the exit code ({@link WAL_EXIT}).
  */
-export async function walMain(argv: string[]): Promise<number> {
+export async function walMain(argv: string[], environment: WalCliEnvironment = walEnvironment()): Promise<number> {
   const [command, ...rest] = argv;
   if ((command === 'wal-push' || command === 'wal-fetch') && rest.some((a) => a === '--help' || a === '-h')) {
     process.stdout.write(`${WAL_HELP[command]}\n`);
     return WAL_EXIT.OK;
   }
   const positional: string[] = [];
-  let configPath = process.env.DR_WAL_CONFIG;
+  let configPath = environment.configPath;
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--config') configPath = rest[++i];
     else if (rest[i].startsWith('--config=')) configPath = rest[i].slice('--config='.length);
@@ -101,7 +117,7 @@ export async function walMain(argv: string[]): Promise<number> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   try {
     const config = await loadWalClientConfig(configPath);
-    const { store } = await openWalArchiveStore(config, { encrypt: command === 'wal-push', decrypt: command === 'wal-fetch' });
+    const { store } = await openWalArchiveStore(config, { encrypt: command === 'wal-push', decrypt: command === 'wal-fetch' }, environment.secrets);
     if (command === 'wal-push') {
       // %p is relative to the data directory, the archiver's working directory.
       const path = isAbsolute(positional[0]) ? positional[0] : resolve(positional[0]);
@@ -110,7 +126,7 @@ export async function walMain(argv: string[]): Promise<number> {
     } else {
       await store.fetch(positional[0], resolve(positional[1]));
     }
-    if (process.env.DR_WAL_TIMING === '1') {
+    if (environment.timing) {
       process.stderr.write(`dr ${command} ${positional[0]}: ${Number(process.hrtime.bigint() - started) / 1e6} ms (process uptime ${Math.round(process.uptime() * 1000)} ms)\n`);
     }
     return WAL_EXIT.OK;

@@ -3,6 +3,7 @@ import { isAbsolute } from 'node:path';
 import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import type { SecretResolver } from '../secrets/secret-resolver';
 import { SECRET_REF_PATTERN, SecretReferencePolicy } from '../secrets/secret-reference';
+import type { SecretSource } from '../secrets/secret-source';
 import { LocalStorageDriver } from '../storage/drivers/local.driver';
 import { StorageDriver } from '../storage/drivers/storage-driver';
 import type { StorageKind } from '../storage/storage-location.entity';
@@ -14,10 +15,6 @@ import { WalArchiveStore } from './wal-archive-store';
 /** The storage kinds (as STORAGE_KINDS of storage-location.entity, without loading TypeORM). */
 const KINDS: StorageKind[] = ['local', 's3', 'azure-blob', 'gcs'];
 
-/** The secret resolution wal-push / wal-fetch need, without Nest: the same policy as SecretResolver's. */
-export interface SecretSource {
-  resolve(ref: string, field: string): Promise<string>;
-}
 
 /**
  * Resolves the references of a WAL client config under the same allow-list as the service
