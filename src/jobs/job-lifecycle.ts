@@ -8,7 +8,7 @@ import { DomainEvent, JOB_ENDED, JOB_STARTED, JobEndedEvent, JobKind, JobStarted
 import { JobHeartbeat } from './job-heartbeat';
 import { JobStatus } from './job-status';
 import { sweepScratch } from './scratch-sweep';
-import { JobRow, reapStaleJobs } from './stale-jobs';
+import { jobColumns, JobRow, jobWhere, reapStaleJobs } from './stale-jobs';
 
 /** The columns every job table has that the lifecycle writes (backups, recoveries, verifications). */
 export interface LifecycleRow extends JobRow {
@@ -165,10 +165,10 @@ export class JobLifecycle<T extends LifecycleRow> {
 
   private async run(id: string, work: JobWork<T>, signal: AbortSignal): Promise<void> {
     const repository = this.spec.repository;
-    const job = await repository.findOneByOrFail({ id } as never);
+    const job = await repository.findOneByOrFail(jobWhere<T>(id));
     const startedAt = new Date();
-    const claim = { status: JobStatus.RUNNING, startedAt, heartbeatAt: startedAt, runnerId: this.settings.instanceId, ...work.claim?.(job) } as Partial<T>;
-    const claimed = await repository.update({ id, status: JobStatus.PENDING } as never, claim as never);
+    const claim = { status: JobStatus.RUNNING, startedAt, heartbeatAt: startedAt, runnerId: this.settings.instanceId, ...work.claim?.(job) };
+    const claimed = await repository.update(jobWhere<T>(id, { status: JobStatus.PENDING }), jobColumns<T>(claim));
     if (!claimed.affected) return; // reaped or taken meanwhile
     Object.assign(job, claim);
     await this.events.emitAsync(JOB_STARTED, new JobStartedEvent(this.spec.kind, id, this.settings.instanceId, startedAt));
@@ -187,7 +187,7 @@ export class JobLifecycle<T extends LifecycleRow> {
       const duration = this.spec.recordsDuration ? { durationMs } : {};
       if (success) {
         const completed = { ...success.fields, ...duration, status: JobStatus.COMPLETED, finishedAt, heartbeatAt: finishedAt };
-        await repository.update(id, completed as never);
+        await repository.update(id, jobColumns<T>(completed));
         Object.assign(job, completed);
         this.logger.log(typeof success.log === 'function' ? success.log(durationMs) : success.log);
         const details = typeof success.details === 'function' ? success.details(durationMs) : success.details;
@@ -199,7 +199,7 @@ export class JobLifecycle<T extends LifecycleRow> {
         return { details: {} };
       });
       const failed = { ...failure.fields, ...duration, status: JobStatus.FAILED, error: reason, finishedAt };
-      await repository.update(id, failed as never);
+      await repository.update(id, jobColumns<T>(failed));
       Object.assign(job, failed);
       this.logger.warn(`${this.spec.kind} ${id} failed: ${reason}`);
       await this.announceEnd(job, { status: JobStatus.FAILED, outcome: 'FAILURE', reason, details: { ...failure.details, error: reason }, reaped: false, durationMs, actor: job.createdBy });
@@ -219,7 +219,7 @@ export class JobLifecycle<T extends LifecycleRow> {
 
   /** Whether `id` is a job of this kind that has ended (neither PENDING nor RUNNING). */
   private async ended(id: string): Promise<boolean> {
-    const row = await this.spec.repository.findOne({ where: { id } as never, select: { id: true, status: true } as never });
+    const row = await this.spec.repository.findOne({ where: jobWhere<T>(id), select: ['id', 'status'] });
     return row !== null && row.status !== JobStatus.RUNNING && row.status !== JobStatus.PENDING;
   }
 }
