@@ -69,7 +69,7 @@ async function startS3() {
   const server = await startProcess('s3rver', [path.join(REPO, 'test', 'support', 's3rver-process.js'), String(port), dir, 'bench'],
     { NODE_OPTIONS: '--openssl-legacy-provider' }, async () => (await fetch(`http://127.0.0.1:${port}/bench`)).status < 500);
   process.env.DR_BENCH_S3_KEY = 'S3RVER';
-  const { S3StorageDriver } = dist('storage/s3.driver');
+  const { S3StorageDriver } = dist('storage/drivers/s3.driver');
   const settings = { bucket: 'bench', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, region: 'us-east-1',
     accessKeyIdSecret: 'env:DR_BENCH_S3_KEY', secretAccessKeySecret: 'env:DR_BENCH_S3_KEY', partSizeBytes: 16 * MiB, queueSize: 4 };
   return { name: 's3 (s3rver 3.7.1)', detail: 'parts 16 MiB x 4', driver: new S3StorageDriver(settings, secrets()), stop: async () => { await server.stop(); fs.rmSync(dir, { recursive: true, force: true }); } };
@@ -85,7 +85,7 @@ async function startAzure() {
   const { BlobServiceClient, StorageSharedKeyCredential } = require(require.resolve('@azure/storage-blob', { paths: [REPO] }));
   await new BlobServiceClient(accountUrl, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY)).getContainerClient('bench').createIfNotExists();
   process.env.DR_BENCH_AZURE_KEY = AZURITE_KEY;
-  const { AzureBlobStorageDriver } = dist('storage/azure-blob.driver');
+  const { AzureBlobStorageDriver } = dist('storage/drivers/azure-blob.driver');
   const settings = { container: 'bench', accountUrl, accountName: AZURITE_ACCOUNT, accountKeySecret: 'env:DR_BENCH_AZURE_KEY', blockSizeBytes: 8 * MiB, concurrency: 4 };
   return { name: 'azure-blob (Azurite 3.35)', detail: 'blocks 8 MiB x 4', driver: new AzureBlobStorageDriver(settings, secrets()), stop: async () => { await server.stop(); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
@@ -99,14 +99,14 @@ async function startGcs() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-bench-gcs-'));
   const server = await startProcess('gcs emulator', [path.join(REPO, 'test', 'support', 'gcs-emulator-server.js'), String(port), dir], {},
     async () => (await fetch(`http://127.0.0.1:${port}/storage/v1/b/bench/o`)).status < 500);
-  const { GcsStorageDriver } = dist('storage/gcs.driver');
+  const { GcsStorageDriver } = dist('storage/drivers/gcs.driver');
   const settings = { bucket: 'bench', apiEndpoint: `http://127.0.0.1:${port}`, anonymous: true, projectId: 'bench', chunkSizeBytes: 16 * MiB };
   return { name: 'gcs (firebase-tools 15.34.2 emulator)', detail: 'chunks 16 MiB', driver: new GcsStorageDriver(settings, secrets()), stop: async () => { await server.stop(); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
 
 function startLocal() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dr-bench-local-'));
-  const { LocalStorageDriver } = dist('storage/local.driver');
+  const { LocalStorageDriver } = dist('storage/drivers/local.driver');
   return { name: 'local (reference, fsync on publish)', detail: 'tmp dir', driver: new LocalStorageDriver(dir), stop: async () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 

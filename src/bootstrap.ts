@@ -23,8 +23,8 @@ export function logLevelsFrom(level: string): LogLevel[] {
  * (earlier lines are buffered, and printed by Nest's console logger if the boot fails). Rate limiting is a global
  * guard (RateLimitModule). Configuration is validated here, before any module starts.
  */
-export async function createApp(config = AppConfig.fromEnv()): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
+export async function createApp(config: AppConfig): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     logger: logLevelsFrom(config.logLevel),
     bufferLogs: true,
     bodyParser: false,

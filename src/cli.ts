@@ -17,11 +17,10 @@ const EXIT_DRAIN_MS = 2000;
  * (stopping the embedded database cleanly) and returns the exit code.
  */
 async function main(argv: string[]): Promise<number> {
-  process.env.DR_SCHEDULER_ENABLED = 'false';
-  process.env.DR_DB_CONNECT_RETRIES ??= '1'; // a CLI fails fast when the metadata store is unreachable
   let config: AppConfig;
   try {
-    config = AppConfig.fromEnv();
+    // overrides of the environment: no cron schedules in a CLI, and it fails fast when the metadata store is unreachable
+    config = AppConfig.fromEnv({ ...process.env, DR_SCHEDULER_ENABLED: 'false', DR_DB_CONNECT_RETRIES: process.env.DR_DB_CONNECT_RETRIES ?? '1' });
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
     process.stderr.write(`${error.message}\n`);
@@ -31,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   installSignalHandlers();
   let app: INestApplicationContext;
   try {
-    app = await CommandFactory.createWithoutRunning(CliModule, {
+    app = await CommandFactory.createWithoutRunning(CliModule.forRoot(config), {
       logger: new CliLogger(cliLogLevels(config.logLevel), verbose),
       abortOnError: false,
       version: SERVICE_VERSION,

@@ -3,7 +3,7 @@ import { Controller, Get, Query, StreamableFile } from '@nestjs/common';
 import { Role } from '../auth/role';
 import { Roles } from '../auth/roles.decorator';
 import { API_PREFIX } from '../http/api-prefix';
-import { AuditEntryResponse, auditEntryResponse, AuditExportQueryDto, AuditQueryDto } from './audit.dto';
+import { AuditEntryResponse, auditEntryResponse, AuditExportQueryDto, AuditQueryDto } from './dto/audit.dto';
 import { AuditService, AuditVerification } from './audit.service';
 
 /**

@@ -6,15 +6,16 @@ import { AuditController } from './audit.controller';
 import { AuditRequestMiddleware } from './audit-request.middleware';
 import { AuditResponseInterceptor } from './audit-response.interceptor';
 import { AuditService } from './audit.service';
+import { JobAuditListener } from './job-audit.listener';
 
 /**
- * The audit trail for the CLI and background work: {@link AuditService} only (global, so runners inject it
- * without importing this module).
+ * The audit trail for the CLI and background work: {@link AuditService} (global, so services inject it without
+ * importing this module) and {@link JobAuditListener}, which records every job outcome (`job.ended`).
  */
 @Global()
 @Module({
   imports: [TypeOrmModule.forFeature([AuditEntryEntity, AuditChainHeadEntity])],
-  providers: [AuditService],
+  providers: [AuditService, JobAuditListener],
   exports: [AuditService],
 })
 export class AuditCoreModule {}

@@ -1,45 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { ArrayNotEmpty, IsArray, IsEnum, IsString, Length } from 'class-validator';
 import { API_PREFIX } from '../http/api-prefix';
 import { uuidPipe } from '../http/uuid-pipe';
-import { ApiKeyEntity } from './api-key.entity';
 import { ApiKeysService } from './api-keys.service';
 import { actorOf, CurrentPrincipal, Principal } from './principal';
-import { Role } from './role';
 import { Roles } from './roles.decorator';
-
-export class CreateApiKeyDto {
-  @IsString() @Length(1, 200)
-  name: string;
-
-  @IsArray() @ArrayNotEmpty() @IsEnum(Role, { each: true })
-  roles: Role[];
-}
-
-/** An API key as the API shows it: never its secret or hash. */
-export class ApiKeyResponse {
-  id: string;
-  name: string;
-  prefix: string;
-  roles: Role[];
-  createdAt: string;
-  createdBy: string | null;
-  revokedAt: string | null;
-  lastUsedAt: string | null;
-
-  static of(key: ApiKeyEntity): ApiKeyResponse {
-    return {
-      id: key.id,
-      name: key.name,
-      prefix: key.prefix,
-      roles: key.roles,
-      createdAt: key.createdAt.toISOString(),
-      createdBy: key.createdBy,
-      revokedAt: key.revokedAt?.toISOString() ?? null,
-      lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
-    };
-  }
-}
+import { CreateApiKeyDto, ApiKeyResponse } from './dto/api-key.dto';
 
 /** Creates, lists and revokes API keys (ADMIN only). */
 @Controller(`${API_PREFIX}/api-keys`)

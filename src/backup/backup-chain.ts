@@ -7,9 +7,9 @@ import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StoredObject, StoredObjectRole } from '../pipeline/manifest';
 import { StorageLocationsService } from '../storage/storage-locations.service';
-import { StorageDriver } from '../storage/storage-driver';
+import { StorageDriver } from '../storage/drivers/storage-driver';
 import { BackupObjects } from './backup-objects';
-import { JobStatus } from './backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
 
 /** How {@link BackupChains.open} reads the members. */

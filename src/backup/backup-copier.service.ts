@@ -1,3 +1,4 @@
+import { OnEvent } from '@nestjs/event-emitter';
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
@@ -10,13 +11,13 @@ import { BackgroundJobs, describeError, startReaper } from '../jobs/background-j
 import { JobHeartbeat } from '../jobs/job-heartbeat';
 import { reapStaleJobs } from '../jobs/stale-jobs';
 import { ArtifactPipeline, MeteringStream } from '../pipeline/artifact-pipeline';
-import { StorageDriver } from '../storage/storage-driver';
+import { StorageDriver } from '../storage/drivers/storage-driver';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { signatureKeyOf } from './backup-objects';
 import { BackupPlanEntity } from './backup-plan.entity';
-import { BackupRunner } from './backup-runner.service';
-import { JobStatus } from './backup-status';
+import { BACKUP_COMPLETED, BackupCompletedEvent } from './backup.events';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
 
 /**
@@ -36,16 +37,20 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
     @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
-    private readonly runner: BackupRunner,
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
     private readonly audit: AuditService,
   ) {}
 
-  /** Follows completed backups (their plan's copies), and reaps copies whose process died. */
+  /** Reaps copies whose process died, now and every half lease. */
   async onApplicationBootstrap(): Promise<void> {
-    this.runner.completed.subscribe((backupId) => void this.copyForPlan(backupId).catch((e: Error) => this.logger.error(`copies of ${backupId}: ${e.message}`)));
     await startReaper(this.registry, 'copy-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
+  }
+
+  /** After each completed backup: its plan's copies (started in the background; not awaited by the emitter). */
+  @OnEvent(BACKUP_COMPLETED)
+  onBackupCompleted(event: BackupCompletedEvent): void {
+    void this.copyForPlan(event.backupId).catch((e: Error) => this.logger.error(`copies of ${event.backupId}: ${e.message}`));
   }
 
   /** Starts a copy to each of the plan's copy locations. @returns the copies started */

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintToNumber } from '../database/column-transformers';
-import { JobStatus } from './backup-status';
+import { JobStatus } from '../jobs/job-status';
 
 /**
  * One copy of a completed backup in another storage location (the "2" and "1" of 3-2-1): every object copied as

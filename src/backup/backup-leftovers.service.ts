@@ -5,9 +5,8 @@ import { AppConfig } from '../config/app-config';
 import { sweepScratch } from '../jobs/scratch-sweep';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { BackupCopyEntity } from './backup-copy.entity';
-import { JobStatus } from './backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
-import { VerificationEntity } from './verification.entity';
 
 const ACTIVE = [JobStatus.PENDING, JobStatus.RUNNING];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -21,7 +20,7 @@ export interface LeftoverCounts {
 }
 
 /**
- * Removes what backups, copies and deep verifications that have ended left behind after a fault (a process killed,
+ * Removes what backups and copies that have ended left behind after a fault (a process killed,
  * a publish whose rename failed, a cleanup that failed): staged objects under `<backupId>/` in every storage
  * location (local `.partial-*` files, S3 multipart uploads, Azure uncommitted blocks, GCS staging markers) and the
  * empty folders left with them, and their scratch files. Only what belongs to a job that has ended (its record is
@@ -35,7 +34,6 @@ export class BackupLeftovers {
   constructor(
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
     @InjectRepository(BackupCopyEntity) private readonly copies: Repository<BackupCopyEntity>,
-    @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
     private readonly locations: StorageLocationsService,
     private readonly config: AppConfig,
   ) {}
@@ -71,9 +69,9 @@ export class BackupLeftovers {
     return !(await this.copies.exist({ where: { backupId: id, storageLocationId: locationId, status: In(ACTIVE) } }));
   }
 
-  /** Whether `id` is a backup, copy or verification that has ended. */
+  /** Whether `id` is a backup or copy that has ended (verifications sweep their own scratch files). */
   private async jobEnded(id: string): Promise<boolean> {
-    for (const repository of [this.backups, this.verifications, this.copies] as Repository<{ id: string; status: JobStatus }>[]) {
+    for (const repository of [this.backups, this.copies] as Repository<{ id: string; status: JobStatus }>[]) {
       const row = await repository.findOne({ where: { id }, select: { id: true, status: true } });
       if (row) return !ACTIVE.includes(row.status);
     }

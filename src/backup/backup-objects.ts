@@ -2,12 +2,15 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { Injectable } from '@nestjs/common';
+import type { BackupEngine, EngineBackupResult } from '../engines/backup-engine';
 import { FileIndex } from '../engines/file-index';
 import { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { ManifestSignature, ManifestSigner, SignatureCheck } from '../pipeline/manifest-signer';
-import { ArtifactManifest, BackupDetailsHeader, FileIndexEntry, StoredObject } from '../pipeline/manifest';
-import { StorageDriver, UploadOptions } from '../storage/storage-driver';
+import { ArtifactManifest, BackupDetailsHeader, StoredObject } from '../pipeline/manifest';
+import { FileIndexEntry } from '../engines/file-index-entry';
+import { StorageDriver, UploadOptions } from '../storage/drivers/storage-driver';
+import type { BackupEntity } from './backup.entity';
 
 /** Storage keys of a backup's objects, all under `<backupId>/`. */
 export interface BackupKeys {
@@ -74,6 +77,83 @@ export class BackupObjects {
     private readonly pipeline: ArtifactPipeline,
     private readonly signer: ManifestSigner,
   ) {}
+
+  /**
+   * Writes what a backup stores besides its artifact: the details object (header, then the file index) and, for an
+   * incremental, its deletion and move lists (written, and fsynced, together), then the globals object; each
+   * compressed and encrypted like the artifact. @returns every object of the backup, the artifact first.
+   */
+  async writeAll(
+    driver: StorageDriver,
+    keys: BackupKeys,
+    backup: BackupEntity,
+    engine: BackupEngine,
+    artifact: StoredObject,
+    result: EngineBackupResult,
+    options: { tools: Record<string, string>; warnings: string[]; encryption: AgeEncryptionKey | null; uploadOptions: { retainUntil?: Date } },
+  ): Promise<StoredObject[]> {
+    const { encryption, uploadOptions } = options;
+    const lists = result.incremental
+      ? Promise.allSettled([
+          this.writeList(driver, keys.deletionsKey, 'deletions', result.incremental.deletionsPath, encryption, uploadOptions),
+          this.writeList(driver, keys.movesKey, 'moves', result.incremental.movesPath, encryption, uploadOptions),
+        ]).then((settled) =>
+          settled.map((s) => {
+            if (s.status === 'rejected') throw s.reason;
+            return s.value;
+          }),
+        )
+      : undefined;
+    lists?.catch(() => undefined); // awaited below (also when the details fail, before the cleanup removes them)
+    const details = await this
+      .writeDetails(
+        driver,
+        keys.detailsKey,
+        {
+          kind: 'dr-backup-details',
+          backupId: backup.id,
+          engine: engine.name,
+          source: backup.source,
+          tools: { ...options.tools, ...result.tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage)' } : {}) },
+          warnings: options.warnings,
+          ...(result.files ? { fileCount: result.files.count } : {}),
+          ...(result.tables ? { tables: result.tables } : {}),
+          ...(result.walRange ? { walRange: result.walRange } : {}),
+          ...(result.indexOrder ? { indexOrder: result.indexOrder } : {}),
+          ...(engine.supportsIncremental ? { backupType: backup.backupType } : {}),
+          ...(result.incremental && backup.parentId && backup.fullBackupId
+            ? {
+                incremental: {
+                  parentId: backup.parentId,
+                  fullBackupId: backup.fullBackupId,
+                  archived: result.incremental.archived,
+                  touchedDirectories: result.incremental.touchedDirectories,
+                  deleted: result.incremental.deleted,
+                  moved: result.incremental.moved,
+                },
+              }
+            : {}),
+        },
+        result.files,
+        encryption,
+        uploadOptions,
+      )
+      .catch(async (error: Error) => {
+        await lists?.catch(() => undefined);
+        throw error;
+      });
+    const objects = [artifact, details];
+    if (lists) objects.push(...(await lists));
+    if (result.globalsPath) objects.push(await this.writeList(driver, keys.globalsKey, 'globals', result.globalsPath, encryption, uploadOptions));
+    return objects;
+  }
+
+  /** Deletes every object a backup may have published, the signature and manifest first (nothing left looks complete). */
+  async deleteAll(driver: StorageDriver, keys: BackupKeys, onError: (key: string, error: Error) => void): Promise<void> {
+    for (const key of [keys.signatureKey, keys.manifestKey, keys.globalsKey, keys.deletionsKey, keys.movesKey, keys.detailsKey, keys.artifactKey]) {
+      await driver.delete(key).catch((e: Error) => onError(key, e));
+    }
+  }
 
   /**
    * Streams the details object (header line, then one line per indexed member) through the pipeline, compressed

@@ -3,10 +3,14 @@ import { bigintToNumber } from '../database/column-transformers';
 import type { BaseBackupWalRange, EngineName } from '../engines/backup-engine';
 import type { TableDigest } from '../engines/pg-dump-digest';
 import type { EncryptionSettings } from '../pipeline/backup-encryption';
-import { ArtifactManifest, BackupType, FileIndexEntry, StoredObject } from '../pipeline/manifest';
-import { BackupTrigger, JobStatus } from './backup-status';
+import { ArtifactManifest, BackupType, StoredObject } from '../pipeline/manifest';
+import { FileIndexEntry } from '../engines/file-index-entry';
+import { JobStatus } from '../jobs/job-status';
 
 /** One backup run: its record, progress, outcome and where its artifact and manifest are stored. */
+/** What started a backup: a request (or the CLI), or a plan's schedule. */
+export type BackupTrigger = 'MANUAL' | 'SCHEDULED';
+
 @Entity('backups')
 @Index(['status'])
 @Index(['planId', 'createdAt'])

@@ -15,24 +15,24 @@ import { BackupCopyEntity } from './backup-copy.entity';
 import { BackupObjects } from './backup-objects';
 import { BackupChains } from './backup-chain';
 import { BackupLeftovers } from './backup-leftovers.service';
-import { BackupsController, VerificationsController } from './backups.controller';
+import { BackupsController } from './backups.controller';
 import { RetentionService } from './retention.service';
-import { VerificationRunner } from './verification-runner.service';
 import { BackupsService } from './backups.service';
 import { ScheduleClaimEntity } from './schedule-claim.entity';
 import { ScheduledBackupsService } from './scheduled-backups.service';
-import { VerificationEntity } from './verification.entity';
+import { VerificationRecordsModule } from '../validation/verification-records.module';
 
 /** Backups and backup plans: records, orchestration, schedules. */
 @Module({
   imports: [
-    TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, ScheduleClaimEntity, VerificationEntity, BackupCopyEntity]),
+    TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, ScheduleClaimEntity, BackupCopyEntity]),
+    VerificationRecordsModule,
     EnginesModule,
     PipelineModule,
     StorageModule,
     WalModule,
   ],
-  controllers: [BackupsController, VerificationsController, BackupPlansController],
+  controllers: [BackupsController, BackupPlansController],
   providers: [
     BackupsService,
     BackupPlansService,
@@ -42,7 +42,6 @@ import { VerificationEntity } from './verification.entity';
     BackupLeftovers,
     BackupCopier,
     RetentionService,
-    VerificationRunner,
     ScheduledBackupsService,
     BackupScheduler,
   ],

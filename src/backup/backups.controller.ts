@@ -1,5 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { actorOf, CurrentPrincipal, Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { ANY_ROLE, Roles } from '../auth/roles.decorator';
@@ -7,24 +6,21 @@ import { API_PREFIX } from '../http/api-prefix';
 import { uuidPipe } from '../http/uuid-pipe';
 import { ArtifactManifest } from '../pipeline/manifest';
 import { BackupsService } from './backups.service';
-import { JobStatus } from './backup-status';
 import {
   BackupResponse,
   CreateBackupDto,
   ListBackupsQuery,
   Page,
   SnapshotDiffResponse,
-  VerificationResponse,
-  VerifyBackupDto,
   ListFilesQuery,
   BackupCopyResponse,
   CopyBackupDto,
 } from './dto/backup.dto';
 import { BackupCopier } from './backup-copier.service';
-import { FileIndexEntry } from '../pipeline/manifest';
+import { FileIndexEntry } from '../engines/file-index-entry';
 import { SignatureCheck } from '../pipeline/manifest-signer';
 
-/** Backups: start on demand, read, list, verify, read the manifest, diff configuration snapshots. */
+/** Backups: start on demand, read, list, read the manifest, list files, copy, diff configuration snapshots (verification: the Validation module). */
 @Controller(`${API_PREFIX}/backups`)
 export class BackupsController {
   constructor(
@@ -60,24 +56,6 @@ export class BackupsController {
     return this.backups.manifest(id);
   }
 
-  /**
-   * Verifies the stored backup (`{"mode":"checksum"}` by default, or `"restore"`); answers 200 with the outcome
-   * when it finished within `waitSeconds`, else 202 with the verification to poll at `GET /verifications/{id}`.
-   */
-  @Post(':id/verify')
-  @Roles(Role.BACKUP_ADMIN, Role.OPERATOR)
-  async verify(
-    @Param('id', uuidPipe('id')) id: string,
-    @Body() dto: VerifyBackupDto,
-    @CurrentPrincipal() principal: Principal,
-    @Res({ passthrough: true }) response: Response,
-  ): Promise<VerificationResponse> {
-    const verification = await this.backups.verify(id, dto, actorOf(principal));
-    const done = verification.status === JobStatus.COMPLETED || verification.status === JobStatus.FAILED;
-    response.status(done ? 200 : 202);
-    return VerificationResponse.of(verification);
-  }
-
   /** A page of the backup's file index: path, type, size, mode, mtime and SHA-256 of each member. */
   @Get(':id/files')
   @Roles(...ANY_ROLE)
@@ -93,13 +71,6 @@ export class BackupsController {
     return BackupCopyResponse.of(await this.copier.copy(await this.backups.get(id), dto.storageLocationId));
   }
 
-  /** The verifications of a backup, newest first. */
-  @Get(':id/verifications')
-  @Roles(...ANY_ROLE)
-  async verifications(@Param('id', uuidPipe('id')) id: string): Promise<VerificationResponse[]> {
-    return (await this.backups.listVerifications(id)).map(VerificationResponse.of);
-  }
-
   /** Files added, removed and changed from snapshot `id` to snapshot `otherId` (configuration backups). */
   @Get(':id/diff/:otherId')
   @Roles(...ANY_ROLE)
@@ -108,17 +79,5 @@ export class BackupsController {
     @Param('otherId', uuidPipe('otherId')) otherId: string,
   ): Promise<SnapshotDiffResponse> {
     return this.backups.diff(id, otherId);
-  }
-}
-
-/** Verifications, by id (to poll one that outlived its request). */
-@Controller(`${API_PREFIX}/verifications`)
-export class VerificationsController {
-  constructor(private readonly backups: BackupsService) {}
-
-  @Get(':id')
-  @Roles(...ANY_ROLE)
-  async get(@Param('id', uuidPipe('id')) id: string): Promise<VerificationResponse> {
-    return VerificationResponse.of(await this.backups.getVerification(id));
   }
 }

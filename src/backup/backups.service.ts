@@ -5,34 +5,30 @@ import { FindOptionsWhere, Repository } from 'typeorm';
 import { validateNested } from '../errors/validation';
 import { DrError } from '../errors/dr-error';
 import { EngineRegistry } from '../engines/engine-registry';
-import { settleWithin } from '../jobs/background-jobs';
 import { identitiesMatch } from '../pipeline/age-encryption';
 import { BackupEncryption } from '../pipeline/backup-encryption';
-import { ArtifactManifest, BackupType, FileIndexEntry } from '../pipeline/manifest';
+import { ArtifactManifest, BackupType } from '../pipeline/manifest';
+import { FileIndexEntry } from '../engines/file-index-entry';
 import { SignatureCheck } from '../pipeline/manifest-signer';
 import { StorageLocationsService } from '../storage/storage-locations.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { BackupObjects } from './backup-objects';
 import { BackupPlanEntity } from './backup-plan.entity';
 import { BackupRunner } from './backup-runner.service';
-import { BackupTrigger, JobStatus } from './backup-status';
-import { BackupEntity } from './backup.entity';
-import { CreateBackupDto, ListBackupsQuery, ListFilesQuery, Page, SnapshotDiffResponse, VerifyBackupDto } from './dto/backup.dto';
-import { VerificationRunner } from './verification-runner.service';
-import { VerificationEntity } from './verification.entity';
+import { JobStatus } from '../jobs/job-status';
+import { BackupEntity, BackupTrigger } from './backup.entity';
+import { CreateBackupDto, ListBackupsQuery, ListFilesQuery, Page, SnapshotDiffResponse } from './dto/backup.dto';
 
-/** Backup records: creating (on demand or from a plan), reading, listing, verifying and diffing backups. */
+/** Backup records: creating (on demand or from a plan), reading, listing and diffing backups. */
 @Injectable()
 export class BackupsService {
   constructor(
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
     @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
-    @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
     @InjectRepository(BackupCopyEntity) private readonly copies: Repository<BackupCopyEntity>,
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly runner: BackupRunner,
-    private readonly verificationRunner: VerificationRunner,
     private readonly objects: BackupObjects,
     private readonly encryption: BackupEncryption,
   ) {}
@@ -203,47 +199,6 @@ export class BackupsService {
       throw new DrError('BACKUP_NOT_RESTORABLE', `backup ${id} is ${backup.status}, not COMPLETED`);
     }
     return backup;
-  }
-
-  /**
-   * Starts a verification (see {@link VerificationRunner}) and waits for it, at most `waitSeconds` (`Infinity`:
-   * until it ends, for the CLI, which runs it in its own process).
-   * @param storageLocationId verify the copy kept there instead of the primary objects.
-   * @returns the verification, finished or still running.
-   * @throws DrError NOT_FOUND, BACKUP_NOT_RESTORABLE; VALIDATION_FAILED for a location holding no completed copy;
-   *   DECRYPTION_KEY_UNAVAILABLE for a restore verification of an encrypted backup without its key.
-   */
-  async verify(id: string, options: VerifyBackupDto, createdBy: string | null): Promise<VerificationEntity> {
-    const backup = await this.requireCompleted(id);
-    if (options.storageLocationId && options.storageLocationId !== backup.storageLocationId) {
-      const copy = await this.copies.findOneBy({ backupId: id, storageLocationId: options.storageLocationId, status: JobStatus.COMPLETED });
-      if (!copy) {
-        throw DrError.validation([{ field: 'storageLocationId', message: `no completed copy of backup ${id} in location ${options.storageLocationId}` }]);
-      }
-    }
-    const mode = options.mode ?? 'checksum';
-    if (mode === 'restore') await this.encryption.decryptionKeys(backup.encryption); // refuse now, not after minutes
-    const verification = await this.verifications.save(
-      this.verifications.create({ backupId: id, mode, status: JobStatus.PENDING, createdBy }),
-    );
-    const finished = this.verificationRunner.start(verification.id, options.storageLocationId ?? null);
-    const wait = options.waitSeconds ?? 30;
-    if (wait === Infinity) await finished;
-    else await settleWithin(finished, wait * 1000);
-    return this.verifications.findOneByOrFail({ id: verification.id });
-  }
-
-  /** @throws DrError NOT_FOUND */
-  async getVerification(id: string): Promise<VerificationEntity> {
-    const verification = isUuid(id) ? await this.verifications.findOneBy({ id }) : null;
-    if (!verification) throw DrError.notFound('verification', id);
-    return verification;
-  }
-
-  /** Verifications of a backup, newest first. */
-  async listVerifications(backupId: string): Promise<VerificationEntity[]> {
-    await this.get(backupId);
-    return this.verifications.find({ where: { backupId }, order: { createdAt: 'DESC' }, take: 100 });
   }
 
   /**

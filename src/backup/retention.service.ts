@@ -1,4 +1,5 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { In, Repository } from 'typeorm';
@@ -9,11 +10,11 @@ import { BackupCopier } from './backup-copier.service';
 import { BackupCopyEntity } from './backup-copy.entity';
 import { signatureKeyOf } from './backup-objects';
 import { BackupPlanEntity } from './backup-plan.entity';
-import { BackupRunner } from './backup-runner.service';
-import { JobStatus } from './backup-status';
+import { BACKUP_COMPLETED, BackupCompletedEvent } from './backup.events';
+import { JobStatus } from '../jobs/job-status';
 import { BackupEntity } from './backup.entity';
 import { applyRetention, RetentionPolicy } from './retention-policy';
-import { VerificationEntity } from './verification.entity';
+import { VerificationRecords } from '../validation/verification-records';
 
 /** One backup in a retention report. */
 export interface RetentionEntry {
@@ -42,23 +43,23 @@ export interface RetentionReport {
  * (manifest and signature first, so nothing half-deleted looks complete).
  */
 @Injectable()
-export class RetentionService implements OnApplicationBootstrap {
+export class RetentionService {
   private readonly logger = new Logger(RetentionService.name);
 
   constructor(
     @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
     @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
-    @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
+    private readonly verifications: VerificationRecords,
     @InjectRepository(BackupCopyEntity) private readonly copies: Repository<BackupCopyEntity>,
     private readonly locations: StorageLocationsService,
     private readonly copier: BackupCopier,
-    private readonly runner: BackupRunner,
     private readonly walArchives: WalArchivesService,
   ) {}
 
-  /** Applies a plan's retention after each of its backups completes. */
-  onApplicationBootstrap(): void {
-    this.runner.completed.subscribe((backupId) => void this.afterBackup(backupId).catch((e: Error) => this.logger.error(`retention after ${backupId}: ${e.message}`)));
+  /** Applies a plan's retention after each of its backups completes (in the background; not awaited by the emitter). */
+  @OnEvent(BACKUP_COMPLETED)
+  onBackupCompleted(event: BackupCompletedEvent): void {
+    void this.afterBackup(event.backupId).catch((e: Error) => this.logger.error(`retention after ${event.backupId}: ${e.message}`));
   }
 
   private async afterBackup(backupId: string): Promise<void> {
@@ -135,9 +136,7 @@ export class RetentionService implements OnApplicationBootstrap {
 
   /** The newest of `backupIds` with a passed verification (any mode). */
   private async newestVerified(backupIds: string[]): Promise<string | undefined> {
-    if (!backupIds.length) return undefined;
-    const passed = await this.verifications.find({ where: { backupId: In(backupIds), status: JobStatus.COMPLETED, ok: true }, select: ['backupId'] });
-    const ids = new Set(passed.map((v) => v.backupId));
+    const ids = await this.verifications.passedAmong(backupIds);
     return backupIds.find((id) => ids.has(id)); // backupIds are newest first
   }
 

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'nest-commander';
-import { BackupEntity } from '../backup/backup.entity';
-import { JobStatus } from '../backup/backup-status';
+import type { BackupEntity } from '../backup/backup.entity';
+import { JobStatus } from '../jobs/job-status';
 import { BackupsService } from '../backup/backups.service';
 import { CreateBackupDto } from '../backup/dto/backup.dto';
 import { ENGINE_NAMES, EngineName } from '../engines/backup-engine';

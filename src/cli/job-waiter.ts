@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SingleBar } from 'cli-progress';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { formatBytes } from './format';
 import { CliInterrupted, interruption } from './interrupt';
 

@@ -1,5 +1,5 @@
 import { Command, Option } from 'nest-commander';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupsService } from '../backup/backups.service';
 import { ListBackupsQuery } from '../backup/dto/backup.dto';
 import { ENGINE_NAMES } from '../engines/backup-engine';

@@ -1,11 +1,11 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'nest-commander';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { BackupsService } from '../backup/backups.service';
 import { DrError } from '../errors/dr-error';
 import { validateNested } from '../errors/validation';
 import { CreateRecoveryDto } from '../recovery/dto/recovery.dto';
-import { RecoveryEntity } from '../recovery/recovery.entity';
+import type { RecoveryEntity } from '../recovery/recovery.entity';
 import { RecoveryService } from '../recovery/recovery.service';
 import { CliCommand } from './cli-command';
 import { EXIT, setExitCode } from './cli-errors';

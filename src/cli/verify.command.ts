@@ -1,5 +1,5 @@
 import { Command, Option } from 'nest-commander';
-import { BackupsService } from '../backup/backups.service';
+import { VerificationsService } from '../validation/verifications.service';
 import { CliCommand } from './cli-command';
 import { EXIT, setExitCode } from './cli-errors';
 import { formatBytes, formatDuration, requireUuid } from './format';
@@ -16,7 +16,7 @@ import { formatBytes, formatDuration, requireUuid } from './format';
   argsDescription: { backupId: 'id of a COMPLETED backup' },
 })
 export class VerifyCommand extends CliCommand {
-  constructor(private readonly backups: BackupsService) {
+  constructor(private readonly verifications: VerificationsService) {
     super();
   }
 
@@ -27,7 +27,7 @@ export class VerifyCommand extends CliCommand {
 
   /** Runs the (recorded) verification and prints `ok` or each problem. */
   async run([backupId]: string[], options: { restore?: boolean }): Promise<void> {
-    const v = await this.backups.verify(
+    const v = await this.verifications.verify(
       requireUuid(backupId, 'backupId'),
       { mode: options.restore ? 'restore' : 'checksum', waitSeconds: Infinity },
       'cli',

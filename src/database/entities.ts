@@ -4,7 +4,7 @@ import { BackupCopyEntity } from '../backup/backup-copy.entity';
 import { BackupPlanEntity } from '../backup/backup-plan.entity';
 import { BackupEntity } from '../backup/backup.entity';
 import { ScheduleClaimEntity } from '../backup/schedule-claim.entity';
-import { VerificationEntity } from '../backup/verification.entity';
+import { VerificationEntity } from '../validation/verification.entity';
 import { RecoveryEntity } from '../recovery/recovery.entity';
 import { StorageLocationEntity } from '../storage/storage-location.entity';
 import { InitialSchema1764000000000 } from './migrations/1764000000000-InitialSchema';

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { FileIndexEntry } from '../pipeline/manifest';
+import { FileIndexEntry } from './file-index-entry';
 import { FileIndex } from './file-index';
 import { TableDigest } from './pg-dump-digest';
 

@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
-import { FileIndexEntry } from '../pipeline/manifest';
+import { FileIndexEntry } from './file-index-entry';
 import { decodeFileName, displayFileName, encodeFileName, hasEscapedBytes } from './file-name-bytes';
 
 /**

@@ -117,7 +117,7 @@ export class PointInTimeTarget {
  * The WAL start LSN and timeline (backup_label) and end LSN (backup_manifest's WAL-Ranges), read from the tar as it
  * streams by ({@link BaseBackupTarReader}), and the start/stop times are recorded. Only the default tablespace is supported (pg_basebackup
  * writes a single tar to stdout only for a cluster without other tablespaces).
- * Restore (the first step of a POINT_IN_TIME recovery, see src/wal/point-in-time-recovery.service.ts) extracts
+ * Restore (the first step of a POINT_IN_TIME recovery, see src/recovery/point-in-time-recovery.service.ts) extracts
  * the base tar into the data directory (mode 0700).
  */
 @Injectable()

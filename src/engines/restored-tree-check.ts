@@ -3,7 +3,7 @@ import { createReadStream, readlinkSync } from 'node:fs';
 import { lstat, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { FileIndexEntry } from '../pipeline/manifest';
+import { FileIndexEntry } from './file-index-entry';
 import { EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { indexPathOf, linkTargetOf } from './file-index';
 import { decodeFileName, displayFileName } from './file-name-bytes';

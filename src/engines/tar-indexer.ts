@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Headers } from 'tar-stream';
-import { FileIndexEntry } from '../pipeline/manifest';
+import { FileIndexEntry } from './file-index-entry';
 import { EngineBackupRun } from './backup-engine';
 import { FileIndex } from './file-index';
 import { TarMemberReader, TarPassThrough } from './tar-pass-through';

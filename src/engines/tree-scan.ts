@@ -4,7 +4,7 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
-import { FileIndexEntry, SourceStat } from '../pipeline/manifest';
+import { FileIndexEntry, SourceStat } from './file-index-entry';
 import { FileIndex, indexPathOf, linkTargetOf, withIndexPath } from './file-index';
 import { decodeFileName, displayFileName, encodeFileName } from './file-name-bytes';
 import { PATH_MAX, tooLongForTar, TreePaths } from './tree-paths';

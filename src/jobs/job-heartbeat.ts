@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { ObjectLiteral, Repository } from 'typeorm';
+import { jobColumns } from './stale-jobs';
 
 /**
  * Keeps a RUNNING job's `heartbeat_at` fresh and writes its progress, every `intervalMs`, until stopped.
@@ -21,7 +22,7 @@ export class JobHeartbeat<T extends ObjectLiteral & { id: string }> {
     this.timer = setInterval(() => {
       if (this.writing) return; // the previous write is still going; skip a beat rather than queue
       this.writing = this.repository
-        .update(this.id, { ...this.progress(), heartbeatAt: new Date() } as never)
+        .update(this.id, jobColumns<T>({ ...this.progress(), heartbeatAt: new Date() }))
         .catch((error: Error) => this.logger.warn(`heartbeat of ${this.id} failed: ${error.message}`))
         .finally(() => (this.writing = undefined));
     }, this.intervalMs);

@@ -1,10 +1,12 @@
-import { In, LessThan, ObjectLiteral, Repository } from 'typeorm';
-import { JobStatus } from '../backup/backup-status';
+import { FindOptionsWhere, In, LessThan, ObjectLiteral, Repository } from 'typeorm';
+import { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
+import { JobStatus } from './job-status';
 
 /** The columns a job table has in common (backups, recoveries, verifications, copies). */
 export interface JobRow extends ObjectLiteral {
   id: string;
-  status: JobStatus;
+  /** A {@link JobStatus}, or a kind's own status before or after the shared ones (a recovery's AWAITING_APPROVAL). */
+  status: string;
   heartbeatAt: Date | null;
   createdAt: Date;
 }
@@ -27,7 +29,7 @@ export async function reapStaleJobs<T extends JobRow>(
     where: [
       { status: In([JobStatus.RUNNING]), heartbeatAt: LessThan(cutoff) },
       { status: In([JobStatus.PENDING]), createdAt: LessThan(cutoff) },
-    ] as never,
+    ] as FindOptionsWhere<T>[],
   });
   const reaped: T[] = [];
   for (const row of stale) {
@@ -35,11 +37,36 @@ export async function reapStaleJobs<T extends JobRow>(
     const result = await repository
       .createQueryBuilder()
       .update()
-      .set({ status: JobStatus.FAILED, error: reason, finishedAt: new Date() } as never)
+      .set(jobColumns<T>({ status: JobStatus.FAILED, error: reason, finishedAt: new Date() }))
       .where('id = :id AND status IN (:...statuses)', { id: row.id, statuses: [JobStatus.RUNNING, JobStatus.PENDING] })
       .andWhere('(heartbeat_at IS NULL OR heartbeat_at < :cutoff)', { cutoff })
       .execute();
     if (result.affected) reaped.push(row);
   }
   return reaped;
+}
+
+/** The columns the job lifecycle writes, which every job table has. */
+export interface JobColumns {
+  status?: string;
+  error?: string | null;
+  startedAt?: Date | null;
+  finishedAt?: Date | null;
+  heartbeatAt?: Date | null;
+  runnerId?: string | null;
+  durationMs?: number | null;
+}
+
+/**
+ * Columns of a job row as TypeORM's `update` takes them. For a row type known only as a generic `T` (the job code
+ * shared by every kind), TypeScript cannot prove `Partial<T>` assignable to TypeORM's deep-partial update type,
+ * though it is one: this is the one place that says so.
+ */
+export function jobColumns<T extends ObjectLiteral>(fields: Partial<T> | JobColumns): QueryDeepPartialEntity<T> {
+  return fields as QueryDeepPartialEntity<T>;
+}
+
+/** The criteria "row `id`" (and `more`) of a job table, for a row type known only as a generic `T`. */
+export function jobWhere<T extends JobRow>(id: string, more: Partial<JobRow> = {}): FindOptionsWhere<T> {
+  return { id, ...more } as FindOptionsWhere<T>;
 }

@@ -1,23 +1,19 @@
 import { Module } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
-import { BackupEntity } from '../backup/backup.entity';
-import { VerificationEntity } from '../backup/verification.entity';
-import { RecoveryEntity } from '../recovery/recovery.entity';
+import { BackupRecordsModule } from '../backup/backup-records.module';
 import { JobMetricsListener } from './job-metrics.listener';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 import { StoreGauges } from './store-gauges';
-import { WalGauges } from '../wal/wal-gauges';
+import { WalGauges } from './wal-gauges';
 import { WalModule } from '../wal/wal.module';
 
 /**
- * Prometheus metrics at `/actuator/prometheus`: job counters and durations of this process, plan backup ages
- * from the metadata store, and prom-client's default process metrics. Needs the Backup and Recovery modules
- * (their runners) in the same application.
+ * Prometheus metrics at `/actuator/prometheus`: job counters and durations of this process (from the domain
+ * events `backup.*`, `recovery.*`, `verification.*`), plan backup ages from the metadata store, WAL archive gauges,
+ * and prom-client's default process metrics.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([BackupEntity, BackupPlanEntity, RecoveryEntity, VerificationEntity]), WalModule],
+  imports: [BackupRecordsModule, WalModule],
   controllers: [MetricsController],
   providers: [MetricsService, StoreGauges, JobMetricsListener, WalGauges],
   exports: [MetricsService],

@@ -1,22 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
+import { OnEvent } from '@nestjs/event-emitter';
 import { Gauge } from 'prom-client';
-import { Repository } from 'typeorm';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
-import { JobStatus } from '../backup/backup-status';
-import { BackupEntity } from '../backup/backup.entity';
-import { VerificationEntity } from '../backup/verification.entity';
-import { AppConfig } from '../config/app-config';
-import { RecoveryEntity } from '../recovery/recovery.entity';
-import { RecoveryStatus } from '../recovery/recovery-status';
+import { BackupPlanRepository, PlanLastSuccess } from '../backup/backup.repository';
+import { JOB_ENDED, JOB_STARTED, JobEndedEvent, JobKind, JobStartedEvent } from '../jobs/job-events';
 import { MetricsService } from './metrics.service';
-
-/** One enabled plan and the finish of its newest completed, not deleted, backup (null: none yet). */
-interface PlanRow {
-  name: string;
-  createdAt: Date;
-  lastSuccess: Date | null;
-}
 
 /**
  * The gauges computed from the metadata store at each scrape, so that they are right on every replica and after
@@ -25,20 +12,19 @@ interface PlanRow {
  *   enabled plan finished (no sample for a plan that never completed one);
  * - `dr_plan_backup_age_seconds{plan}`: now − that time, the data behind an RPO alert; for a plan that never
  *   completed a backup, the age of the plan itself, so that the alert fires for it too;
- * - `dr_jobs_running{kind}`: backups, recoveries and verifications RUNNING in this process (by runner id).
+ * - `dr_jobs_running{kind}`: backups, recoveries and verifications RUNNING in this process (counted from the
+ *   `job.started` and `job.ended` events).
  * A failing query is logged and leaves the gauge without samples for that scrape (never a failed scrape).
  */
 @Injectable()
 export class StoreGauges {
   private readonly logger = new Logger(StoreGauges.name);
+  /** Ids of the jobs this process runs, by kind. */
+  private readonly running = new Map<JobKind, Set<string>>();
 
   constructor(
     metrics: MetricsService,
-    @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
-    @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
-    @InjectRepository(RecoveryEntity) private readonly recoveries: Repository<RecoveryEntity>,
-    @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
-    private readonly config: AppConfig,
+    private readonly plans: BackupPlanRepository,
   ) {
     const store = this;
     new Gauge({
@@ -76,50 +62,34 @@ export class StoreGauges {
       registers: [metrics.registry],
       async collect() {
         this.reset();
-        for (const [kind, count] of await store.runningJobs()) this.set({ kind }, count);
+        for (const [kind, count] of store.runningJobs()) this.set({ kind }, count);
       },
     });
   }
 
   /** Enabled plans with the finish of their newest completed backup. @returns [] when the store cannot be read */
-  private async planRows(): Promise<PlanRow[]> {
+  private async planRows(): Promise<PlanLastSuccess[]> {
     try {
-      const rows = await this.plans
-        .createQueryBuilder('p')
-        .leftJoin(BackupEntity, 'b', 'b.plan_id = p.id AND b.status = :completed AND b.deleted_at IS NULL', {
-          completed: JobStatus.COMPLETED,
-        })
-        .select('p.name', 'name')
-        .addSelect('p.created_at', 'createdAt')
-        .addSelect('MAX(b.finished_at)', 'lastSuccess')
-        .where('p.enabled = true')
-        .groupBy('p.id')
-        .addGroupBy('p.name')
-        .addGroupBy('p.created_at')
-        .getRawMany<{ name: string; createdAt: Date | string; lastSuccess: Date | string | null }>();
-      return rows.map((r) => ({
-        name: r.name,
-        createdAt: new Date(r.createdAt),
-        lastSuccess: r.lastSuccess === null ? null : new Date(r.lastSuccess),
-      }));
+      return await this.plans.lastSuccesses();
     } catch (error) {
       this.logger.warn(`plan backup age not available: ${(error as Error).message}`);
       return [];
     }
   }
 
-  /** Counts of RUNNING jobs claimed by this process. @returns [] when the store cannot be read */
-  private async runningJobs(): Promise<[string, number][]> {
-    const where = { status: JobStatus.RUNNING, runnerId: this.config.instanceId };
-    try {
-      return [
-        ['backup', await this.backups.countBy(where)],
-        ['recovery', await this.recoveries.countBy({ status: RecoveryStatus.RUNNING, runnerId: this.config.instanceId })],
-        ['verification', await this.verifications.countBy(where)],
-      ];
-    } catch (error) {
-      this.logger.warn(`running jobs not available: ${(error as Error).message}`);
-      return [];
-    }
+  /** Counts of the jobs this process is running, by kind (from `job.started` / `job.ended`). */
+  private runningJobs(): [JobKind, number][] {
+    return (['backup', 'recovery', 'verification'] as const).map((kind) => [kind, this.running.get(kind)?.size ?? 0]);
+  }
+
+  @OnEvent(JOB_STARTED)
+  onJobStarted(event: JobStartedEvent): void {
+    const ids = this.running.get(event.kind) ?? new Set<string>();
+    this.running.set(event.kind, ids.add(event.id));
+  }
+
+  @OnEvent(JOB_ENDED)
+  onJobEnded(event: JobEndedEvent): void {
+    this.running.get(event.kind)?.delete(event.id);
   }
 }

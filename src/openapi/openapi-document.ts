@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { dump } from 'js-yaml';
 import { AppModule } from '../app.module';
+import { AppConfig } from '../config/app-config';
 import { SERVICE_NAME } from '../service-info';
 import { ErrorResponse, FieldProblemDoc } from './error-response';
 import { annotateRoutes, API_KEY_SCHEME, BEARER_SCHEME } from './route-docs';
@@ -67,7 +68,8 @@ function markDefaultedParametersOptional(document: OpenAPIObject): void {
  * instantiated (no database, no storage, no scheduler).
  */
 export async function buildOpenApiDocumentOffline(): Promise<OpenAPIObject> {
-  const app = await NestFactory.create(AppModule, { preview: true, logger: false, abortOnError: false });
+  // preview mode instantiates no provider: the defaults (an empty environment) only complete the module graph
+  const app = await NestFactory.create(AppModule.forRoot(AppConfig.fromEnv({})), { preview: true, logger: false, abortOnError: false });
   try {
     return buildOpenApiDocument(app);
   } finally {

@@ -1,4 +1,4 @@
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 
 /**
  * Lifecycle of a recovery. A non-production one starts PENDING. A production one starts AWAITING_APPROVAL and

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintToNumber } from '../database/column-transformers';
-import type { PointReached } from '../wal/point-in-time-recovery.service';
+import type { PointReached } from './point-in-time-recovery.service';
 import { RecoveryEnvironment, RecoveryStatus } from './recovery-status';
 
 /**

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { isUUID as isUuid } from 'class-validator';
 import { InjectRepository } from '@nestjs/typeorm';
 import { FindOptionsWhere, Repository } from 'typeorm';
-import { JobStatus } from '../backup/backup-status';
+import { JobStatus } from '../jobs/job-status';
 import { AppConfig } from '../config/app-config';
 import { BackupsService } from '../backup/backups.service';
 import { Page } from '../backup/dto/backup.dto';
@@ -17,7 +17,7 @@ import { RecoveryRunner } from './recovery-runner.service';
 import { RecoveryStatus } from './recovery-status';
 import { RecoveryEntity } from './recovery.entity';
 import { PointInTimeTarget } from '../engines/postgres-base.engine';
-import { PointInTimeRecovery } from '../wal/point-in-time-recovery.service';
+import { PointInTimeRecovery } from './point-in-time-recovery.service';
 import { TargetReservations } from './target-reservations';
 
 /** Recovery records: accepting a restore request (after checking its target), reading and listing recoveries. */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DrError, FieldProblem } from '../errors/dr-error';
 import { readSecretReference, SecretReferencePolicy, SecretRef } from './secret-reference';
+import type { SecretSource } from './secret-source';
 
 export { SECRET_REF_PATTERN, SECRET_REF_SYNTAX } from './secret-reference';
 export type { SecretRef } from './secret-reference';
@@ -17,7 +18,7 @@ const SECRET_MEMBER = /Secret$/;
  * - those the operator configured for the service itself (`DR_JWT_SECRET`...): {@link resolveOperatorSecret}.
  */
 @Injectable()
-export class SecretResolver {
+export class SecretResolver implements SecretSource {
   private readonly policy: SecretReferencePolicy | null;
 
   /**

@@ -2,11 +2,11 @@ import { Injectable } from '@nestjs/common';
 import { IsString, Matches } from 'class-validator';
 import { DrError } from '../errors/dr-error';
 import { SecretResolver } from '../secrets/secret-resolver';
-import { AzureBlobStorageSettings } from './azure-blob.settings';
-import { GcsStorageSettings } from './gcs.settings';
-import { LocalStorageDriver } from './local.driver';
-import { S3StorageSettings } from './s3-storage-settings';
-import { StorageDriver } from './storage-driver';
+import { AzureBlobStorageSettings } from './drivers/azure-blob.settings';
+import { GcsStorageSettings } from './drivers/gcs.settings';
+import { LocalStorageDriver } from './drivers/local.driver';
+import { S3StorageSettings } from './drivers/s3-storage-settings';
+import { StorageDriver } from './drivers/storage-driver';
 import { StorageKind, StorageLocationEntity } from './storage-location.entity';
 
 /** Settings of a `local` location (a local disk or an NFS mount). */
@@ -33,15 +33,15 @@ export const STORAGE_KIND_DEFINITIONS: Record<StorageKind, StorageKindDefinition
   // The cloud drivers are loaded when a location of their kind is first used: each SDK costs about 20 MB of memory.
   s3: defineKind({
     settingsClass: S3StorageSettings,
-    create: (s, secrets) => new (require('./s3.driver') as typeof import('./s3.driver')).S3StorageDriver(s, secrets),
+    create: (s, secrets) => new (require('./drivers/s3.driver') as typeof import('./drivers/s3.driver')).S3StorageDriver(s, secrets),
   }),
   'azure-blob': defineKind({
     settingsClass: AzureBlobStorageSettings,
-    create: (s, secrets) => new (require('./azure-blob.driver') as typeof import('./azure-blob.driver')).AzureBlobStorageDriver(s, secrets),
+    create: (s, secrets) => new (require('./drivers/azure-blob.driver') as typeof import('./drivers/azure-blob.driver')).AzureBlobStorageDriver(s, secrets),
   }),
   gcs: defineKind({
     settingsClass: GcsStorageSettings,
-    create: (s, secrets) => new (require('./gcs.driver') as typeof import('./gcs.driver')).GcsStorageDriver(s, secrets),
+    create: (s, secrets) => new (require('./drivers/gcs.driver') as typeof import('./drivers/gcs.driver')).GcsStorageDriver(s, secrets),
   }),
 };
 

@@ -7,7 +7,7 @@ import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { validateNested } from '../errors/validation';
 import { checkEncryptionSettings, EncryptionSettings } from '../pipeline/backup-encryption';
-import { StorageCapabilities, StorageDriver } from './storage-driver';
+import { StorageCapabilities, StorageDriver } from './drivers/storage-driver';
 import { StorageDriverFactory } from './storage-driver.factory';
 import { StorageKind, StorageLocationEntity } from './storage-location.entity';
 

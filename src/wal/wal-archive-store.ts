@@ -6,7 +6,7 @@ import { Readable, Transform, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import { decompress, verifiedBytes, ZstdCompressStream } from '../pipeline/zstd-streams';
-import { ObjectNotFoundError, ObjectStat, StorageDriver } from '../storage/storage-driver';
+import { ObjectNotFoundError, ObjectStat, StorageDriver } from '../storage/drivers/storage-driver';
 import { parseWalFileName, WalFileName } from './wal-names';
 import { InvalidWalFileNameError, WalConflictError, WalFileNotArchivedError } from './wal-errors';
 import { sha256OfFile } from './wal-spool';

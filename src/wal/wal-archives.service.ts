@@ -2,9 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { isUUID } from 'class-validator';
 import { Repository } from 'typeorm';
-import { JobStatus } from '../backup/backup-status';
-import { BackupEntity } from '../backup/backup.entity';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
+import type { BackupEntity } from '../backup/backup.entity';
+import { BackupPlanRepository, BackupRepository } from '../backup/backup.repository';
 import { DrError } from '../errors/dr-error';
 import { checkEncryptionSettings, EncryptionSettings } from '../pipeline/backup-encryption';
 import { SecretResolver } from '../secrets/secret-resolver';
@@ -52,8 +51,8 @@ export class WalArchivesService {
 
   constructor(
     @InjectRepository(WalArchiveEntity) private readonly archives: Repository<WalArchiveEntity>,
-    @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
-    @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
+    private readonly backups: BackupRepository,
+    private readonly plans: BackupPlanRepository,
     private readonly locations: StorageLocationsService,
     private readonly secrets: SecretResolver,
   ) {}
@@ -108,7 +107,7 @@ export class WalArchivesService {
 
   /** Completed, not deleted base backups of the archive, oldest first. */
   async baseBackupsOf(archiveId: string): Promise<BackupEntity[]> {
-    const rows = await this.backups.find({ where: { engine: 'postgres-base', status: JobStatus.COMPLETED }, order: { createdAt: 'ASC' } });
+    const rows = await this.backups.completedOfEngine('postgres-base');
     return rows.filter((b) => !b.deletedAt && b.walRange?.walArchiveId === archiveId);
   }
 
@@ -154,7 +153,7 @@ export class WalArchivesService {
       newestSegmentAt: newest?.storedAt ?? null,
       achievedRpoSeconds: newest ? Math.max(0, (Date.now() - newest.storedAt.getTime()) / 1000) : null,
       baseBackups: bases.length,
-      plans: (await this.plans.findBy({ engine: 'postgres-base' }))
+      plans: (await this.plans.ofEngine('postgres-base'))
         .filter((p) => (p.source as { walArchiveId?: string }).walArchiveId === archive.id)
         .map((p) => ({ id: p.id, name: p.name, enabled: p.enabled })),
       continuity,

@@ -1,5 +1,6 @@
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { loadWalClientConfig, openWalArchiveStore } from './wal-client-config';
+import type { SecretSource } from '../secrets/secret-source';
+import { CliSecretSource, loadWalClientConfig, openWalArchiveStore } from './wal-client-config';
 import { InvalidWalFileNameError, WalConfigError, WalFileNotArchivedError } from './wal-errors';
 import { parseWalFileName } from './wal-names';
 import { checkSpoolPath, DEFAULT_SPOOL_DIRNAME, spoolDir } from './wal-spool';
@@ -10,6 +11,24 @@ const lazy = {
   asyncPush: () => require('./wal-async-push') as typeof import('./wal-async-push'),
   prefetch: () => require('./wal-prefetch') as typeof import('./wal-prefetch'),
 };
+
+/** What `dr wal-push` / `dr wal-fetch` take from their environment ({@link walEnvironment}). */
+export interface WalCliEnvironment {
+  /** `DR_WAL_CONFIG`: the config file when `--config` is not given. */
+  configPath: string | undefined;
+  /** `DR_WAL_TIMING=1`: print how long the call took on stderr. */
+  timing: boolean;
+  /** Secret references of the config, under the allow-list of `DR_SECRET_ENV_PREFIX` / `DR_SECRET_DIRS`. */
+  secrets: SecretSource;
+}
+
+/**
+ * Reads the environment of `dr wal-push` / `dr wal-fetch`: the one place they read it (a started pusher or
+ * prefetcher inherits the same environment).
+ */
+export function walEnvironment(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): WalCliEnvironment {
+  return { configPath: env.DR_WAL_CONFIG, timing: env.DR_WAL_TIMING === '1', secrets: new CliSecretSource(env, cwd) };
+}
 
 /** Exit codes of `dr wal-push` / `dr wal-fetch`. */
 export const WAL_EXIT = {
@@ -136,8 +155,8 @@ const NUMERIC_OPTIONS: Record<string, [number, number]> = {
   '--idle-exit': [0, 86_400],
 };
 
-function parseArgs(rest: string[]): WalArgs {
-  const args: WalArgs = { positional: [], configPath: process.env.DR_WAL_CONFIG, async: false, parallel: 4, timeoutSeconds: 60, prefetch: 0 };
+function parseArgs(rest: string[], defaultConfigPath: string | undefined): WalArgs {
+  const args: WalArgs = { positional: [], configPath: defaultConfigPath, async: false, parallel: 4, timeoutSeconds: 60, prefetch: 0 };
   for (let i = 0; i < rest.length; i++) {
     const [flag, inline] = rest[i].startsWith('--') && rest[i].includes('=') ? [rest[i].slice(0, rest[i].indexOf('=')), rest[i].slice(rest[i].indexOf('=') + 1)] : [rest[i], undefined];
     const value = (): string => {
@@ -178,7 +197,7 @@ const POSITIONAL: Record<string, number> = { 'wal-push': 1, 'wal-fetch': 2, 'wal
  * `DR_WAL_TIMING=1` prints the time spent (ms) on stderr.
  * @returns the exit code ({@link WAL_EXIT}).
  */
-export async function walMain(argv: string[]): Promise<number> {
+export async function walMain(argv: string[], environment: WalCliEnvironment = walEnvironment()): Promise<number> {
   const [command, ...rest] = argv;
   if ((command === 'wal-push' || command === 'wal-fetch' || command === 'wal-pusher') && rest.some((a) => a === '--help' || a === '-h')) {
     process.stdout.write(`${WAL_HELP[command]}\n`);
@@ -186,7 +205,7 @@ export async function walMain(argv: string[]): Promise<number> {
   }
   let args: WalArgs;
   try {
-    args = parseArgs(rest);
+    args = parseArgs(rest, environment.configPath);
   } catch (error) {
     process.stderr.write(`dr ${command}: ${(error as Error).message}\n${USAGE}\n`);
     return WAL_EXIT.USAGE;
@@ -221,7 +240,7 @@ export async function walMain(argv: string[]): Promise<number> {
         from = 'pusher';
         if (ok.outcome === 'already-archived') process.stderr.write(`dr wal-push: ${ok.name} already archived with the same sha256\n`);
       } else {
-        const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false });
+        const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false }, environment.secrets);
         const result = await store.push(path);
         if (result.outcome === 'already-archived') process.stderr.write(`dr wal-push: ${result.record.name} already archived with the same sha256\n`);
       }
@@ -241,13 +260,13 @@ export async function walMain(argv: string[]): Promise<number> {
         : null;
       if (spooled) from = 'spool';
       else {
-        const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true });
+        const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true }, environment.secrets);
         await store.fetch(positional[0], destination);
       }
     } else if (command === 'wal-pusher') {
       const pgWal = args.pgWal!;
       const dir = await spoolDir(args.spool ?? join(pgWal, DEFAULT_SPOOL_DIRNAME), config.archive, 'push');
-      const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false, zstdWorkers: 1 }).catch(async (error: Error) => {
+      const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false, zstdWorkers: 1 }, environment.secrets).catch(async (error: Error) => {
         // the waiting wal-push calls report why no pusher can run (a refused secret reference...), not a timeout
         await lazy.asyncPush().reportPusherFailure(dir, error, error instanceof WalConfigError);
         throw error;
@@ -257,12 +276,12 @@ export async function walMain(argv: string[]): Promise<number> {
       const ran = await lazy.asyncPush().runWalPusher(store, { pgWal, dir, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 0) * 1000, config: absoluteConfig, log });
       log(`${new Date().toISOString()} pusher ${process.pid} ${ran ? 'ended (idle)' : 'not started: another pusher holds the lock'}`);
     } else {
-      const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true });
+      const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true }, environment.secrets);
       const dir = await spoolDir(args.spool!, config.archive, 'fetch');
       const log = (line: string) => process.stdout.write(`${line}\n`);
       await lazy.prefetch().runWalPrefetcher(store, { dir, depth: args.prefetch, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 30) * 1000, log });
     }
-    if (process.env.DR_WAL_TIMING === '1') {
+    if (environment.timing) {
       process.stderr.write(`dr ${command} ${positional[0] ?? ''}: ${Number(process.hrtime.bigint() - started) / 1e6} ms from ${from} (process uptime ${Math.round(process.uptime() * 1000)} ms)\n`);
     }
     return WAL_EXIT.OK;

@@ -3,7 +3,8 @@ import { isAbsolute } from 'node:path';
 import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import type { SecretResolver } from '../secrets/secret-resolver';
 import { SECRET_REF_PATTERN, SecretReferencePolicy } from '../secrets/secret-reference';
-import type { StorageDriver } from '../storage/storage-driver';
+import type { SecretSource } from '../secrets/secret-source';
+import type { StorageDriver } from '../storage/drivers/storage-driver';
 import type { StorageKind } from '../storage/storage-location.entity';
 import type { WalArchiveStore } from './wal-archive-store';
 import { WalConfigError } from './wal-errors';
@@ -13,11 +14,6 @@ import { WalConfigError } from './wal-errors';
 
 /** The storage kinds (as STORAGE_KINDS of storage-location.entity, without loading TypeORM). */
 const KINDS: StorageKind[] = ['local', 's3', 'azure-blob', 'gcs'];
-
-/** The secret resolution wal-push / wal-fetch need, without Nest: the same policy as SecretResolver's. */
-export interface SecretSource {
-  resolve(ref: string, field: string): Promise<string>;
-}
 
 /**
  * Resolves the references of a WAL client config under the same allow-list as the service
@@ -180,7 +176,7 @@ export async function openWalArchiveStore(
 /** The driver of a config's storage: `local` directly, the cloud kinds through the service's driver table (lazily). */
 function createDriver(storage: WalClientConfig['storage'], secrets: SecretSource): StorageDriver {
   if (storage.kind === 'local') {
-    const { LocalStorageDriver } = require('../storage/local.driver') as typeof import('../storage/local.driver');
+    const { LocalStorageDriver } = require('../storage/drivers/local.driver') as typeof import('../storage/drivers/local.driver');
     return new LocalStorageDriver(String(storage.settings.path));
   }
   require('reflect-metadata');

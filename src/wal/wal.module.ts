@@ -1,20 +1,18 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackupEntity } from '../backup/backup.entity';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
+import { BackupRecordsModule } from '../backup/backup-records.module';
 import { EnginesModule } from '../engines/engines.module';
 import { SecretsModule } from '../secrets/secrets.module';
 import { StorageModule } from '../storage/storage.module';
-import { PointInTimeRecovery } from './point-in-time-recovery.service';
 import { WalArchiveEntity } from './wal-archive.entity';
 import { WalArchivesController } from './wal-archives.controller';
 import { WalArchivesService } from './wal-archives.service';
 
-/** WAL archives and point-in-time recovery. Reads backup records; Backup and Recovery call into it, never the reverse. */
+/** WAL archives (PostgreSQL continuous archiving). Reads backup records; Backup and Recovery call into it, never the reverse. */
 @Module({
-  imports: [TypeOrmModule.forFeature([WalArchiveEntity, BackupEntity, BackupPlanEntity]), EnginesModule, StorageModule, SecretsModule],
+  imports: [TypeOrmModule.forFeature([WalArchiveEntity]), BackupRecordsModule, EnginesModule, StorageModule, SecretsModule],
   controllers: [WalArchivesController],
-  providers: [WalArchivesService, PointInTimeRecovery],
-  exports: [WalArchivesService, PointInTimeRecovery],
+  providers: [WalArchivesService],
+  exports: [WalArchivesService],
 })
 export class WalModule {}

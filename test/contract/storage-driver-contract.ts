@@ -10,7 +10,7 @@ import {
   ObjectNotFoundError,
   StagedUpload,
   StorageDriver,
-} from '../../src/storage/storage-driver';
+} from '../../src/storage/drivers/storage-driver';
 
 const MiB = 1 << 20;
 

@@ -168,8 +168,8 @@ describe('audit trail', () => {
   });
 
   it('50 concurrent appends from two replicas on one database make one valid chain', async () => {
-    // A second instance of the service on the same database (the settings of `service` are still in process.env).
-    const replica = await createApp(AppConfig.fromEnv());
+    // A second instance of the service on the same database, configured like `service`.
+    const replica = await createApp(AppConfig.fromEnv(service.configEnv));
     await replica.init();
     try {
       const before = (await service.http().get(`${API}/audit/verify`).set('X-API-Key', ADMIN_KEY)).body.entries;

@@ -17,12 +17,16 @@ export interface TestService {
   database: string;
   dataDir: string;
   restoreRoot: string;
+  /** The environment the configuration was built from (process.env with the test's settings over it). */
+  configEnv: NodeJS.ProcessEnv;
   close(): Promise<void>;
 }
 
 /**
  * Boots the real application (real migrations, real engines, real storage) on a fresh database.
- * `env` is applied to process.env for the boot (the service reads its configuration once, at boot).
+ * `env` overrides the configuration (`DR_*`, `DATABASE_URL`: handed to {@link AppConfig.fromEnv}, never written to
+ * process.env); its other variables (`DRS_*`, `DR_TEST_*`...) are the secrets that references name (`env:NAME`),
+ * which the service reads from its process environment: those are set for the service's life and put back on close.
  */
 export async function startService(env: Record<string, string> = {}): Promise<TestService> {
   const database = await createDatabase('drt');
@@ -37,10 +41,12 @@ export async function startService(env: Record<string, string> = {}): Promise<Te
     DR_LOG_LEVEL: 'error',
     ...env,
   };
-  // Test files run one after another in one process: what this one sets is put back on close.
-  const previous = Object.fromEntries(Object.keys(settings).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, settings);
-  const app = await createApp(AppConfig.fromEnv());
+  // Test files run one after another in one process: the secret variables this one sets are put back on close.
+  const secrets = Object.fromEntries(Object.entries(settings).filter(([k]) => !isConfigVariable(k)));
+  const previous = Object.fromEntries(Object.keys(secrets).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, secrets);
+  const configEnv = { ...process.env, ...settings };
+  const app = await createApp(AppConfig.fromEnv(configEnv));
   await app.init();
   return {
     app,
@@ -48,6 +54,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Te
     database,
     dataDir,
     restoreRoot,
+    configEnv,
     close: async () => {
       await app.close();
       await dropDatabase(database);
@@ -57,6 +64,11 @@ export async function startService(env: Record<string, string> = {}): Promise<Te
       }
     },
   };
+}
+
+/** Whether `name` is read by {@link AppConfig.fromEnv} (a setting) rather than named by a secret reference. */
+function isConfigVariable(name: string): boolean {
+  return (name.startsWith('DR_') && !name.startsWith('DR_TEST_')) || ['DATABASE_URL', 'PORT', 'HOST', 'DISASTER_RECOVERY_PORT'].includes(name);
 }
 
 /** Polls `fetch` every 100 ms until `done` holds or `timeoutMs` passes. @returns the last value */

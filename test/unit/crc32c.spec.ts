@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CRC32C } from '@google-cloud/storage';
-import { Crc32c } from '../../src/storage/crc32c';
+import { Crc32c } from '../../src/storage/drivers/crc32c';
 
 describe('Crc32c', () => {
   it('matches the known check value and the @google-cloud/storage implementation, however the bytes are split', () => {

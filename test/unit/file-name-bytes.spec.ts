@@ -12,7 +12,7 @@ import { verifyRestoredTree } from '../../src/engines/restored-tree-check';
 import { paxTimeNs } from '../../src/engines/tar-indexer';
 import { PATH_MAX, tooLongForTar, TreePaths } from '../../src/engines/tree-paths';
 import { globSelector } from '../../src/engines/tree-selection';
-import { FileIndexEntry } from '../../src/pipeline/manifest';
+import { FileIndexEntry } from '../../src/engines/file-index-entry';
 import { makeTree } from '../support/trees';
 
 const latin1 = (s: string) => Buffer.from(s, 'latin1');

@@ -1,5 +1,5 @@
 import { StorageClass } from '@aws-sdk/client-s3';
-import { S3_STORAGE_CLASSES } from '../../src/storage/s3-storage-settings';
+import { S3_STORAGE_CLASSES } from '../../src/storage/drivers/s3-storage-settings';
 
 // The settings list the storage classes themselves so that the S3 SDK is loaded only when an S3 location is used;
 // this keeps the list equal to the SDK's, less the classes whose objects cannot be read without a restore request.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryFileIndex } from '../../src/engines/file-index';
 import { compareTreePaths, TreeScan, walkTree } from '../../src/engines/tree-scan';
-import { FileIndexEntry } from '../../src/pipeline/manifest';
+import { FileIndexEntry } from '../../src/engines/file-index-entry';
 
 /** Runs a scan to its end. @returns the names tar would archive, the deletion list and the move list (pairs) */
 async function scan(root: string, scratch: string, runId: string, parent?: FileIndexEntry[]) {

@@ -1,3 +1,4 @@
+import { OmitType, PartialType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -64,43 +65,11 @@ export class CreateBackupPlanDto {
   incrementalsPerFull?: number;
 }
 
-/** `PATCH /backup-plans/{id}`: any subset of the plan's fields except its engine. */
-export class UpdateBackupPlanDto {
-  @IsOptional() @IsObject()
-  source?: Record<string, unknown>;
-
-  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
-  storageLocationId?: string;
-
-  @IsOptional() @IsString() @MaxLength(120)
-  schedule?: string | null;
-
-  @IsOptional() @IsString() @MaxLength(64)
-  timezone?: string;
-
-  @IsOptional() @IsBoolean()
-  enabled?: boolean;
-
-  /** Encrypt this plan's backups (age): `{"recipients":["age1..."]}` or `{"passphraseSecret":"env:NAME"}`; null: the location's. */
-  @IsOptional() @ValidateNested() @Type(() => EncryptionSettings)
-  encryption?: EncryptionSettings | null;
-
-  /** Locations each completed backup is copied to (3-2-1); the copies are verified by hash. */
-  @IsOptional() @IsArray() @ArrayMaxSize(5) @IsUUID('all', { each: true, message: 'each copy location must be a UUID' })
-  copyLocationIds?: string[];
-
-  /** Which backups to keep, with restic's forget rules (keepLast, keepDaily, ..., keepWithin); null keeps all. */
-  @IsOptional() @IsObject()
-  retention?: Record<string, unknown> | null;
-
-  /** Lock each backup's objects for this many days (storage with immutability: S3 Object Lock, Azure policies). */
-  @IsOptional() @IsInt() @Min(1) @Max(36500)
-  immutableDays?: number | null;
-
-  /** Incrementals after each full (filesystem plans only): 0 (the default) = every backup is full. */
-  @IsOptional() @IsInt() @Min(0) @Max(1000)
-  incrementalsPerFull?: number;
-}
+/**
+ * `PATCH /backup-plans/{id}`: any subset of the plan's fields except its name and engine (the create DTO's fields
+ * and checks, each optional; @nestjs/swagger's mapped types keep the OpenAPI schema in step).
+ */
+export class UpdateBackupPlanDto extends PartialType(OmitType(CreateBackupPlanDto, ['name', 'engine'] as const)) {}
 
 /** `POST /backup-plans/{id}/retention`. */
 export class ApplyRetentionDto {

@@ -3,9 +3,8 @@ import { IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Max, MaxLength, Mi
 import type { TableDigest } from '../../engines/pg-dump-digest';
 import { BACKUP_TYPES, BackupType, ManifestEncryption, StoredObject } from '../../pipeline/manifest';
 import { BackupCopyEntity } from '../backup-copy.entity';
-import { VerificationEntity, VerificationMode } from '../verification.entity';
 import { BaseBackupWalRange, ENGINE_NAMES, EngineName } from '../../engines/backup-engine';
-import { JobStatus } from '../backup-status';
+import { JobStatus } from '../../jobs/job-status';
 import { BackupEntity } from '../backup.entity';
 
 /**
@@ -186,57 +185,6 @@ export interface Page<T> {
   page: number;
   limit: number;
   total: number;
-}
-
-/** `POST /backups/{id}/verify`. */
-export class VerifyBackupDto {
-  /** `checksum` (default): signature, manifest and every object's SHA-256. `restore`: that, then a scratch restore
-   * compared with the file index or the table digests recorded at backup time. */
-  @IsOptional() @IsIn(['checksum', 'restore'], { message: 'mode must be one of: checksum, restore' })
-  mode?: VerificationMode;
-
-  /** Verify the copy kept in this location instead of the primary objects. */
-  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
-  storageLocationId?: string;
-
-  /** How long the request waits for the outcome (default 30 s; 0 answers at once with 202). */
-  @IsOptional() @IsInt() @Min(0) @Max(300)
-  waitSeconds?: number;
-}
-
-/** A verification as the API shows it: `ok` and `problems` once COMPLETED; `error` when it could not run (FAILED). */
-export class VerificationResponse {
-  id: string;
-  backupId: string;
-  mode: VerificationMode;
-  status: JobStatus;
-  ok: boolean | null;
-  problems: string[];
-  details: Record<string, unknown>;
-  error: string | null;
-  bytesRead: number;
-  durationMs: number | null;
-  createdBy: string | null;
-  createdAt: string;
-  finishedAt: string | null;
-
-  static of(v: VerificationEntity): VerificationResponse {
-    return {
-      id: v.id,
-      backupId: v.backupId,
-      mode: v.mode,
-      status: v.status,
-      ok: v.ok,
-      problems: v.problems,
-      details: v.details,
-      error: v.error,
-      bytesRead: v.bytesRead,
-      durationMs: v.durationMs,
-      createdBy: v.createdBy,
-      createdAt: v.createdAt.toISOString(),
-      finishedAt: v.finishedAt?.toISOString() ?? null,
-    };
-  }
 }
 
 /** `GET /backups/{id}/diff/{otherId}`: how the files of `otherId` differ from those of `id`. */

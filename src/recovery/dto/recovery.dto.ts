@@ -1,6 +1,6 @@
 import { Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsUUID, Max, Min, ValidateIf } from 'class-validator';
-import type { PointReached } from '../../wal/point-in-time-recovery.service';
+import type { PointReached } from '../point-in-time-recovery.service';
 import { RECOVERY_ENVIRONMENTS, RECOVERY_STATUSES, RecoveryEnvironment, RecoveryStatus } from '../recovery-status';
 import { RecoveryEntity, RecoveryType } from '../recovery.entity';
 

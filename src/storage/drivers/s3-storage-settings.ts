@@ -18,7 +18,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import type { StorageClass } from '@aws-sdk/client-s3';
-import { SECRET_REF_PATTERN } from '../secrets/secret-resolver';
+import { SECRET_REF_PATTERN } from '../../secrets/secret-resolver';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Injectable, Logger } from '@nestjs/common';
 import { Client } from 'pg';
-import { BackupEntity } from '../backup/backup.entity';
+import type { BackupEntity } from '../backup/backup.entity';
 import { AppConfig } from '../config/app-config';
 import { EngineRunContext } from '../engines/backup-engine';
 import { PointInTimeTarget, PostgresBaseEngine } from '../engines/postgres-base.engine';
@@ -11,9 +11,9 @@ import { DrError } from '../errors/dr-error';
 import { SecretResolver } from '../secrets/secret-resolver';
 import { OPERATOR_SECRET_VARIABLES } from '../secrets/secret-reference';
 import { logReasons, pgCtl, runAs, serverIdentity } from './postgres-server';
-import { WalArchiveEntity } from './wal-archive.entity';
-import { WalArchivesService } from './wal-archives.service';
-import { parseLsn, segmentNumberOf, segmentOfLsn } from './wal-names';
+import type { WalArchiveEntity } from '../wal/wal-archive.entity';
+import { WalArchivesService } from '../wal/wal-archives.service';
+import { parseLsn, segmentNumberOf, segmentOfLsn } from '../wal/wal-names';
 
 /** What a POINT_IN_TIME recovery reached, recorded on the recovery (`pointInTime`) and returned by the API. */
 export interface PointReached {

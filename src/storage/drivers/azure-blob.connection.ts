@@ -5,7 +5,7 @@ import {
   StoragePipelineOptions,
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
-import { SecretResolver } from '../secrets/secret-resolver';
+import { SecretResolver } from '../../secrets/secret-resolver';
 import { AzureBlobStorageSettings } from './azure-blob.settings';
 
 /**

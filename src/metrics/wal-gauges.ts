@@ -1,10 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { Gauge } from 'prom-client';
-import { Repository } from 'typeorm';
-import { BackupPlanEntity } from '../backup/backup-plan.entity';
-import { MetricsService } from '../metrics/metrics.service';
-import { WalArchivesService, WalArchiveStatus } from './wal-archives.service';
+import { BackupPlanRepository } from '../backup/backup.repository';
+import { MetricsService } from './metrics.service';
+import { WalArchivesService, WalArchiveStatus } from '../wal/wal-archives.service';
 
 /** How long a scrape reuses the archives' state (each state lists the archive in its store), in ms. */
 const STATUS_CACHE_MS = 15_000;
@@ -26,7 +24,7 @@ export class WalGauges {
   constructor(
     metrics: MetricsService,
     private readonly archives: WalArchivesService,
-    @InjectRepository(BackupPlanEntity) private readonly plans: Repository<BackupPlanEntity>,
+    private readonly plans: BackupPlanRepository,
   ) {
     const gauges = this;
     new Gauge({
@@ -78,7 +76,7 @@ export class WalGauges {
   /** Enabled postgres-base plans and their WAL archive. */
   private async walPlans(): Promise<{ name: string; archiveId: string }[]> {
     try {
-      const plans = await this.plans.findBy({ enabled: true, engine: 'postgres-base' });
+      const plans = await this.plans.ofEngine('postgres-base', true);
       return plans.map((p) => ({ name: p.name, archiveId: String((p.source as { walArchiveId?: string }).walArchiveId) }));
     } catch (error) {
       this.logger.warn(`WAL plans not available: ${(error as Error).message}`);

@@ -11,7 +11,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { SecretResolver } from '../secrets/secret-resolver';
+import { SecretResolver } from '../../secrets/secret-resolver';
 import { S3Call, S3MultipartUpload } from './s3-multipart-upload';
 import { S3_DEFAULTS, S3StorageSettings } from './s3-storage-settings';
 import {

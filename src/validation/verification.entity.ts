@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintToNumber } from '../database/column-transformers';
-import { JobStatus } from './backup-status';
+import { JobStatus } from '../jobs/job-status';
 
 /** `checksum`: every object re-read and hashed, the manifest and its signature checked. `restore`: that, then a
  * restore into a scratch target compared with the file index or the table digests recorded at backup time. */

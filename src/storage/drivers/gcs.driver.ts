@@ -3,10 +3,10 @@ import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Logger } from '@nestjs/common';
 import { ApiError, Bucket, File, FileMetadata, GetFilesOptions, IdempotencyStrategy, Storage, StorageOptions } from '@google-cloud/storage';
-import { DrError } from '../errors/dr-error';
+import { DrError } from '../../errors/dr-error';
 import { Crc32c } from './crc32c';
 import { GCS_CHUNK_GRANULARITY_BYTES, GcsStorageSettings } from './gcs.settings';
-import { SecretResolver } from '../secrets/secret-resolver';
+import { SecretResolver } from '../../secrets/secret-resolver';
 
 export { GcsStorageSettings } from './gcs.settings';
 import {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { BlobImmutabilityPolicy, BlobItem, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
-import { SecretResolver } from '../secrets/secret-resolver';
+import { SecretResolver } from '../../secrets/secret-resolver';
 import { AzureBlobConnection, AzureBlobStorageError } from './azure-blob.connection';
 import { BlockStagingStream } from './azure-block-stream';
 import { AZURE_DEFAULT_BLOCK_SIZE_BYTES, AZURE_DEFAULT_CONCURRENCY, AzureBlobStorageSettings } from './azure-blob.settings';

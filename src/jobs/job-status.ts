@@ -9,5 +9,3 @@ export enum JobStatus {
   FAILED = 'FAILED',
   DELETED = 'DELETED',
 }
-
-export type BackupTrigger = 'MANUAL' | 'SCHEDULED';

@@ -1,5 +1,5 @@
 import { IsBoolean, IsDivisibleBy, IsIn, IsInt, IsOptional, IsString, IsUrl, Matches, Max, MaxLength, Min } from 'class-validator';
-import { SECRET_REF_PATTERN, SecretRef } from '../secrets/secret-resolver';
+import { SECRET_REF_PATTERN, SecretRef } from '../../secrets/secret-resolver';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

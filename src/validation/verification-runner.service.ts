@@ -1,26 +1,24 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectRepository } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
-import { Subject } from 'rxjs';
 import { Repository } from 'typeorm';
-import { AuditService } from '../audit/audit.service';
+import { BackupChains } from '../backup/backup-chain';
+import { BackupObjects, ManifestParseError } from '../backup/backup-objects';
+import type { BackupEntity } from '../backup/backup.entity';
+import { BackupsService } from '../backup/backups.service';
 import { AppConfig } from '../config/app-config';
 import { RecordedContent } from '../engines/backup-engine';
 import { EngineRegistry } from '../engines/engine-registry';
 import { DrError } from '../errors/dr-error';
-import { BackgroundJobs, describeError, startReaper } from '../jobs/background-jobs';
-import { JobHeartbeat } from '../jobs/job-heartbeat';
-import { reapStaleJobs } from '../jobs/stale-jobs';
+import { describeError } from '../jobs/background-jobs';
+import { JobLifecycle, JobLifecycles } from '../jobs/job-lifecycle';
+import { JobStatus } from '../jobs/job-status';
 import { ArtifactPipeline } from '../pipeline/artifact-pipeline';
 import { BackupEncryption } from '../pipeline/backup-encryption';
 import { StoredObject } from '../pipeline/manifest';
-import { StorageDriver } from '../storage/storage-driver';
+import { StorageDriver } from '../storage/drivers/storage-driver';
 import { StorageLocationsService } from '../storage/storage-locations.service';
-import { BackupObjects, ManifestParseError } from './backup-objects';
-import { BackupChains } from './backup-chain';
-import { JobStatus } from './backup-status';
-import { BackupEntity } from './backup.entity';
+import { VerificationCompletedEvent, VerificationFailedEvent } from './verification.events';
 import { VerificationEntity } from './verification.entity';
 
 /**
@@ -33,13 +31,11 @@ import { VerificationEntity } from './verification.entity';
 @Injectable()
 export class VerificationRunner implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(VerificationRunner.name);
-  private readonly jobs = new BackgroundJobs(this.logger);
-  /** Ids of verifications this process has finished running, whatever the outcome (metrics read the record). */
-  readonly ended = new Subject<string>();
+  private readonly lifecycle: JobLifecycle<VerificationEntity>;
 
   constructor(
-    @InjectRepository(VerificationEntity) private readonly verifications: Repository<VerificationEntity>,
-    @InjectRepository(BackupEntity) private readonly backups: Repository<BackupEntity>,
+    @InjectRepository(VerificationEntity) verifications: Repository<VerificationEntity>,
+    private readonly backups: BackupsService,
     private readonly engines: EngineRegistry,
     private readonly locations: StorageLocationsService,
     private readonly pipeline: ArtifactPipeline,
@@ -47,72 +43,59 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
     private readonly chains: BackupChains,
     private readonly encryption: BackupEncryption,
     private readonly config: AppConfig,
-    private readonly registry: SchedulerRegistry,
-    private readonly audit: AuditService,
-  ) {}
-
-  /** Reaps the jobs of processes that died, now and every half lease. */
-  async onApplicationBootstrap(): Promise<void> {
-    await startReaper(this.registry, 'verification-reaper', this.config.jobLeaseSeconds, () => this.reapStale(), this.logger);
-  }
-
-  /** Starts a PENDING verification. @returns a promise that settles when it has finished (never rejects). */
-  start(verificationId: string, storageLocationId: string | null): Promise<void> {
-    return this.jobs
-      .start(verificationId, (signal) => this.run(verificationId, storageLocationId, signal))
-      .then(() => this.ended.next(verificationId));
-  }
-
-  private async run(id: string, storageLocationId: string | null, signal: AbortSignal): Promise<void> {
-    const startedAt = new Date();
-    const claimed = await this.verifications.update(
-      { id, status: JobStatus.PENDING },
-      { status: JobStatus.RUNNING, startedAt, heartbeatAt: startedAt, runnerId: this.config.instanceId },
+    lifecycles: JobLifecycles,
+  ) {
+    this.lifecycle = lifecycles.for(
+      {
+        kind: 'verification',
+        auditTargetType: 'verifications',
+        repository: verifications,
+        heartbeatMs: 1000,
+        recordsDuration: true,
+        outcomeEvent: (verification, end) =>
+          end.status === JobStatus.COMPLETED ? new VerificationCompletedEvent(verification) : new VerificationFailedEvent(verification, end),
+      },
+      this.logger,
     );
-    if (!claimed.affected) return;
-    const verification = await this.verifications.findOneByOrFail({ id });
+  }
+
+  /**
+   * Reaps the jobs of processes that died, now and every half lease; then, once, removes the scratch trees
+   * (`verify-<id>`) of verifications that have ended.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.lifecycle.bootstrap(async (v) => ({ backupId: v.backupId, mode: v.mode }), true);
+  }
+
+  /**
+   * Starts a PENDING verification; {@link VERIFICATION_COMPLETED} or {@link VERIFICATION_FAILED} follows its recorded
+   * outcome. @returns a promise that settles when it has finished (never rejects).
+   */
+  start(verificationId: string, storageLocationId: string | null): Promise<void> {
     let bytesRead = 0;
-    const heartbeat = new JobHeartbeat(this.verifications, id, () => ({ bytesRead }), 1000).start();
-    try {
-      const backup = await this.backups.findOneByOrFail({ id: verification.backupId });
-      const location = await this.locations.get(storageLocationId ?? backup.storageLocationId);
-      const driver = this.locations.driverFor(location);
-      const problems: string[] = [];
-      const details: Record<string, unknown> = { location: location.name };
-      const intact = await this.checkObjects(backup, driver, problems, details, (n) => (bytesRead += n));
-      if (verification.mode === 'restore') {
-        if (!intact) problems.push('restore not attempted: the artifact failed its checks above');
-        else details.restore = await this.checkRestore(id, backup, driver, problems, signal, storageLocationId);
-      }
-      await heartbeat.stop();
-      const finishedAt = new Date();
-      await this.verifications.update(id, {
-        status: JobStatus.COMPLETED,
-        ok: problems.length === 0,
-        problems: problems as never,
-        details: details as never,
-        bytesRead,
-        finishedAt,
-        heartbeatAt: finishedAt,
-        durationMs: finishedAt.getTime() - startedAt.getTime(),
-      });
-      const outcome = problems.length ? `${problems.length} problem(s): ${problems[0]}` : 'ok';
-      this.logger.log(`verification ${id} (${verification.mode}) of backup ${backup.id}: ${outcome}`);
-      await this.audit.record({ actor: verification.createdBy, action: 'verification.run', targetType: 'verifications', targetId: id, outcome: problems.length ? 'FAILURE' : 'SUCCESS', details: { backupId: backup.id, mode: verification.mode, ok: problems.length === 0, problems: problems.length } });
-    } catch (error) {
-      await heartbeat.stop();
-      const finishedAt = new Date();
-      const reason = signal.aborted ? 'interrupted: the service was shut down during the verification' : describeError(error);
-      await this.verifications.update(id, {
-        status: JobStatus.FAILED,
-        error: reason,
-        bytesRead,
-        finishedAt,
-        durationMs: finishedAt.getTime() - startedAt.getTime(),
-      });
-      this.logger.warn(`verification ${id} could not run: ${reason}`);
-      await this.audit.record({ actor: verification.createdBy, action: 'verification.run', targetType: 'verifications', targetId: id, outcome: 'FAILURE', details: { backupId: verification.backupId, mode: verification.mode, error: reason } });
-    }
+    return this.lifecycle.start(verificationId, {
+      progress: () => ({ bytesRead }),
+      perform: async (verification, signal) => {
+        const backup = await this.backups.get(verification.backupId);
+        const location = await this.locations.get(storageLocationId ?? backup.storageLocationId);
+        const driver = this.locations.driverFor(location);
+        const problems: string[] = [];
+        const details: Record<string, unknown> = { location: location.name };
+        const intact = await this.checkObjects(backup, driver, problems, details, (n) => (bytesRead += n));
+        if (verification.mode === 'restore') {
+          if (!intact) problems.push('restore not attempted: the artifact failed its checks above');
+          else details.restore = await this.checkRestore(verification.id, backup, driver, problems, signal, storageLocationId);
+        }
+        const outcome = problems.length ? `${problems.length} problem(s): ${problems[0]}` : 'ok';
+        return {
+          fields: { ok: problems.length === 0, problems, details, bytesRead },
+          outcome: problems.length ? 'FAILURE' : 'SUCCESS',
+          details: { backupId: backup.id, mode: verification.mode, ok: problems.length === 0, problems: problems.length },
+          log: `verification ${verification.id} (${verification.mode}) of backup ${backup.id}: ${outcome}`,
+        };
+      },
+      failed: async (verification) => ({ fields: { bytesRead }, details: { backupId: verification.backupId, mode: verification.mode } }),
+    });
   }
 
   /**
@@ -218,18 +201,16 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
   }
 
   /** Marks FAILED the verifications whose process died. @returns their ids */
-  async reapStale(): Promise<string[]> {
-    const reaped = await reapStaleJobs(this.verifications, this.config.jobLeaseSeconds, this.jobs.ids(),
-      `interrupted: the process running this verification stopped (no heartbeat for ${this.config.jobLeaseSeconds}s)`);
-    return reaped.map((v) => v.id);
+  reapStale(): Promise<string[]> {
+    return this.lifecycle.reapStale(async (v) => ({ backupId: v.backupId, mode: v.mode }));
   }
 
   /** The promise of a verification's end, if it runs in this process. */
   finished(id: string): Promise<void> | undefined {
-    return this.jobs.finished(id);
+    return this.lifecycle.finished(id);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    await this.jobs.abortAll();
+    await this.lifecycle.shutdown();
   }
 }

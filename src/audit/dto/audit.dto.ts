@@ -1,7 +1,7 @@
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Length, Max, Min, ValidateBy, ValidationOptions } from 'class-validator';
-import { AuditRecordJson, auditRecordJson } from './audit-chain';
-import { AUDIT_OUTCOMES, AuditEntryEntity, AuditOutcome } from './audit-entry.entity';
+import { AuditRecordJson, auditRecordJson } from '../audit-chain';
+import { AUDIT_OUTCOMES, AuditEntryEntity, AuditOutcome } from '../audit-entry.entity';
 
 /**
  * An ISO-8601 date-time PostgreSQL can store: `2026-11-24`, `2026-11-24T10:00:00Z`... between the years 1970 and

@@ -1,5 +1,5 @@
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, registerDecorator } from 'class-validator';
-import { SECRET_REF_PATTERN } from '../secrets/secret-resolver';
+import { SECRET_REF_PATTERN } from '../../secrets/secret-resolver';
 
 const MiB = 1 << 20;
 
