@@ -92,15 +92,17 @@ export function paxTimeNs(value: string | undefined): bigint | undefined {
 
 /**
  * Wraps a running tar (stream + outcome) so that its archive is indexed on the way into the artifact.
- * @param index receives one entry per member; `finish` runs once the archive has been read to its end.
+ * @param index receives one entry per member (`toEntry` of it, when given: a throw fails the run); `finish` runs
+ *   once the archive has been read to its end.
  * @returns the engine run: the archive bytes (unchanged) and, once tar has exited, its warnings and the index.
  */
 export function indexedTarRun(
   tar: { stream: Readable; done: Promise<string[]> },
   index: FileIndex & { add(entry: FileIndexEntry): void },
   finish: () => Promise<void>,
+  toEntry: (member: FileIndexEntry) => FileIndexEntry = (member) => member,
 ): EngineBackupRun {
-  const indexer = new TarIndexingStream((entry) => index.add(entry));
+  const indexer = new TarIndexingStream((member) => index.add(toEntry(member)));
   tar.stream.once('error', (error) => indexer.destroy(error));
   const stream = tar.stream.pipe(indexer);
   const indexed = new Promise<void>((resolve, reject) => {
