@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { FileIndexEntry, SourceStat } from '../pipeline/manifest';
 import { FileIndex, indexPathOf, linkTargetOf, withIndexPath } from './file-index';
-import { decodeFileName, displayFileName, encodeFileName } from './file-name-bytes';
+import { decodeFileName, displayFileName, encodeFileName, hasEscapedBytes } from './file-name-bytes';
 import { PATH_MAX, tooLongForTar, TreePaths } from './tree-paths';
 
 /**
@@ -675,6 +675,7 @@ function internalEntry(entry: FileIndexEntry): FileIndexEntry {
 
 /** A decoded name as a plain UTF-8 decoder (tar-stream's) shows its bytes: each undecodable byte as U+FFFD. */
 function lossyUtf8(name: string): string {
+  if (!hasEscapedBytes(name)) return name; // valid UTF-8 bytes: decoded back to the same string
   return encodeFileName(name).toString('utf8');
 }
 
