@@ -41,7 +41,7 @@ const CONFIG = {
   port: intEnv('BENCH_PORT', 18891),
   keepServiceData: ['1', 'true', 'yes'].includes(String(process.env.BENCH_KEEP_SERVICE_DATA || '').toLowerCase()),
   treeDir: path.join(BENCH_DIR, 'tree'),
-  smallTreeDir: path.join(BENCH_DIR, 'small-tree'),
+  smallTreeDir: process.env.BENCH_SMALL_TREE ? path.resolve(process.env.BENCH_SMALL_TREE) : path.join(BENCH_DIR, 'small-tree'),
   resticRepo: path.join(BENCH_DIR, 'restic-repo'),
   cases: new Set((process.env.BENCH_CASES || 'postgres,tree,age,small').split(',').map((c) => c.trim()).filter(Boolean)),
   treeMarker: path.join(BENCH_DIR, 'tree.json'),
@@ -337,6 +337,12 @@ function safeGlobDirs(dir, pattern) {
  * @returns the marker: {sources, files, bytes}
  */
 async function prepareSmallTree() {
+  if (process.env.BENCH_SMALL_TREE) {
+    const files = Number((await run('bash', ['-c', `find ${sq(CONFIG.smallTreeDir)} | wc -l`])).stdout.trim());
+    const bytes = Number((await run('du', ['-sb', CONFIG.smallTreeDir])).stdout.split('\t')[0]);
+    log(`small-file tree ${CONFIG.smallTreeDir} (BENCH_SMALL_TREE): ${files} entries, ${mb(bytes)} MB`);
+    return { sources: [CONFIG.smallTreeDir], files, bytes };
+  }
   const markerFile = path.join(CONFIG.benchDir, 'small-tree.json');
   const marker = await fsp.readFile(markerFile, 'utf8').then(JSON.parse).catch(() => null);
   if (marker && fs.existsSync(CONFIG.smallTreeDir)) {
@@ -1035,11 +1041,11 @@ async function main() {
     smallRestore: new Operation('small-file restore', 'POST /recovery path=restores/small-n', 'zstd -dc | tar -xf -'),
   };
   ops.smallBackupRestic.service = ops.smallBackup.service;
-  for (const [key, op] of Object.entries(ops)) {
+  for (const key of Object.keys(ops)) {
     const group = key.startsWith('pg') ? 'postgres' : key.startsWith('small') ? 'small' : key.endsWith('Enc') ? 'age' : 'tree';
     if (!CONFIG.cases.has(group) || (group === 'age' && !CONFIG.cases.has('tree'))) delete ops[key];
   }
-  ops.pgBackupGzip.service = ops.pgBackup.service; // one set of service runs, compared with two standard commands
+  if (ops.pgBackup) ops.pgBackupGzip.service = ops.pgBackup.service; // one set of service runs, compared with two standard commands
   const checks = { pgService: [], pgStandard: [], treeService: [], treeStandard: [], treeServiceEnc: [], smallService: [], smallStandard: [] };
   let servicePeakRssMb = null;
   let serviceExit = null;
