@@ -112,7 +112,8 @@ const NAME_BLOCK_BYTES = 1 << 15;
 /**
  * The names as tar's `--null --files-from` list, their exact bytes each followed by NUL, in blocks of about
  * {@link NAME_BLOCK_BYTES}: one pipe write per block, not per name (a tree of 34,000 small files made 34,000 writes).
- * A block is also given as soon as the names stop coming synchronously, so tar never waits on a half-filled block.
+ * tar starts once the first block (or the whole list, when shorter) is gathered; the names never wait on tar (the
+ * walk does not depend on its progress), so a block is always completed or ended.
  */
 async function* nameBlocks(entries: string[] | AsyncIterable<string>): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];
@@ -120,12 +121,6 @@ async function* nameBlocks(entries: string[] | AsyncIterable<string>): AsyncGene
   const iterator = (Array.isArray(entries) ? toAsync(entries) : entries)[Symbol.asyncIterator]();
   let next = iterator.next();
   for (;;) {
-    // a name not ready at once (the walk waits on the file system): hand tar what is gathered first
-    if (bytes > 0 && !(await isSettled(next))) {
-      yield Buffer.concat(parts, bytes);
-      parts = [];
-      bytes = 0;
-    }
     const { done, value } = await next;
     if (done) break;
     next = iterator.next();
@@ -143,13 +138,6 @@ async function* nameBlocks(entries: string[] | AsyncIterable<string>): AsyncGene
 
 async function* toAsync<T>(items: T[]): AsyncGenerator<T> {
   yield* items;
-}
-
-/** Whether `promise` settles before the event loop's next turn (without waiting for I/O or timers). */
-async function isSettled(promise: Promise<unknown>): Promise<boolean> {
-  const pending = {};
-  const winner = await Promise.race([promise.then(() => true, () => true), new Promise((resolve) => setImmediate(resolve, pending))]);
-  return winner !== pending;
 }
 
 /** tar's stderr as warnings: one per line, without the `tar: ` prefix. */
