@@ -32,6 +32,7 @@ const TOOLS = [
   { names: ['tar'], apt: 'tar' },
   { names: ['zstd'], apt: 'zstd' },
   { names: ['age', 'age-keygen'], all: true, apt: 'age' },
+  { names: ['script'], apt: 'bsdutils' }, // gives `age -p` / `age -d` the terminal they read a passphrase from
   { names: ['restic'], apt: 'restic' },
   { names: ['openssl'], apt: 'openssl' },
   { names: ['shellcheck'], apt: 'shellcheck' },

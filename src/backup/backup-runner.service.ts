@@ -158,7 +158,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
           backupId: backup.id,
           engine: engine.name,
           source: backup.source,
-          tools: { ...tools, ...result.tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage)' } : {}) },
+          tools: { ...tools, ...result.tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage) header, node:crypto payload' } : {}) },
           warnings: [...runWarnings, ...result.warnings],
           ...(result.files ? { fileCount: result.files.count } : {}),
           ...(result.tables ? { tables: result.tables } : {}),

@@ -34,13 +34,23 @@ const K_VERS_1_16 = archiveVersion(1, 16); // TOC entry gains relkind; BLOB META
 /** Newest version understood: like K_VERS_MAX, any revision of the newest minor. */
 const NEWEST_KNOWN = archiveVersion(1, 16, 255);
 
-/** ArchiveFormat archCustom (pg_backup.h); the same header with 5 is a directory archive's toc.dat. */
-const ARCH_CUSTOM = 1;
+/** ArchiveFormat archCustom (pg_backup.h). */
+export const ARCH_CUSTOM = 1;
+/**
+ * ArchiveFormat archTar (pg_backup.h): what a directory archive's toc.dat carries in its header (_CloseArchive of
+ * pg_backup_directory.c writes archTar there, "the directory is compatible with tar").
+ */
+export const ARCH_TAR = 3;
+/** ArchiveFormat archDirectory (pg_backup.h), accepted in a toc.dat header too. */
+const ARCH_DIRECTORY = 5;
+
+/** Position of the format byte in the header: "PGDMP", major, minor, revision, intSize, offSize, format. */
+export const HEADER_FORMAT_BYTE = 10;
 
 /* Data offset flags (pg_backup_archiver.h). */
-const K_OFFSET_POS_NOT_SET = 1;
+export const K_OFFSET_POS_NOT_SET = 1;
 const K_OFFSET_POS_SET = 2;
-const K_OFFSET_NO_DATA = 3;
+export const K_OFFSET_NO_DATA = 3;
 
 /* Data block types (pg_backup_archiver.h). BLK_BLOB (2) was never written by the custom format. */
 export const BLK_DATA = 1;
@@ -85,8 +95,12 @@ export interface TocEntry {
   namespace: string;
   /** K_OFFSET_POS_NOT_SET, K_OFFSET_POS_SET or K_OFFSET_NO_DATA. */
   offsetFlag: number;
-  /** File position (bytes from the start of the file) of the offset's flag byte. */
+  /** File position (bytes from the start of the file) of the offset's flag byte (custom), of the file name (directory). */
   offsetFieldPos: number;
+  /** Directory archives: the entry's data file (`3344.dat`, `blobs.toc`), '' when it has no data. */
+  filename?: string;
+  /** Position just after the format-specific extra field (the offset, or the directory's file name). */
+  extraEnd: number;
 }
 
 /** The header fields this module needs. */
@@ -188,13 +202,25 @@ export interface ArchiveInput {
  * @throws UnsupportedArchiveError (not a custom archive, unknown version, corrupt), or whatever `input.need` throws.
  */
 export async function readPrologue(input: ArchiveInput): Promise<{ header: ArchiveHeader; toc: TocEntry[] }> {
-  const header = await readHeader(input);
+  const header = await readHeader(input, 'custom');
   input.intSize = header.intSize;
-  return { header, toc: await readToc(input, header) };
+  return { header, toc: await readToc(input, header, 'custom') };
 }
 
-/** ReadHead() of pg_backup_archiver.c, restricted to what a custom-format archive of version 1.12–1.16 holds. */
-async function readHeader(r: ArchiveInput): Promise<ArchiveHeader> {
+/**
+ * Reads the header and the TOC of a directory archive's `toc.dat` (ReadHead, ReadToc, and _ReadExtraToc of
+ * pg_backup_directory.c: each entry's data file name), leaving `input` at its end.
+ * @throws UnsupportedArchiveError (not a toc.dat, unknown version, corrupt), or whatever `input.need` throws.
+ */
+export async function readDirectoryPrologue(input: ArchiveInput): Promise<{ header: ArchiveHeader; toc: TocEntry[] }> {
+  const header = await readHeader(input, 'directory');
+  input.intSize = header.intSize;
+  return { header, toc: await readToc(input, header, 'directory') };
+}
+
+/** ReadHead() of pg_backup_archiver.c, restricted to what a custom-format archive (or a directory archive's
+ *  toc.dat) of version 1.12–1.16 holds. */
+async function readHeader(r: ArchiveInput, kind: 'custom' | 'directory' = 'custom'): Promise<ArchiveHeader> {
   if (r.size !== undefined && r.size < 5) throw new UnsupportedArchiveError('not a pg_dump custom-format archive: shorter than its magic string');
   await r.need(5, 'magic string');
   if (r.take(5).toString('latin1') !== 'PGDMP') {
@@ -213,8 +239,11 @@ async function readHeader(r: ArchiveInput): Promise<ArchiveHeader> {
   const intSize = r.byte();
   const offSize = r.byte(); // (>= 1.7)
   const format = r.byte();
-  if (format !== ARCH_CUSTOM) {
+  if (kind === 'custom' && format !== ARCH_CUSTOM) {
     throw new UnsupportedArchiveError(`not a custom-format archive: format ${format} in the header (custom is ${ARCH_CUSTOM})`);
+  }
+  if (kind === 'directory' && format !== ARCH_TAR && format !== ARCH_DIRECTORY) {
+    throw new UnsupportedArchiveError(`not a directory archive's toc.dat: format ${format} in the header (${ARCH_TAR} expected)`);
   }
   // ReadHead refuses intSize > 32 and warns above sizeof(int); pg_dump writes sizeof(int) and sizeof(pgoff_t).
   if (intSize < 1 || intSize > 8) throw new UnsupportedArchiveError(`unsupported integer size ${intSize} in the header`);
@@ -235,8 +264,8 @@ async function readHeader(r: ArchiveInput): Promise<ArchiveHeader> {
   return { version, versionText, intSize, offSize };
 }
 
-/** ReadToc() of pg_backup_archiver.c plus _ReadExtraToc() of pg_backup_custom.c for each entry. */
-async function readToc(r: ArchiveInput, header: ArchiveHeader): Promise<TocEntry[]> {
+/** ReadToc() of pg_backup_archiver.c plus _ReadExtraToc() of pg_backup_custom.c (or pg_backup_directory.c) for each entry. */
+async function readToc(r: ArchiveInput, header: ArchiveHeader, kind: 'custom' | 'directory'): Promise<TocEntry[]> {
   const count = await r.readInt('TOC entry count');
   if (count < 0 || count > INT_MAX) throw corrupt(`TOC entry count ${count}`, r.position);
   const entries: TocEntry[] = [];
@@ -264,6 +293,13 @@ async function readToc(r: ArchiveInput, header: ArchiveHeader): Promise<TocEntry
     await r.readStr('withOids', false); // (>= 1.9): "true"/"false"
     // Dependencies (>= 1.5): dumpIds as strings, ended by a NULL string.
     while ((await r.readStr('dependency', false)) !== null);
+    if (kind === 'directory') {
+      // _ReadExtraToc of pg_backup_directory.c: the data file's name, '' for an entry without data
+      const offsetFieldPos = r.position;
+      const filename = (await r.readStr('data file name', true)) ?? '';
+      entries.push({ dumpId, desc, tag, namespace, offsetFlag: filename ? K_OFFSET_POS_NOT_SET : K_OFFSET_NO_DATA, offsetFieldPos, filename, extraEnd: r.position });
+      continue;
+    }
     // _ReadExtraToc -> ReadOffset (>= 1.7): flag byte, then offSize bytes, least significant first.
     const offsetFieldPos = r.position;
     await r.need(1 + header.offSize, 'data offset');
@@ -272,7 +308,7 @@ async function readToc(r: ArchiveInput, header: ArchiveHeader): Promise<TocEntry
       throw corrupt(`unexpected data offset flag ${offsetFlag} in TOC entry ${dumpId}`, offsetFieldPos);
     }
     r.skip(header.offSize);
-    entries.push({ dumpId, desc, tag, namespace, offsetFlag, offsetFieldPos });
+    entries.push({ dumpId, desc, tag, namespace, offsetFlag, offsetFieldPos, extraEnd: r.position });
   }
   return entries;
 }

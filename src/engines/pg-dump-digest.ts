@@ -35,10 +35,10 @@ export interface TableDigest {
 const MAX_PROLOGUE_BYTES = 64 << 20;
 
 /** Thrown by {@link BufferInput} when the bytes received so far end before what is needed. */
-class NeedMoreBytes extends Error {}
+export class NeedMoreBytes extends Error {}
 
 /** {@link ArchiveInput} over bytes held in memory; `need` throws {@link NeedMoreBytes} past their end. */
-class BufferInput implements ArchiveInput {
+export class BufferInput implements ArchiveInput {
   intSize = 4;
   private offset = 0;
 

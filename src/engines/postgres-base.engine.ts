@@ -209,7 +209,7 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
   }
 
   async reservationKey(target: PointInTimeTarget): Promise<TargetReservationKey> {
-    return { key: `path:${await this.directories.resolve(target.dataDirectory)}`, field: 'target.dataDirectory' };
+    return { key: `path:${await this.directories.resolve(target.dataDirectory, 'target.dataDirectory')}`, field: 'target.dataDirectory' };
   }
 
   describeTarget(target: PointInTimeTarget): Record<string, unknown> {

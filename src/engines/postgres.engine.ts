@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Injectable, Logger } from '@nestjs/common';
-import { IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { Client } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { TargetReservationKey, BackupEngine, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
 import { addDataOffsets, UnsupportedArchiveError } from './pg-custom-archive';
+import { customArchiveChunks } from './pg-directory-archive';
 import { PgDumpDigestStream, TableDigest } from './pg-dump-digest';
 import { PostgresGlobals } from './postgres-globals.service';
 import { ProcessRunner } from './process-runner';
@@ -29,6 +30,9 @@ export class PostgresConnection {
   passwordSecret?: string;
 }
 
+/** Largest `source.jobs` of a PostgreSQL backup (parallel pg_dump workers; each holds a connection to the source). */
+export const PG_DUMP_MAX_JOBS = 16;
+
 /** `source` of a PostgreSQL backup: a connection (see {@link PostgresConnection}) and what to capture besides the dump. */
 export class PostgresSource extends PostgresConnection {
   /**
@@ -38,6 +42,18 @@ export class PostgresSource extends PostgresConnection {
    */
   @IsOptional() @IsBoolean()
   rolePasswords?: boolean;
+
+  /**
+   * Parallel dump: `pg_dump --format=directory --jobs=<jobs>` (1 to {@link PG_DUMP_MAX_JOBS}) into a scratch
+   * directory, which is then streamed into the artifact as the custom-format archive a plain dump would have been
+   * (same artifact, restored the same way, see {@link customArchiveChunks}). pg_dump opens `jobs` + 1
+   * connections. Absent: `pg_dump --format=custom` streamed straight from pg_dump (no scratch space).
+   */
+  @IsOptional()
+  @IsInt({ message: `jobs must be an integer from 1 to ${PG_DUMP_MAX_JOBS}` })
+  @Min(1, { message: `jobs must be an integer from 1 to ${PG_DUMP_MAX_JOBS}` })
+  @Max(PG_DUMP_MAX_JOBS, { message: `jobs must be an integer from 1 to ${PG_DUMP_MAX_JOBS}` })
+  jobs?: number;
 }
 
 /** How a restore treats the roles the backup's globals object names. */
@@ -91,7 +107,8 @@ interface ParsedUrl {
 
 /**
  * PostgreSQL logical backups: `pg_dump --format=custom --compress=0` streamed out (the pipeline compresses with
- * zstd), restored with `pg_restore --jobs=N` from a scratch copy (parallel restore needs a seekable file).
+ * zstd), or with `source.jobs` a parallel `pg_dump --format=directory --jobs=N` turned into the same custom-format
+ * archive; restored with `pg_restore --jobs=N` from a scratch copy (parallel restore needs a seekable file).
  * Passwords reach the tools only through `PGPASSWORD` in their environment.
  */
 @Injectable()
@@ -143,21 +160,16 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
   async backup(source: PostgresSource, context: EngineRunContext): Promise<EngineBackupRun> {
     const { url, database } = parseUrl(source.url, 'source.url');
     const env = await this.passwordEnv(source, 'source.passwordSecret');
-    const proc = this.processes.spawn(
-      this.tool('pg_dump'),
-      ['--format=custom', '--compress=0', '--no-password', `--dbname=${url.toString()}`],
-      { env, signal: context.signal },
-    );
-    proc.stdin.end();
+    const dump = source.jobs ? this.parallelDump(url, env, source.jobs, context) : this.streamedDump(url, env, context);
     const digest = new PgDumpDigestStream();
-    proc.stdout.once('error', (error) => digest.destroy(error));
-    const stream = proc.stdout.pipe(digest);
+    dump.stream.once('error', (error) => digest.destroy(error));
+    const stream = dump.stream.pipe(digest);
     const digested = new Promise<void>((resolve, reject) => {
       digest.once('end', resolve);
       digest.once('error', reject);
     });
     digested.catch(() => undefined);
-    const done = Promise.all([proc.done, digested]).then(async () => {
+    const done = Promise.all([dump.done, digested]).then(async () => {
       await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
       const globalsPath = await this.globals.capture({ url: url.toString(), env }, database, source.rolePasswords === true, context.scratchDir, context.runId, context.signal);
       return {
@@ -167,6 +179,51 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       };
     });
     return { stream, done };
+  }
+
+  /** `pg_dump --format=custom --compress=0` to a pipe: the archive as pg_dump writes it. */
+  private streamedDump(url: URL, env: Record<string, string>, context: EngineRunContext): { stream: Readable; done: Promise<unknown> } {
+    const proc = this.processes.spawn(
+      this.tool('pg_dump'),
+      ['--format=custom', '--compress=0', '--no-password', `--dbname=${url.toString()}`],
+      { env, signal: context.signal },
+    );
+    proc.stdin.end();
+    return { stream: proc.stdout, done: proc.done };
+  }
+
+  /**
+   * `pg_dump --format=directory --jobs=N --compress=0` into the scratch directory `<runId>.pgdir` (scratch space:
+   * the raw dump's size), then that directory streamed as the custom-format archive `pg_dump -Fc -Z0` would have
+   * written ({@link customArchiveChunks}), so the artifact, its table digests and its restore are those of a
+   * plain dump. The directory is removed when the stream ends or fails (and by the leftovers sweep after a crash).
+   * Nothing flows while pg_dump runs: the backup's progress starts once the dump is complete.
+   */
+  private parallelDump(url: URL, env: Record<string, string>, jobs: number, context: EngineRunContext): { stream: Readable; done: Promise<unknown> } {
+    const dir = join(context.scratchDir, `${context.runId}.pgdir`);
+    const dumpTool = this.tool('pg_dump');
+    const processes = this.processes;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      try {
+        await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
+        await rm(dir, { recursive: true, force: true });
+        const proc = processes.spawn(
+          dumpTool,
+          ['--format=directory', `--jobs=${jobs}`, '--compress=0', '--no-password', `--file=${dir}`, `--dbname=${url.toString()}`],
+          { env, signal: context.signal },
+        );
+        proc.stdin.end();
+        proc.stdout.resume();
+        await proc.done;
+        context.signal.throwIfAborted();
+        yield* customArchiveChunks(dir);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    // the stream's end (or error) is its outcome: the digest stream it feeds reports both
+    return { stream, done: Promise.resolve() };
   }
 
   async checkTarget(target: PostgresTarget, overwrite: boolean): Promise<void> {

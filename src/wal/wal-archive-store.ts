@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +8,8 @@ import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryp
 import { decompress, verifiedBytes, ZstdCompressStream } from '../pipeline/zstd-streams';
 import { ObjectNotFoundError, ObjectStat, StorageDriver } from '../storage/storage-driver';
 import { parseWalFileName, WalFileName } from './wal-names';
+import { InvalidWalFileNameError, WalConflictError, WalFileNotArchivedError } from './wal-errors';
+import { sha256OfFile } from './wal-spool';
 
 /** Format name of a WAL file's commit record. */
 export const WAL_RECORD_FORMAT = 'dr-wal-file';
@@ -37,14 +39,7 @@ export interface WalFileRecord {
   pushedAt: string;
 }
 
-/** Raised when a different file is pushed under the name of one already archived. */
-export class WalConflictError extends Error {}
-
-/** Raised when a WAL file is not archived (wal-fetch exits 1 quietly). */
-export class WalFileNotArchivedError extends Error {}
-
-/** Raised for a name that is not a WAL file name PostgreSQL would archive. */
-export class InvalidWalFileNameError extends Error {}
+export { InvalidWalFileNameError, WalConflictError, WalFileNotArchivedError } from './wal-errors';
 
 /** Outcome of {@link WalArchiveStore.push}. */
 export interface WalPushResult {
@@ -71,6 +66,8 @@ export interface WalArchiveStoreOptions {
   decryption: AgeDecryptionKeys | null;
   /** zstd level (-7..19). */
   zstdLevel: number;
+  /** libzstd worker threads per pushed file (0, the default: compress on the calling thread). */
+  zstdWorkers?: number;
 }
 
 /**
@@ -137,7 +134,7 @@ export class WalArchiveStore {
     const rawMeter = new HashingStream();
     const storedMeter = new HashingStream();
     try {
-      const stages: NodeJS.ReadWriteStream[] = [rawMeter, new ZstdCompressStream({ level: this.options.zstdLevel, workers: 0 })];
+      const stages: NodeJS.ReadWriteStream[] = [rawMeter, new ZstdCompressStream({ level: this.options.zstdLevel, workers: this.options.zstdWorkers ?? 0 })];
       if (this.options.encryption) stages.push(await (await age()).createEncryptStream(this.options.encryption));
       await pipeline([createReadStream(path, { highWaterMark: 1 << 20 }), ...stages, storedMeter, upload.stream]);
       const rawSha256 = rawMeter.digest();
@@ -272,22 +269,4 @@ class HashingStream extends Transform {
   digest(): string {
     return this.hash.digest('hex');
   }
-}
-
-/** SHA-256 (hex) and size in bytes of a file, read in 1 MiB blocks. */
-async function sha256OfFile(path: string): Promise<{ sha256: string; bytes: number }> {
-  const s = await stat(path);
-  if (!s.isFile()) throw new Error(`${path} is not a regular file`);
-  const hash = createHash('sha256');
-  const handle = await open(path, 'r');
-  let bytes = 0;
-  try {
-    for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20, autoClose: false })) {
-      hash.update(chunk as Buffer);
-      bytes += (chunk as Buffer).length;
-    }
-  } finally {
-    await handle.close();
-  }
-  return { sha256: hash.digest('hex'), bytes };
 }

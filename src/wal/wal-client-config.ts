@@ -3,10 +3,10 @@ import { isAbsolute } from 'node:path';
 import type { AgeDecryptionKeys, AgeEncryptionKey } from '../pipeline/age-encryption';
 import type { SecretResolver } from '../secrets/secret-resolver';
 import { SECRET_REF_PATTERN, SecretReferencePolicy } from '../secrets/secret-reference';
-import { LocalStorageDriver } from '../storage/local.driver';
-import { StorageDriver } from '../storage/storage-driver';
+import type { StorageDriver } from '../storage/storage-driver';
 import type { StorageKind } from '../storage/storage-location.entity';
-import { WalArchiveStore } from './wal-archive-store';
+import type { WalArchiveStore } from './wal-archive-store';
+import { WalConfigError } from './wal-errors';
 
 // wal-push / wal-fetch start once per WAL file: this module loads neither Nest, class-validator, TypeORM nor the
 // cloud SDKs unless the config needs them (measured: 0.73 s of module loading otherwise, on top of Node's 0.19 s).
@@ -78,8 +78,7 @@ export interface WalClientConfig {
   zstdLevel?: number;
 }
 
-/** Raised for a config file that cannot be read or is not valid; the message names the field. */
-export class WalConfigError extends Error {}
+export { WalConfigError };
 
 /**
  * Reads and checks a client config file.
@@ -148,7 +147,7 @@ export async function walClientConfigProblems(value: unknown): Promise<string[]>
  */
 export async function openWalArchiveStore(
   config: WalClientConfig,
-  need: { encrypt: boolean; decrypt: boolean },
+  need: { encrypt: boolean; decrypt: boolean; zstdWorkers?: number },
   secrets: SecretSource = new CliSecretSource(),
   storageDriver?: StorageDriver,
 ): Promise<{ store: WalArchiveStore; driver: StorageDriver }> {
@@ -172,13 +171,18 @@ export async function openWalArchiveStore(
       : [];
     if (identities.length || passphrases.length) decryption = { identities, passphrases };
   }
-  const store = new WalArchiveStore(driver, { archive: config.archive, encryption, decryption, zstdLevel: config.zstdLevel ?? 3 });
+  // loaded here, not at the top: `dr wal-push --async` reads the config without opening the store (zstd, drivers)
+  const { WalArchiveStore: Store } = require('./wal-archive-store') as typeof import('./wal-archive-store');
+  const store = new Store(driver, { archive: config.archive, encryption, decryption, zstdLevel: config.zstdLevel ?? 3, zstdWorkers: need.zstdWorkers });
   return { store, driver };
 }
 
 /** The driver of a config's storage: `local` directly, the cloud kinds through the service's driver table (lazily). */
 function createDriver(storage: WalClientConfig['storage'], secrets: SecretSource): StorageDriver {
-  if (storage.kind === 'local') return new LocalStorageDriver(String(storage.settings.path));
+  if (storage.kind === 'local') {
+    const { LocalStorageDriver } = require('../storage/local.driver') as typeof import('../storage/local.driver');
+    return new LocalStorageDriver(String(storage.settings.path));
+  }
   require('reflect-metadata');
   const { STORAGE_KIND_DEFINITIONS } = require('../storage/storage-driver.factory') as typeof import('../storage/storage-driver.factory');
   const definition = STORAGE_KIND_DEFINITIONS[storage.kind];

@@ -22,10 +22,10 @@
  *   documentation as the shim reads it; real GCS may differ in details (e.g. status codes of odd requests).
  * - `startOffset` and `maxResults` beyond paging: the emulator ignores `startOffset`, so the driver's client-side
  *   filter does the skipping here; against GCS the server does it.
- * - Object Retention Lock, holds and retention policies: the emulator drops `retention` and never refuses a delete,
- *   so ObjectLockedError and the locked-delete path are untested (the test is skipped below).
- * - Buckets: the emulator creates a bucket on first reference, so a missing bucket, bucket-level settings and
- *   IAM (401/403) are untested; credentials are never used (`anonymous: true`): JWT signing, token refresh and
+ * - Object Retention Lock, holds and retention policies: the emulator drops `retention` and never refuses a delete;
+ *   the locked-delete path is tested with GCS's documented 403 answer given by a proxy in front of the emulator.
+ * - Buckets: the emulator creates a bucket on first reference; a missing bucket is tested with GCS's documented 404
+ *   given by the proxy; bucket-level settings and IAM (401/403) are untested; credentials are never used (`anonymous: true`): JWT signing, token refresh and
  *   Application Default Credentials are untested (ADC would probe a metadata server, which tests must not do).
  * - Downloads are not CRC32C-checked here: the emulator omits `x-goog-stored-content-encoding`, so the client skips
  *   the check it makes against GCS. The emulator also reads whole objects into memory per request.
@@ -39,7 +39,8 @@ import { DrError } from '../../src/errors/dr-error';
 import { validateNested } from '../../src/errors/validation';
 import { SecretResolver } from '../../src/secrets/secret-resolver';
 import { GcsStorageDriver, GcsStorageSettings } from '../../src/storage/gcs.driver';
-import { ImmutabilityNotSupportedError } from '../../src/storage/storage-driver';
+import { ImmutabilityNotSupportedError, ObjectLockedError } from '../../src/storage/storage-driver';
+import { startHttpProxy } from '../support/http-proxy';
 import { GcsEmulator, gcsEmulatorInstalled, startGcsEmulator } from '../support/gcs-emulator';
 import { describeStorageDriverContract, hashStream, randomSource } from './storage-driver-contract';
 
@@ -187,12 +188,87 @@ if (!installed) console.warn('GCS contract skipped: install the emulator with `n
       expect(() => new GcsStorageDriver({ bucket: 'acme', anonymous: true }, SecretResolver.trustingEveryReference())).toThrow(DrError);
     });
 
-    it.skip('a retained object cannot be deleted (ObjectLockedError) — the emulator drops `retention` and holds, and never refuses a delete', () => {
-      // Needs a bucket with Object Retention Lock enabled; run against real GCS.
+    // The emulator keeps no retention and creates any bucket on first reference, so these two answers of real GCS
+    // are given by a proxy in front of it, in the shapes Google documents (JSON API error responses,
+    // https://cloud.google.com/storage/docs/json_api/v1/status-codes; object retention:
+    // https://cloud.google.com/storage/docs/object-lock): what is tested is the driver's reading of them.
+    it('a retained object cannot be deleted: GCS answers 403 retentionPolicyNotMet and the driver throws ObjectLockedError with the date', async () => {
+      const until = new Date(Date.now() + 86_400_000).toISOString();
+      const upstream = new URL(emulator.apiEndpoint).host;
+      const proxy = await startHttpProxy(upstream, {
+        answer: (req) => {
+          if (req.method === 'DELETE' && req.url!.includes('/o/')) {
+            return {
+              status: 403,
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({
+                error: {
+                  code: 403,
+                  message: `Object '${BUCKET}/locked' is subject to object retention and cannot be deleted, overwritten or archived until ${until}`,
+                  errors: [{ domain: 'global', reason: 'retentionPolicyNotMet', message: 'object retention' }],
+                },
+              }),
+            };
+          }
+          if (req.method === 'GET' && req.url!.includes('/o/') && !req.url!.includes('alt=media')) {
+            return {
+              status: 200,
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ kind: 'storage#object', bucket: BUCKET, name: 'locked', size: '1', retention: { mode: 'Locked', retainUntilTime: until } }),
+            };
+          }
+          return undefined;
+        },
+      });
+      try {
+        const d = new GcsStorageDriver(
+          { bucket: BUCKET, prefix: 'lock-test', apiEndpoint: proxy.origin, anonymous: true, projectId: 'dr-test', objectRetentionMode: 'Locked' },
+          SecretResolver.trustingEveryReference(),
+        );
+        const error = await d.delete('locked').catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ObjectLockedError);
+        expect((error as ObjectLockedError).message).toContain('locked');
+        expect((error as ObjectLockedError).retainUntil?.toISOString()).toBe(until);
+        // a 403 that is not about retention stays an access error, never a lock
+        const denied = await startHttpProxy(upstream, {
+          answer: (req) =>
+            req.method === 'DELETE'
+              ? { status: 403, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 403, message: 'caller does not have storage.objects.delete access' } }) }
+              : undefined,
+        });
+        try {
+          const plain = new GcsStorageDriver({ bucket: BUCKET, prefix: 'lock-test', apiEndpoint: denied.origin, anonymous: true, projectId: 'dr-test' }, SecretResolver.trustingEveryReference());
+          const other = await plain.delete('x').catch((e: unknown) => e);
+          expect(other).not.toBeInstanceOf(ObjectLockedError);
+          expect((other as Error).message).toMatch(/access denied \(403\)/);
+        } finally {
+          await denied.close();
+        }
+      } finally {
+        await proxy.close();
+      }
     });
 
-    it.skip('checkHealth names a missing bucket — the emulator creates any bucket on first reference', () => {
-      // Needs real GCS (or an emulator that answers 404 for unknown buckets).
+    it('checkHealth names a missing bucket: GCS answers 404 on the listing and the driver says the bucket does not exist', async () => {
+      const proxy = await startHttpProxy(new URL(emulator.apiEndpoint).host, {
+        answer: (req) =>
+          req.url!.startsWith('/storage/v1/b/dr-missing-bucket/')
+            ? {
+                status: 404,
+                headers: { 'content-type': 'application/json' },
+                body: JSON.stringify({ error: { code: 404, message: 'The specified bucket does not exist.', errors: [{ domain: 'global', reason: 'notFound' }] } }),
+              }
+            : undefined,
+      });
+      try {
+        const missing = new GcsStorageDriver({ bucket: 'dr-missing-bucket', apiEndpoint: proxy.origin, anonymous: true, projectId: 'dr-test' }, SecretResolver.trustingEveryReference());
+        await expect(missing.checkHealth()).rejects.toThrow(/health check: list .*bucket dr-missing-bucket does not exist \(404\)/);
+        // the same driver on the emulator's existing bucket is healthy: the failure above is the bucket's
+        const present = new GcsStorageDriver({ bucket: BUCKET, apiEndpoint: proxy.origin, anonymous: true, projectId: 'dr-test' }, SecretResolver.trustingEveryReference());
+        await expect(present.checkHealth()).resolves.toBeUndefined();
+      } finally {
+        await proxy.close();
+      }
     });
 
     (process.env.DR_GCS_THROUGHPUT ? it : it.skip)(

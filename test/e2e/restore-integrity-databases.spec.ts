@@ -31,7 +31,11 @@ describe('restore integrity: databases', () => {
       for (const db of databases) await dropDatabase(db);
     });
 
-    it('a replaced dump restores nothing: no database created, an existing target unchanged (overwrite)', async () => {
+    // a parallel dump (source.jobs) makes the same kind of artifact, restored through the same proof
+    it.each([
+      ['a plain dump', {}],
+      ['a parallel dump (source.jobs: 2)', { jobs: 2 }],
+    ])('a replaced dump restores nothing: no database created, an existing target unchanged (overwrite): %s', async (_kind, options) => {
       const source = await createDatabase('drt_int_src');
       const attacker = await createDatabase('drt_int_evil');
       const existing = await createDatabase('drt_int_target');
@@ -40,7 +44,7 @@ describe('restore integrity: databases', () => {
       await sql(source, `CREATE TABLE t AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 3000) g`);
       await sql(attacker, `CREATE TABLE planted (x text); INSERT INTO planted VALUES ('pwned')`);
       await sql(existing, `CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'the target''s own row')`);
-      const backup = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source) } });
+      const backup = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source), ...options } });
       expect(backup.status).toBe('COMPLETED');
       const evil = execFileSync('pg_dump', ['--format=custom', '--compress=0', `--dbname=${databaseUrl(attacker)}`], { maxBuffer: 64 << 20 });
       writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));

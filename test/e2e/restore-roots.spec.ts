@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
@@ -23,6 +23,9 @@ describe('restore roots: a sibling sharing the root\'s name as a prefix is outsi
     writeFileSync(join(root, 'src', 'app.conf'), 'setting = 1\n');
     // a link inside the root that leads to the sibling: resolved before the check, so refused as well
     symlinkSync(evil, join(restores, 'link-to-evil'));
+    writeFileSync(join(restores, 'file.txt'), 'a file, not a directory\n');
+    symlinkSync('loop-b', join(restores, 'loop-a'));
+    symlinkSync('loop-a', join(restores, 'loop-b'));
     service = await startService({ DR_RESTORE_ROOTS: restores });
     backups.filesystem = (await backupAndWait(service, { engine: 'filesystem', source: { path: join(root, 'src') } })).id;
     backups.configuration = (await backupAndWait(service, { engine: 'configuration', source: { paths: [join(root, 'src', '*.conf')] } })).id;
@@ -48,5 +51,22 @@ describe('restore roots: a sibling sharing the root\'s name as a prefix is outsi
     const ok = await recoverAndWait(service, { backupId: backups[engine], type: 'FULL', target: { path: join(restores, `ok-${engine}`) } });
     expect({ status: ok.status, error: ok.error }).toEqual({ status: 'COMPLETED', error: null });
     expect(existsSync(join(restores, `ok-${engine}`))).toBe(true);
+  });
+
+  it.each(['filesystem', 'configuration'])('answers 400 naming target.path for a %s restore through a file or a symlink loop, leaving the file as it was', async (engine) => {
+    for (const [path, message] of [
+      [join(restores, 'file.txt'), 'target.path is not a directory'],
+      [join(restores, 'file.txt', 'x'), 'target.path is not a directory'],
+      [join(restores, 'loop-a', 'x'), 'target.path passes through a symlink loop'],
+    ]) {
+      const res = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY).send({ backupId: backups[engine], type: 'FULL', target: { path }, overwrite: true });
+      expect({ path, status: res.status, code: res.body.code, details: res.body.details }).toEqual({
+        path,
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        details: [{ field: 'target.path', message }],
+      });
+    }
+    expect(readFileSync(join(restores, 'file.txt'), 'utf8')).toBe('a file, not a directory\n');
   });
 });
