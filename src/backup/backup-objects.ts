@@ -279,10 +279,15 @@ export class BackupObjects {
   }
 }
 
-/** The details object's lines: the header, then the index (bytes, in blocks of about 64 KiB). */
+/** The details object's lines: the header, then the index (bytes, in blocks of about 64 KiB), one JSON object a line. */
 async function* detailsLines(header: BackupDetailsHeader, files: FileIndex | undefined): AsyncIterable<Buffer> {
   yield Buffer.from(`${JSON.stringify(header)}\n`);
   if (!files) return;
+  if (files.lines) {
+    // already JSON lines (a spooled index): the same bytes, without parsing and writing each entry again
+    yield* files.lines();
+    return;
+  }
   let block = '';
   for await (const entry of files.entries()) {
     block += `${JSON.stringify(entry)}\n`;

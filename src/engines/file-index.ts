@@ -41,6 +41,11 @@ export interface FileIndex {
   readonly count: number;
   /** The entries, in archive order. */
   entries(): AsyncIterable<FileIndexEntry>;
+  /**
+   * The same entries as JSON lines (`JSON.stringify(entry)` and `\n` each), in blocks of bytes, when the index holds
+   * them in that form already (a spooled index): read without parsing and writing each entry again.
+   */
+  lines?(): AsyncIterable<Buffer>;
   /** Frees what holds the index (a scratch file). Safe to call more than once. */
   dispose(): Promise<void>;
 }
@@ -64,6 +69,9 @@ export class MemoryFileIndex implements FileIndex {
   async dispose(): Promise<void> {}
 }
 
+/** Characters of JSON lines gathered before a spool write (about 64 KiB). */
+const SPOOL_BLOCK_CHARS = 1 << 16;
+
 /**
  * An index of any size (a directory tree of millions of files), spooled to a scratch file as JSON lines while the
  * backup runs, so memory stays bounded; read back once to write the backup's details object.
@@ -71,6 +79,8 @@ export class MemoryFileIndex implements FileIndex {
 export class SpooledFileIndex implements FileIndex {
   count = 0;
   private readonly out: WriteStream;
+  /** Lines not written yet: written in blocks of {@link SPOOL_BLOCK_CHARS}, not one small write per entry. */
+  private block = '';
 
   private constructor(private readonly path: string) {
     this.out = createWriteStream(path, { mode: 0o600, highWaterMark: 1 << 20 });
@@ -87,12 +97,20 @@ export class SpooledFileIndex implements FileIndex {
 
   add(entry: FileIndexEntry): void {
     this.count++;
-    this.out.write(`${JSON.stringify(entry)}\n`);
+    this.block += `${JSON.stringify(entry)}\n`;
+    if (this.block.length >= SPOOL_BLOCK_CHARS) {
+      this.out.write(this.block);
+      this.block = '';
+    }
   }
 
   /** Flushes the spool; call once the archive has been read to its end. */
   async close(): Promise<void> {
-    if (!this.out.writableEnded) this.out.end();
+    if (!this.out.writableEnded) {
+      if (this.block) this.out.write(this.block);
+      this.block = '';
+      this.out.end();
+    }
     await finished(this.out);
   }
 
@@ -100,6 +118,11 @@ export class SpooledFileIndex implements FileIndex {
     await this.close();
     const lines = createInterface({ input: createReadStream(this.path), crlfDelay: Infinity });
     for await (const line of lines) if (line) yield JSON.parse(line) as FileIndexEntry;
+  }
+
+  async *lines(): AsyncIterable<Buffer> {
+    await this.close();
+    yield* createReadStream(this.path, { highWaterMark: 1 << 16 }) as AsyncIterable<Buffer>;
   }
 
   async dispose(): Promise<void> {

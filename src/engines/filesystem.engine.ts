@@ -99,10 +99,18 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
       }
     })();
     const tar = this.tar.create({ cwd: source.path, entries: names, signal: context.signal });
-    const run = indexedTarRun(tar, index, async () => {
-      await index.close();
-      if (scanError) throw scanError;
-    });
+    // a full backup's index entries are made as the members pass (the walk entry tar was given, with tar's member)
+    const full = scan.indexAsArchived();
+    const run = indexedTarRun(
+      tar,
+      index,
+      async () => {
+        await index.close();
+        if (scanError) throw scanError;
+        if (full) scan.allArchived();
+      },
+      full ? (member) => scan.archivedMember(member) : undefined,
+    );
     const done = run.done.then(
       (result) => ({
         ...result,

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+import { createHash, Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Headers } from 'tar-stream';
 import { FileIndexEntry } from './file-index-entry';
@@ -21,16 +22,38 @@ export class TarIndexingStream extends TarPassThrough {
   }
 
   protected member(header: Headers): TarMemberReader {
-    const hash = header.type === 'file' && !isSparse(header) ? createHash('sha256') : null;
+    if (header.type !== 'file' || isSparse(header)) {
+      return {
+        end: () => {
+          this.count++;
+          this.onEntry(toEntry(header, undefined));
+        },
+      };
+    }
+    // most members of a tree of small files pass as one piece of one chunk: hashed in one call, without a Hash object
+    let first: Buffer | undefined;
+    let hash: Hash | undefined;
     return {
-      data: (chunk) => hash?.update(chunk),
+      data: (chunk) => {
+        if (hash) hash.update(chunk);
+        else if (!first) first = chunk;
+        else hash = createHash('sha256').update(first).update(chunk);
+      },
       end: () => {
         this.count++;
-        this.onEntry(toEntry(header, hash?.digest('hex')));
+        this.onEntry(toEntry(header, hash ? hash.digest('hex') : sha256Hex(first ?? EMPTY)));
       },
     };
   }
 }
+
+const EMPTY = Buffer.alloc(0);
+
+/** Hex SHA-256 of `data` in one call (`crypto.hash`, Node 20.12+), else through a Hash object. */
+const sha256Hex: (data: Buffer) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (data) => (crypto as unknown as { hash(algorithm: string, data: Buffer, encoding: 'hex'): string }).hash('sha256', data, 'hex')
+    : (data) => createHash('sha256').update(data).digest('hex');
 
 /**
  * A GNU sparse member in a pax archive (`GNU.sparse.*` records, any of the 0.0, 0.1 and 1.0 formats): its content
@@ -92,15 +115,17 @@ export function paxTimeNs(value: string | undefined): bigint | undefined {
 
 /**
  * Wraps a running tar (stream + outcome) so that its archive is indexed on the way into the artifact.
- * @param index receives one entry per member; `finish` runs once the archive has been read to its end.
+ * @param index receives one entry per member (`toEntry` of it, when given: a throw fails the run); `finish` runs
+ *   once the archive has been read to its end.
  * @returns the engine run: the archive bytes (unchanged) and, once tar has exited, its warnings and the index.
  */
 export function indexedTarRun(
   tar: { stream: Readable; done: Promise<string[]> },
   index: FileIndex & { add(entry: FileIndexEntry): void },
   finish: () => Promise<void>,
+  toEntry: (member: FileIndexEntry) => FileIndexEntry = (member) => member,
 ): EngineBackupRun {
-  const indexer = new TarIndexingStream((entry) => index.add(entry));
+  const indexer = new TarIndexingStream((member) => index.add(toEntry(member)));
   tar.stream.once('error', (error) => indexer.destroy(error));
   const stream = tar.stream.pipe(indexer);
   const indexed = new Promise<void>((resolve, reject) => {

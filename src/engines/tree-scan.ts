@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { FileIndexEntry, SourceStat } from './file-index-entry';
 import { FileIndex, indexPathOf, linkTargetOf, withIndexPath } from './file-index';
-import { decodeFileName, displayFileName, encodeFileName } from './file-name-bytes';
+import { decodeFileName, displayFileName, encodeFileName, hasEscapedBytes } from './file-name-bytes';
 import { PATH_MAX, tooLongForTar, TreePaths } from './tree-paths';
 
 /**
@@ -299,6 +299,10 @@ export class TreeScan {
   private readonly goneByIno = new Map<string, FileIndexEntry>();
   /** New regular files (possible move targets) not matched yet, by inode: their path and lstat. */
   private readonly newByIno = new Map<string, { path: string; stat: SourceStat }>();
+  /** Full backup whose index is made as the members pass (see {@link indexAsArchived}). */
+  private live = false;
+  /** Full backup: the walk entries handed to tar whose members have not passed yet (bounded by the pipe to tar). */
+  private readonly awaiting = new EntryQueue<{ path: string; stat: SourceStat }>();
   /** Resolved moves: the new path, and the parent's entry (its old path) it carries over. */
   private readonly movedTo = new Map<string, FileIndexEntry>();
 
@@ -424,8 +428,12 @@ export class TreeScan {
         if (pending) await pending;
         continue;
       }
-      const pending = this.walk.write(`${JSON.stringify({ path, stat: now, tar: true } satisfies WalkLine)}\n`);
-      if (pending) await pending;
+      if (!this.live) {
+        const pending = this.walk.write(`${JSON.stringify({ path, stat: now, tar: true } satisfies WalkLine)}\n`);
+        if (pending) await pending;
+      } else {
+        this.awaiting.push({ path, stat: now }); // before tar has the name: its member cannot come first
+      }
       this.counts.archived++;
       if (stat.isDirectory()) this.archivedDirs.add(path);
       if (!this.parent) yield path === '' ? '.' : path; // an incremental's names go to tar after the walk (moves resolved)
@@ -454,6 +462,43 @@ export class TreeScan {
       }
     }
     for await (const name of readNulSeparated(this.touched.path)) yield name;
+  }
+
+  /**
+   * Full backup: asks for the index to be made as tar's members pass ({@link archivedMember}, then
+   * {@link allArchived} at the end) instead of by {@link index} merging a spool of the walk afterwards. Call before
+   * {@link names}. @returns whether it applies (false for an incremental, which is merged afterwards as before)
+   */
+  indexAsArchived(): boolean {
+    this.live = !this.parent;
+    return this.live;
+  }
+
+  /**
+   * Full backup: the index entry of the next member of tar's stream, given as tar-stream's codec decoded it
+   * ({@link TarIndexingStream}), with the exact path and lstat of the walk entry tar was given for it: the same
+   * entry {@link index} gives for an incremental's archived members, made while the archive passes, so a full
+   * backup's index is complete when tar ends (no spool of the walk, no merge afterwards).
+   * @throws when tar archived another path than the next one listed (a name changed or vanished as tar read it)
+   */
+  archivedMember(member: FileIndexEntry): FileIndexEntry {
+    if (!this.live) throw new Error('archivedMember() needs indexAsArchived() before the walk');
+    const walked = this.awaiting.shift();
+    // tar-stream decodes names as UTF-8 (an undecodable byte becomes U+FFFD): compare in that form, and take the
+    // exact bytes from the walk, which gave tar the name
+    if (!walked || member.path !== lossyUtf8(walked.path)) {
+      throw new Error(`tar archived ${JSON.stringify(member.path)} where ${walked ? JSON.stringify(displayFileName(walked.path)) : 'no more members'} was expected`);
+    }
+    return withIndexPath({ ...member, stat: walked.stat }, walked.path, exactLinkTarget(this.root, walked.path, member.linkTarget));
+  }
+
+  /**
+   * Full backup, once tar's stream has ended: every name listed was archived.
+   * @throws when tar archived fewer members than it was given
+   */
+  allArchived(): void {
+    const walked = this.awaiting.shift();
+    if (walked) throw new Error(`tar archived fewer members than listed where ${JSON.stringify(displayFileName(walked.path))} was expected`);
   }
 
   /** Records an entry left out of the backup as a warning naming it (the first {@link MAX_LEFT_OUT_NAMED}, then a count). */
@@ -535,6 +580,18 @@ export class TreeScan {
    * the order {@link names} gave them, followed by the touched directories, which are skipped here).
    */
   index(archived: FileIndex): FileIndex {
+    if (this.live) {
+      // a full backup's members were merged with the walk as they passed (archivedMember): the index is complete
+      return {
+        count: this.counts.entries,
+        entries: () => archived.entries(),
+        ...(archived.lines ? { lines: () => archived.lines!() } : {}),
+        dispose: async () => {
+          await archived.dispose();
+          await this.dispose();
+        },
+      };
+    }
     const walkPath = this.walk.path;
     const count = this.counts.entries;
     const movedTo = this.movedTo;
@@ -544,7 +601,6 @@ export class TreeScan {
       async *entries(): AsyncIterable<FileIndexEntry> {
         const members = archived.entries()[Symbol.asyncIterator]();
         const lines = createInterface({ input: createReadStream(walkPath), crlfDelay: Infinity });
-        const tree = new TreePaths(root);
         try {
           for await (const line of lines) {
             if (!line) continue;
@@ -564,10 +620,10 @@ export class TreeScan {
             if (member.done || member.value.path !== lossyUtf8(walked.path)) {
               throw new Error(`tar archived ${member.done ? 'fewer members than listed' : JSON.stringify(member.value.path)} where ${JSON.stringify(displayFileName(walked.path))} was expected`);
             }
-            yield withIndexPath({ ...member.value, stat: walked.stat }, walked.path, exactLinkTarget(tree, walked.path, member.value.linkTarget));
+            yield withIndexPath({ ...member.value, stat: walked.stat }, walked.path, exactLinkTarget(root, walked.path, member.value.linkTarget));
           }
         } finally {
-          tree.close();
+          lines.close();
         }
       },
       dispose: async () => {
@@ -619,17 +675,24 @@ function internalEntry(entry: FileIndexEntry): FileIndexEntry {
 
 /** A decoded name as a plain UTF-8 decoder (tar-stream's) shows its bytes: each undecodable byte as U+FFFD. */
 function lossyUtf8(name: string): string {
+  if (!hasEscapedBytes(name)) return name; // valid UTF-8 bytes: decoded back to the same string
   return encodeFileName(name).toString('utf8');
 }
 
 /**
- * The exact target of the symlink tar archived at `path` with target `archived` (as tar-stream decoded it): the
- * same when it is valid UTF-8, else read again from the tree, as bytes.
+ * The exact target of the symlink tar archived at `path` (below `root`) with target `archived` (as tar-stream
+ * decoded it): the same when it is valid UTF-8, else read again from the tree, as bytes.
  * @throws when the link changed since tar read it
  */
-function exactLinkTarget(tree: TreePaths, path: string, archived: string | undefined): string | undefined {
+function exactLinkTarget(root: string, path: string, archived: string | undefined): string | undefined {
   if (archived === undefined || !archived.includes('\ufffd')) return archived;
-  const target = decodeFileName(readlinkSync(tree.of(path), { encoding: 'buffer' }));
+  const tree = new TreePaths(root);
+  let target: string;
+  try {
+    target = decodeFileName(readlinkSync(tree.of(path), { encoding: 'buffer' }));
+  } finally {
+    tree.close();
+  }
   if (lossyUtf8(target) !== archived) throw new Error(`the symlink ${JSON.stringify(displayFileName(path))} changed while it was backed up; take the backup again`);
   return target;
 }
@@ -637,4 +700,24 @@ function exactLinkTarget(tree: TreePaths, path: string, archived: string | undef
 /** A long path shortened for a message: its start and end around an ellipsis. */
 function shortened(path: string, keep = 120): string {
   return path.length <= 2 * keep ? path : `${path.slice(0, keep)}…${path.slice(-keep)}`;
+}
+
+/** A first-in first-out queue (an array with a moving head, compacted as it goes): O(1) push and shift. */
+class EntryQueue<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
 }

@@ -1,7 +1,9 @@
 import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { MemoryFileIndex } from '../../src/engines/file-index';
+import { decodeFileName, encodeFileName } from '../../src/engines/file-name-bytes';
 import { compareTreePaths, TreeScan, walkTree } from '../../src/engines/tree-scan';
 import { FileIndexEntry } from '../../src/engines/file-index-entry';
 
@@ -154,6 +156,49 @@ describe('tree scan (change detection of filesystem backups)', () => {
       expect(inc.names).toEqual(expect.arrayContaining(['top', 'top/6']));
       expect(inc.deletions.sort()).toEqual(['top', 'z/6']);
     });
+  });
+
+  it('a full backup\'s index made as the members pass (indexAsArchived) is the index merged after the walk; names are bytes', async () => {
+    /** A member as tar-stream shows it: the name and link target decoded as UTF-8 (an undecodable byte as U+FFFD). */
+    const member = (name: string, linkTarget?: Buffer): FileIndexEntry => {
+      const path = name === '.' ? '' : name;
+      const shown = encodeFileName(path).toString('utf8');
+      return { path: shown, type: 'file', sizeBytes: 0, mode: '0644', mtime: new Date(0).toISOString(), sha256: `new:${path}`, ...(linkTarget ? { linkTarget: linkTarget.toString('utf8') } : {}) };
+    };
+    const liveIndex = async (runId: string, links: Record<string, Buffer> = {}) => {
+      const live = await TreeScan.create(scratch, runId, root, undefined);
+      expect(live.indexAsArchived()).toBe(true);
+      const archived = new MemoryFileIndex();
+      // as the engine runs it: tar has each name before its member passes
+      for await (const name of live.names()) archived.add(live.archivedMember(member(name, links[name])));
+      live.allArchived();
+      const index: FileIndexEntry[] = [];
+      for await (const entry of live.index(archived).entries()) index.push(entry);
+      await live.dispose();
+      return index;
+    };
+    const merged = await scan(root, scratch, 'merged');
+    expect(await liveIndex('live')).toEqual(merged.index);
+
+    // names and a link target that are not UTF-8: the exact bytes from the walk (pathB64), the link read again
+    execFileSync('bash', ['-c', String.raw`cd "$1" && mkdir $'caf\xe9' && printf x > $'caf\xe9/n\xe4me' && ln -s $'t\xe4rget' badlink`, '_', root]);
+    const bytes = (latin1: string) => Buffer.from(latin1, 'latin1');
+    const index = await liveIndex('bytes', { badlink: bytes('t\xe4rget') });
+    expect(index.find((e) => e.pathB64 === bytes('caf\xe9/n\xe4me').toString('base64'))).toMatchObject({
+      path: 'caf\\xe9/n\\xe4me',
+      sha256: `new:${decodeFileName(bytes('caf\xe9/n\xe4me'))}`,
+    });
+    expect(index.find((e) => e.path === 'badlink')).toMatchObject({ linkTarget: 't\\xe4rget', linkTargetB64: bytes('t\xe4rget').toString('base64') });
+
+    // tar archived another path than listed, or fewer members: the backup fails, naming the path
+    const wrong = await TreeScan.create(scratch, 'wrong', root, undefined);
+    wrong.indexAsArchived();
+    const names = wrong.names();
+    await names.next(); // '.'
+    expect(() => wrong.archivedMember(member('not-listed'))).toThrow('tar archived "not-listed" where "" was expected');
+    for await (const _ of names); // the rest of the walk
+    expect(() => wrong.allArchived()).toThrow(/^tar archived fewer members than listed where "a" was expected$/);
+    await wrong.dispose();
   });
 
   it('refuses a parent index that is not in tree order or has no lstat', async () => {
