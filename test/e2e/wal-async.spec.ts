@@ -230,9 +230,9 @@ describe.each([
     await cluster.query(`INSERT INTO burst SELECT g, 'after' FROM generate_series(1, 1000) g`);
     const last = (await cluster.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f'))[0].f;
     await waitArchived(cluster, last, 120_000);
-    const pid = pusherPid(cluster.dataDir, archive);
-    expect(pid).not.toBeNull();
-    expect(pid).not.toBe(killed);
+    // the new pusher may already have exited idle (60 s) when PostgreSQL's archiver waited out its retry pause
+    // after the killed pusher's waiting wal-push failed (seen under load); if one runs, it is not the killed one
+    expect(pusherPid(cluster.dataDir, archive)).not.toBe(killed);
     const done = doneFiles(cluster.dataDir);
     await expectArchivedAndVerified(store, done, join(root, 'verify-after'));
     // continuity: every segment from the first to the last one archived is in the store
