@@ -94,6 +94,7 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
   });
 
   it('archives the WAL of rows committed over time, across WAL switches', async () => {
+    let lastSwitchRequested = 0;
     for (let batch = 1; batch <= BATCHES; batch++) {
       startedAfter[batch] = (await cluster.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t;
       const client = new Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
@@ -105,10 +106,12 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
       if (batch === 2) lsnAfterBatch2 = (await client.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
       if (batch === 4) await client.query(`SELECT pg_create_restore_point('dr-after-batch-4')`);
       await client.end();
+      // The last batch's switch is what ends the newest segment: the switch after the loop finds nothing written
+      // since and names the same segment, which may be archived during the pause below, before that switch.
+      if (batch === BATCHES) lastSwitchRequested = Date.now();
       await cluster.query('SELECT pg_switch_wal()');
       await new Promise((r) => setTimeout(r, GAP_MS));
     }
-    const lastSwitchRequested = Date.now();
     const last = (await cluster.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f'))[0].f;
     const deadline = Date.now() + 60_000;
     let archiver: Record<string, any> = {};
