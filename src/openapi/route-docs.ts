@@ -33,7 +33,14 @@ function fallbackSummary(controller: Type<unknown>, name: string): string {
 
 /** Responses with {@link ErrorResponse} bodies that a route of this kind may answer. */
 function errorResponses(access: RouteAccess, method: RequestMethod, path: string): Record<number, string> {
-  if (access.public) return { 503: 'A checked dependency is down (health report body).' };
+  if (access.public) {
+    // Every route reads a JSON body it is sent (the body parser runs before routing), public ones too.
+    return {
+      400: 'VALIDATION_FAILED: the request carried a malformed JSON body.',
+      413: 'PAYLOAD_TOO_LARGE: the request carried a JSON body over 1 MiB.',
+      500: 'INTERNAL: an unexpected failure; the message says nothing of the cause.',
+    };
+  }
   const errors: Record<number, string> = {
     400: 'VALIDATION_FAILED: bad input; `details` names each bad field.',
     401: 'UNAUTHENTICATED: missing, unknown or revoked credentials.',
@@ -43,6 +50,8 @@ function errorResponses(access: RouteAccess, method: RequestMethod, path: string
   };
   if (path.includes(':')) errors[404] = 'NOT_FOUND: no record with this id.';
   if (method === RequestMethod.POST || method === RequestMethod.PATCH || method === RequestMethod.PUT) {
+    errors[404] = 'NOT_FOUND: no record with this id (in the path, or named by the body: backup, plan, location...).';
+    errors[415] = 'A JSON body in a charset other than UTF-8.';
     errors[409] = 'A conflict with the current state (CONFLICT, PLAN_BUSY, TARGET_* and other codes).';
     errors[413] = 'PAYLOAD_TOO_LARGE: the JSON body is over 1 MiB.';
   }
@@ -53,8 +62,11 @@ function errorResponses(access: RouteAccess, method: RequestMethod, path: string
  * Adds to every route handler of `controllers` what the swagger explorer cannot infer: the roles allowed
  * (in the description and as `x-roles`), the security requirement, a summary when the handler has no doc comment,
  * and the error responses with the {@link ErrorResponse} schema. Idempotent: handlers already annotated are skipped.
+ * @returns the public routes, as `ControllerClass.method` (the caller gives them an empty security requirement,
+ *   which `@nestjs/swagger` cannot express: it drops empty metadata)
  */
-export function annotateRoutes(controllers: Type<unknown>[]): void {
+export function annotateRoutes(controllers: Type<unknown>[]): Set<string> {
+  const publicOperations = new Set<string>();
   for (const controller of controllers) {
     const prototype = controller.prototype as Record<string, unknown>;
     for (const name of Object.getOwnPropertyNames(prototype)) {
@@ -62,9 +74,10 @@ export function annotateRoutes(controllers: Type<unknown>[]): void {
       const descriptor = Object.getOwnPropertyDescriptor(prototype, name);
       const handler = descriptor?.value as Function | undefined;
       if (typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
+      const access = accessOf(controller, handler);
+      if (access?.public) publicOperations.add(`${controller.name}.${name}`);
       if (Reflect.getMetadata('dr:openapi-annotated', handler)) continue;
       Reflect.defineMetadata('dr:openapi-annotated', true, handler);
-      const access = accessOf(controller, handler);
       const method: RequestMethod = Reflect.getMetadata(METHOD_METADATA, handler);
       const path = String(Reflect.getMetadata(PATH_METADATA, handler));
 
@@ -85,9 +98,9 @@ export function annotateRoutes(controllers: Type<unknown>[]): void {
         ApiSecurity(BEARER_SCHEME)(prototype, name, descriptor!);
       }
       for (const [status, description] of Object.entries(errorResponses(access ?? { public: false, roles: [] }, method, path))) {
-        const schema = access?.public ? { type: 'object' as const } : { $ref: getSchemaPath(ErrorResponse) };
-        ApiResponse({ status: Number(status), description, schema })(prototype, name, descriptor!);
+        ApiResponse({ status: Number(status), description, schema: { $ref: getSchemaPath(ErrorResponse) } })(prototype, name, descriptor!);
       }
     }
   }
+  return publicOperations;
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { load } from 'js-yaml';
-import request from 'supertest';
+import { contractRequest } from '../support/openapi-contract';
 import { ADMIN_KEY, API, backupAndWait, startService, TestService } from '../support/app';
 
 /**
@@ -358,7 +358,7 @@ describe('fuzzing every route with bad requests', () => {
     const statuses = new Map<number, number>();
     const kinds = new Map<string, number>();
     const failures: string[] = [];
-    const agent = request(baseUrl);
+    const agent = contractRequest(baseUrl);
     const requests = Array.from({ length: TOTAL }, (_, i) => generate(routes[i % routes.length], fixtures));
     const started = Date.now();
     let next = 0;

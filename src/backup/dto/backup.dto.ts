@@ -117,7 +117,7 @@ export class BackupResponse {
   sha256: string | null;
   compression: string;
   /** Recipients (public) or that a passphrase is used; null: not encrypted. */
-  encryption: ManifestEncryption;
+  encryption: ManifestEncryption | null;
   /** Every object stored, with size and SHA-256. */
   objects: StoredObject[];
   signatureKeyId: string | null;
