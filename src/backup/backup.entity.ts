@@ -8,8 +8,8 @@ import { BackupTrigger, JobStatus } from './backup-status';
 
 /** One backup run: its record, progress, outcome and where its artifact and manifest are stored. */
 @Entity('backups')
-@Index(['status'])
-@Index(['planId', 'createdAt'])
+@Index('backups_status_idx', ['status'])
+@Index('backups_plan_created_idx', ['planId', 'createdAt'])
 export class BackupEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
   @Column({ name: 'plan_id', type: 'uuid', nullable: true }) planId: string | null;
