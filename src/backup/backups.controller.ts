@@ -134,7 +134,7 @@ export class BackupsController {
   @Get(':id/verifications')
   @Roles(...ANY_ROLE)
   async verifications(@Param('id', uuidPipe('id')) id: string): Promise<VerificationResponse[]> {
-    return (await this.backups.listVerifications(id)).map(VerificationResponse.of);
+    return (await this.backups.listVerifications(id)).map((v) => VerificationResponse.of(v));
   }
 
   /** Files added, removed and changed from snapshot `id` to snapshot `otherId` (configuration backups). */

@@ -89,7 +89,7 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
       await this.verifications.update(id, {
         status: JobStatus.COMPLETED,
         ok: problems.length === 0,
-        problems: problems as never,
+        problems: problems,
         details: details as never,
         bytesRead,
         finishedAt,

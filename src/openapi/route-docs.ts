@@ -13,10 +13,10 @@ export const BEARER_SCHEME = 'bearer';
 export type RouteAccess = { public: true } | { public: false; roles: Role[] };
 
 /** Reads a handler's access the way `ApiKeyGuard` does (handler metadata overrides the controller's). */
-export function accessOf(controller: Type<unknown>, handler: Function): RouteAccess | undefined {
-  const isPublic = Reflect.getMetadata(PUBLIC_KEY, handler) ?? Reflect.getMetadata(PUBLIC_KEY, controller);
+export function accessOf(controller: Type<unknown>, handler: object): RouteAccess | undefined {
+  const isPublic = (Reflect.getMetadata(PUBLIC_KEY, handler) ?? Reflect.getMetadata(PUBLIC_KEY, controller)) as boolean | undefined;
   if (isPublic) return { public: true };
-  const roles: Role[] | undefined = Reflect.getMetadata(ROLES_KEY, handler) ?? Reflect.getMetadata(ROLES_KEY, controller);
+  const roles = (Reflect.getMetadata(ROLES_KEY, handler) ?? Reflect.getMetadata(ROLES_KEY, controller)) as Role[] | undefined;
   if (!roles) return undefined;
   // ADMIN passes every role check (see ApiKeyGuard).
   return { public: false, roles: [Role.ADMIN, ...roles.filter((r) => r !== Role.ADMIN)] };
@@ -72,17 +72,17 @@ export function annotateRoutes(controllers: Type<unknown>[]): Set<string> {
     for (const name of Object.getOwnPropertyNames(prototype)) {
       if (name === 'constructor') continue;
       const descriptor = Object.getOwnPropertyDescriptor(prototype, name);
-      const handler = descriptor?.value as Function | undefined;
+      const handler = descriptor?.value as ((...args: unknown[]) => unknown) | undefined;
       if (typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
       const access = accessOf(controller, handler);
       if (access?.public) publicOperations.add(`${controller.name}.${name}`);
       if (Reflect.getMetadata('dr:openapi-annotated', handler)) continue;
       Reflect.defineMetadata('dr:openapi-annotated', true, handler);
-      const method: RequestMethod = Reflect.getMetadata(METHOD_METADATA, handler);
+      const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod;
       const path = String(Reflect.getMetadata(PATH_METADATA, handler));
 
       // The operation metadata the compiler plugin derived from the doc comment (key of @nestjs/swagger's ApiOperation).
-      const operation = { ...(Reflect.getMetadata('swagger/apiOperation', handler) ?? {}) };
+      const operation = { ...((Reflect.getMetadata('swagger/apiOperation', handler) as Parameters<typeof ApiOperation>[0] | undefined) ?? {}) };
       operation.summary ||= fallbackSummary(controller, name);
       const who = !access
         ? 'Roles: none (the route declares no roles; every call is refused).'
@@ -92,7 +92,7 @@ export function annotateRoutes(controllers: Type<unknown>[]): Set<string> {
       operation.description = operation.description ? `${operation.description}\n\n${who}` : who;
       ApiOperation(operation, { overrideExisting: true })(prototype, name, descriptor!);
 
-      ApiExtension('x-roles', access && !access.public ? access.roles : [])(prototype, name, descriptor!);
+      ApiExtension('x-roles', access && !access.public ? access.roles : [])(prototype, name, descriptor);
       if (access && !access.public) {
         ApiSecurity(API_KEY_SCHEME)(prototype, name, descriptor!);
         ApiSecurity(BEARER_SCHEME)(prototype, name, descriptor!);

@@ -157,7 +157,7 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
         warnings: [...warnings, ...result.warnings] as never,
         bytesRestored: rawBytes,
         bytesRead,
-        pointInTime: pointInTime as never,
+        pointInTime: pointInTime,
         finishedAt,
         heartbeatAt: finishedAt,
         durationMs: finishedAt.getTime() - startedAt.getTime(),

@@ -50,7 +50,7 @@ export class RecoveryController {
   @ApiPageResponse({ $ref: getSchemaPath(RecoveryResponse) })
   async list(@Query() query: ListRecoveriesQuery): Promise<Page<RecoveryResponse>> {
     const page = await this.recoveries.list(query);
-    return { ...page, items: page.items.map(RecoveryResponse.of) };
+    return { ...page, items: page.items.map((r) => RecoveryResponse.of(r)) };
   }
 
   @Get(':id')

@@ -1,4 +1,4 @@
-import { Column, DataSource, Entity } from 'typeorm';
+import { Column, DataSource, DataSourceOptions, Entity } from 'typeorm';
 import { schemaDataSourceOptions } from '../../src/database/data-source';
 import { ENTITIES } from '../../src/database/entities';
 import { BackupEntity } from '../../src/backup/backup.entity';
@@ -16,7 +16,7 @@ const MIGRATION_ONLY = /^(ALTER TABLE "[^"]+" DROP CONSTRAINT "[^"]+"|DROP INDEX
  * What TypeORM would still change after every migration ran on a fresh database: the up-queries of its schema diff
  * (`driver.createSchemaBuilder().log()`, what `migration:generate` would write), but the drops of {@link MIGRATION_ONLY}.
  */
-async function pendingSchemaChanges(entities: Function[]): Promise<string[]> {
+async function pendingSchemaChanges(entities: DataSourceOptions['entities']): Promise<string[]> {
   const database = await createDatabase('archtool_schema');
   const dataSource = new DataSource({ ...schemaDataSourceOptions(databaseUrl(database)), entities });
   try {

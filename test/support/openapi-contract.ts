@@ -53,12 +53,12 @@ export class OpenApiContract {
 
   /** @param file path of the YAML document; throws when it cannot be read or parsed */
   constructor(private readonly file = OPENAPI_DOCUMENT) {
-    const document = load(readFileSync(file, 'utf8')) as { paths: Record<string, Record<string, Operation['responses'] | any>> };
+    const document = load(readFileSync(file, 'utf8')) as { paths: Record<string, Record<string, { responses?: Operation['responses'] }>> };
     indexPointers(document, '#', this.pointers);
     nullableCompositions(document, this.pointers);
     this.ajv = new Ajv({ strict: false, allErrors: true, verbose: true });
     addFormats(this.ajv);
-    this.ajv.addSchema(document as object, 'openapi');
+    this.ajv.addSchema(document, 'openapi');
     // Literal paths before templated ones, so `/recovery/external` is not taken for `/recovery/{id}`.
     this.operations = Object.entries(document.paths)
       .flatMap(([template, item]) =>
@@ -67,7 +67,7 @@ export class OpenApiContract {
           template,
           pointer: `#/paths/${escapePointer(template)}/${method}`,
           pattern: new RegExp(`^${template.split(/\{[^}]+\}/).map((part) => part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')).join('[^/]+')}$`),
-          responses: (op as { responses: Operation['responses'] }).responses ?? {},
+          responses: op.responses ?? {},
         })),
       )
       .sort((a, b) => (a.template.match(/\{/g)?.length ?? 0) - (b.template.match(/\{/g)?.length ?? 0));
@@ -188,7 +188,7 @@ export function contractRequest(app: Parameters<typeof request>[0]): ReturnType<
           method: name,
           path: new URL(url, 'http://host').pathname,
           status: res.status,
-          contentType: res.headers['content-type'] as string | undefined,
+          contentType: res.headers['content-type'],
           body: res.body,
           hasBody: Boolean(res.text) || (Buffer.isBuffer(res.body) && res.body.length > 0),
         });

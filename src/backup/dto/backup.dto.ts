@@ -166,7 +166,7 @@ export class BackupResponse {
       tables: b.tables,
       walRange: b.walRange ?? null,
       warnings: b.warnings,
-      copies: copies.map(BackupCopyResponse.of),
+      copies: copies.map((c) => BackupCopyResponse.of(c)),
       retainUntil: b.retainUntil?.toISOString() ?? null,
       deletedAt: b.deletedAt?.toISOString() ?? null,
       deletionReason: b.deletionReason,
