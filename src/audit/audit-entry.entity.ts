@@ -18,7 +18,7 @@ export class AuditEntryEntity {
   @Column({ type: 'timestamptz' }) at: Date;
   /** Who: `apikey:<name>` for API requests, `anonymous` when no valid key was shown, `system` for background work. */
   @Column({ type: 'varchar', length: 200 }) actor: string;
-  @Column({ type: 'text', array: true }) roles: string[];
+  @Column({ type: 'text', array: true, default: () => "'{}'" }) roles: string[];
   /** What: `POST /backups/:id/verify` for requests; `backup.run`, `recovery.run`, `api-key.create`, ... for outcomes. */
   @Column({ type: 'varchar', length: 200 }) action: string;
   @Column({ name: 'target_type', type: 'varchar', length: 60, nullable: true }) targetType: string | null;

@@ -35,7 +35,7 @@ export class AuditRequestMiddleware implements NestMiddleware {
 
   use(request: AuditedRequest, response: Response, next: NextFunction): void {
     // the request logger (pino-http) has given the request its id and echoed it; without it, do the same here
-    const requestId = request.id !== undefined ? String(request.id) : requestIdOf(request, response);
+    const requestId = typeof request.id === 'string' || typeof request.id === 'number' ? String(request.id) : requestIdOf(request, response);
     if (MUTATING.has(request.method)) {
       response.once('finish', () => void this.audit.record(this.eventOf(request, response.statusCode, requestId)));
     }

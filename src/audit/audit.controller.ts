@@ -1,8 +1,10 @@
 import { Readable } from 'node:stream';
 import { Controller, Get, Query, StreamableFile } from '@nestjs/common';
+import { ApiOkResponse } from '@nestjs/swagger';
 import { Role } from '../auth/role';
 import { Roles } from '../auth/roles.decorator';
 import { API_PREFIX } from '../http/api-prefix';
+import { ApiPageResponse } from '../openapi/page-response';
 import { AuditEntryResponse, auditEntryResponse, AuditExportQueryDto, AuditQueryDto } from './dto/audit.dto';
 import { AuditService, AuditVerification } from './audit.service';
 
@@ -17,6 +19,7 @@ export class AuditController {
 
   /** Entries newest first, filtered. @returns `{items, page, limit, total}` */
   @Get()
+  @ApiPageResponse({ type: 'object', description: 'An audit entry with its hash (see docs/audit-trail.md).' })
   async list(@Query() q: AuditQueryDto): Promise<{ items: AuditEntryResponse[]; page: number; limit: number; total: number }> {
     const filter = { ...q, from: q.from ? new Date(q.from) : undefined, to: q.to ? new Date(q.to) : undefined };
     const { items, total } = await this.audit.list(filter, q.page, q.limit);
@@ -31,6 +34,7 @@ export class AuditController {
 
   /** Entries in seq order as JSON lines (`application/x-ndjson`), streamed in batches. */
   @Get('export')
+  @ApiOkResponse({ description: 'One JSON object a line.', content: { 'application/x-ndjson': { schema: { type: 'string' } } } })
   export(@Query() q: AuditExportQueryDto): StreamableFile {
     const entries = this.audit.export(q.from ? new Date(q.from) : undefined, q.to ? new Date(q.to) : undefined);
     const lines = Readable.from((async function* () {

@@ -190,5 +190,5 @@ export function sanitizeDetails(value: unknown, depth = 0): unknown {
         .map(([k, v]) => [clip(k, 100), sanitizeDetails(v, depth + 1)]),
     );
   }
-  return String(value);
+  return typeof value === 'bigint' ? value.toString() : `[${typeof value}]`; // not from JSON: no symbol or function text
 }

@@ -21,7 +21,7 @@ export class ApiKeysController {
 
   @Get()
   async list(): Promise<ApiKeyResponse[]> {
-    return (await this.apiKeys.list()).map(ApiKeyResponse.of);
+    return (await this.apiKeys.list()).map((k) => ApiKeyResponse.of(k));
   }
 
   @Delete(':id')

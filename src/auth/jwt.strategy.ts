@@ -37,7 +37,8 @@ export function rolesOf(claim: unknown): Role[] {
   const known = new Set<Role>();
   for (const name of names) {
     if (typeof name !== 'string') continue;
-    const role = ALL_ROLES.find((r) => r === name.toUpperCase());
+    const upper = name.toUpperCase();
+    const role = ALL_ROLES.find((r) => r.valueOf() === upper);
     if (role) known.add(role);
   }
   return [...known];

@@ -7,7 +7,7 @@ import { JobStatus } from '../jobs/job-status';
  * stored (still compressed and encrypted), read back and hashed at the destination before the copy counts.
  */
 @Entity('backup_copies')
-@Index(['status'])
+@Index('backup_copies_status_idx', ['status'])
 export class BackupCopyEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
   @Column({ name: 'backup_id', type: 'uuid' }) backupId: string;

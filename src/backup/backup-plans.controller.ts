@@ -28,7 +28,7 @@ export class BackupPlansController {
   @Get()
   @Roles(...ANY_ROLE)
   async list(): Promise<BackupPlanResponse[]> {
-    return (await this.plans.list()).map(BackupPlanResponse.of);
+    return (await this.plans.list()).map((p) => BackupPlanResponse.of(p));
   }
 
   @Get(':id')

@@ -58,7 +58,7 @@ export class BackupScheduler implements OnApplicationBootstrap, OnApplicationShu
             onTick: () => this.onTick(plan.id, plan.schedule!, plan.timezone),
             start: true,
           });
-          this.registry.addCronJob(`backup-plan:${plan.id}`, job as never);
+          this.registry.addCronJob(`backup-plan:${plan.id}`, job);
           this.registered.set(plan.id, { signature, job });
           this.logger.log(`scheduled plan ${plan.name}: "${plan.schedule}" (${plan.timezone})`);
         }

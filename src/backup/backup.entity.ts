@@ -12,8 +12,8 @@ import { JobStatus } from '../jobs/job-status';
 export type BackupTrigger = 'MANUAL' | 'SCHEDULED';
 
 @Entity('backups')
-@Index(['status'])
-@Index(['planId', 'createdAt'])
+@Index('backups_status_idx', ['status'])
+@Index('backups_plan_created_idx', ['planId', 'createdAt'])
 export class BackupEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
   @Column({ name: 'plan_id', type: 'uuid', nullable: true }) planId: string | null;

@@ -1,4 +1,7 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { ApiOkResponse, getSchemaPath } from '@nestjs/swagger';
+import { ApiPageResponse } from '../openapi/page-response';
 import { actorOf, CurrentPrincipal, Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { ANY_ROLE, Roles } from '../auth/roles.decorator';
@@ -38,6 +41,7 @@ export class BackupsController {
 
   @Get()
   @Roles(...ANY_ROLE)
+  @ApiPageResponse({ $ref: getSchemaPath(BackupResponse) })
   async list(@Query() query: ListBackupsQuery): Promise<Page<BackupResponse>> {
     const page = await this.backups.list(query);
     return { ...page, items: page.items.map((b) => BackupResponse.of(b)) };
@@ -52,6 +56,21 @@ export class BackupsController {
   /** The stored `manifest.json`, and whether its signature (`manifest.sig`) verifies with a trusted key. */
   @Get(':id/manifest')
   @Roles(...ANY_ROLE)
+  @ApiOkResponse({
+    description: 'The manifest (docs/artifact-format.md) and the outcome of its signature check.',
+    schema: {
+      type: 'object',
+      required: ['manifest', 'signature'],
+      properties: {
+        manifest: { type: 'object', description: 'manifest.json as stored.' },
+        signature: {
+          type: 'object',
+          required: ['ok'],
+          properties: { ok: { type: 'boolean' }, keyId: { type: 'string' }, reason: { type: 'string' } },
+        },
+      },
+    },
+  })
   async manifest(@Param('id', uuidPipe('id')) id: string): Promise<{ manifest: ArtifactManifest; signature: SignatureCheck }> {
     return this.backups.manifest(id);
   }
@@ -59,6 +78,22 @@ export class BackupsController {
   /** A page of the backup's file index: path, type, size, mode, mtime and SHA-256 of each member. */
   @Get(':id/files')
   @Roles(...ANY_ROLE)
+  @ApiPageResponse({
+    type: 'object',
+    required: ['path', 'type', 'sizeBytes', 'mode', 'mtime'],
+    properties: {
+      path: { type: 'string' },
+      pathB64: { type: 'string' },
+      type: { type: 'string', enum: ['file', 'directory', 'symlink', 'other'] },
+      sizeBytes: { type: 'number' },
+      mode: { type: 'string' },
+      mtime: { type: 'string' },
+      mtimeNs: { type: 'string' },
+      sha256: { type: 'string' },
+      linkTarget: { type: 'string' },
+      linkTargetB64: { type: 'string' },
+    },
+  })
   async files(@Param('id', uuidPipe('id')) id: string, @Query() query: ListFilesQuery): Promise<Page<FileIndexEntry>> {
     return this.backups.files(id, query);
   }

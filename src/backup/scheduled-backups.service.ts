@@ -42,7 +42,7 @@ export class ScheduledBackupsService {
       .orIgnore()
       .returning(['plan_id'])
       .execute();
-    if (!inserted.raw?.length) {
+    if (!(inserted.raw as unknown[] | undefined)?.length) {
       this.logger.debug(`plan ${plan.name}: occurrence ${scheduledFor.toISOString()} already claimed by another instance`);
       return null;
     }

@@ -1,5 +1,6 @@
 import { Command, Option } from 'nest-commander';
 import { VerificationsService } from '../validation/verifications.service';
+import { JobStatus } from '../jobs/job-status';
 import { CliCommand } from './cli-command';
 import { EXIT, setExitCode } from './cli-errors';
 import { formatBytes, formatDuration, requireUuid } from './format';
@@ -32,7 +33,7 @@ export class VerifyCommand extends CliCommand {
       { mode: options.restore ? 'restore' : 'checksum', waitSeconds: Infinity },
       'cli',
     );
-    if (v.status === 'FAILED') {
+    if (v.status === JobStatus.FAILED) {
       process.stdout.write(`backup ${v.backupId}: verification could not run: ${v.error}\n`);
       setExitCode(EXIT.FAILED);
       return;

@@ -20,7 +20,9 @@ import { SECRET_REF_PATTERN, SecretReferencePolicy, secretPolicyFromEnv } from '
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : Number(value);
 const toBool = ({ value }: { value: unknown }) =>
-  value === undefined || value === '' ? undefined : ['1', 'true', 'yes', 'on'].includes(String(value).toLowerCase());
+  value === undefined || value === ''
+    ? undefined
+    : (typeof value === 'string' || typeof value === 'boolean') && ['1', 'true', 'yes', 'on'].includes(String(value).toLowerCase());
 
 /** A reference to a secret (`env:NAME` or `file:/abs/path`), as {@link SecretResolver} reads them. */
 const SECRET_REF = SECRET_REF_PATTERN;
@@ -320,6 +322,6 @@ export class AppConfig {
       rateLimitPerMinute: parsed.DR_RATE_LIMIT_PER_MINUTE ?? 600,
       corsOrigins,
       secretPolicy: secrets.policy,
-    } as AppConfig);
+    });
   }
 }

@@ -69,7 +69,7 @@ export function encodeFileName(name: string): Buffer {
   const parts: Buffer[] = [];
   let start = 0;
   for (const match of name.matchAll(ESCAPED_BYTES)) {
-    const at = match.index!;
+    const at = match.index;
     if (at > start) parts.push(encodeFileName(name.slice(start, at)));
     parts.push(Buffer.of(name.charCodeAt(at) - 0xdc00));
     start = at + 1;

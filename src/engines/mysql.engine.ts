@@ -285,7 +285,7 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     proc.stdout.resume();
     // Not pipeline(): on an input error it would close the client's stdin, and the client runs what it has read
     // so far at end of input (a truncated INSERT can still be valid SQL). The client is killed first instead.
-    let inputError: unknown;
+    let inputError: Error | undefined;
     const fed = new Promise<void>((resolve) => {
       input.once('end', () => {
         proc.stdin.end();

@@ -54,12 +54,12 @@ export class ProcessRunner {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
       stderr = (stderr + chunk).slice(-STDERR_TAIL_BYTES);
     });
     // EPIPE on stdin when the process exits early is reported through the exit code instead.
-    child.stdin!.on('error', () => undefined);
+    child.stdin.on('error', () => undefined);
     const onAbort = () => {
       child.kill('SIGTERM');
       setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 5000).unref();
@@ -77,9 +77,9 @@ export class ProcessRunner {
     done.catch(() => undefined); // callers await it; never an unhandled rejection
     // Claim stdout at once: Node discards the stdout of a child that exits before anyone reads it (flushStdio),
     // which would turn a small, fast dump into an empty artifact. The PassThrough keeps back-pressure.
-    const stdout = child.stdout!.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
-    child.stdout!.once('error', (error) => stdout.destroy(error));
-    return { stdin: child.stdin!, stdout, done, child };
+    const stdout = child.stdout.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
+    child.stdout.once('error', (error) => stdout.destroy(error));
+    return { stdin: child.stdin, stdout, done, child };
   }
 
   /** Runs a command to completion and returns its stdout (small outputs only, e.g. `--version`). */

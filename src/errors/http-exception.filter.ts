@@ -78,7 +78,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
 
   private translate(code: ErrorCode, lang: string, args: ErrorArgs): string | undefined {
     if (!this.i18n) return undefined;
-    const text = this.i18n.translate(`errors.${code}`, { lang, args, defaultValue: '' }) as unknown;
+    const text = this.i18n.translate<string, unknown>(`errors.${code}`, { lang, args, defaultValue: '' });
     return typeof text === 'string' && text.length > 0 ? text : undefined;
   }
 
@@ -104,7 +104,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
           : exception.message;
       // Nest's "Cannot GET /path?query" for an unknown route would echo the query string, which may hold a
       // secret a client put there by mistake: say the path only, and mask anything secret-looking left.
-      const safe = scrubSecrets(status === HttpStatus.NOT_FOUND ? detail.replace(/\?\S*/, '') : detail);
+      const safe = scrubSecrets(status === Number(HttpStatus.NOT_FOUND) ? detail.replace(/\?\S*/, '') : detail);
       return { statusCode: status, code, detail: status >= 500 ? 'internal error' : safe, args: { fields: 'body', id: path } };
     }
     const status = (exception as { status?: number; statusCode?: number })?.status;
@@ -113,7 +113,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       return {
         statusCode: status,
         code: CODE_BY_STATUS[status] ?? 'VALIDATION_FAILED',
-        detail: status === HttpStatus.PAYLOAD_TOO_LARGE ? 'request body too large' : 'malformed request body',
+        detail: status === Number(HttpStatus.PAYLOAD_TOO_LARGE) ? 'request body too large' : 'malformed request body',
         args: { fields: 'body', id: path },
       };
     }

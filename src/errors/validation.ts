@@ -1,4 +1,4 @@
-import { ArgumentMetadata, BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { DrError, FieldProblem } from './dr-error';
@@ -54,7 +54,7 @@ export function createValidationPipe(): ValidationPipe {
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,
-    exceptionFactory: (errors) => DrError.validation(toFieldProblems(errors)) as unknown as BadRequestException,
+    exceptionFactory: (errors) => DrError.validation(toFieldProblems(errors)),
   });
 }
 

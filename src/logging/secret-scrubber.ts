@@ -41,7 +41,7 @@ export function scrubDeep(value: unknown, depth = 6): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (depth <= 0) return '[too deep]';
   if (Array.isArray(value)) return value.map((v) => scrubDeep(v, depth - 1));
-  const proto = Object.getPrototypeOf(value);
+  const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return value;
   return Object.fromEntries(
     Object.entries(value).map(([k, v]) => [k, typeof v === 'string' && SECRET_NAME.test(k) ? '***' : scrubDeep(v, depth - 1)]),

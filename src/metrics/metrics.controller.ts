@@ -1,4 +1,5 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
+import { ApiOkResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Public } from '../auth/roles.decorator';
 import { MetricsService } from './metrics.service';
@@ -14,6 +15,10 @@ export class MetricsController {
 
   @Get()
   @Header('Cache-Control', 'no-store')
+  @ApiOkResponse({
+    description: 'The Prometheus text exposition format, version 0.0.4.',
+    content: { 'text/plain': { schema: { type: 'string' } } },
+  })
   async scrape(@Res() response: Response): Promise<void> {
     const body = await this.metrics.scrape();
     // written as is: Express's send() would reorder the content type's parameters

@@ -26,7 +26,9 @@ export class StoreGauges {
     metrics: MetricsService,
     private readonly plans: BackupPlanRepository,
   ) {
-    const store = this;
+    // collect() runs with the gauge as `this`: the store's queries are reached through these closures
+    const planRows = () => this.planRows();
+    const runningJobs = () => this.runningJobs();
     new Gauge({
       name: 'dr_plan_last_success_timestamp_seconds',
       help: 'Unix time (seconds) at which the newest completed backup of each enabled backup plan finished.',
@@ -34,7 +36,7 @@ export class StoreGauges {
       registers: [metrics.registry],
       async collect() {
         this.reset();
-        for (const row of await store.planRows()) {
+        for (const row of await planRows()) {
           if (row.lastSuccess) this.set({ plan: row.name }, row.lastSuccess.getTime() / 1000);
         }
       },
@@ -49,7 +51,7 @@ export class StoreGauges {
       async collect() {
         this.reset();
         const now = Date.now();
-        for (const row of await store.planRows()) {
+        for (const row of await planRows()) {
           const since = row.lastSuccess ?? row.createdAt;
           this.set({ plan: row.name }, Math.max(0, (now - since.getTime()) / 1000));
         }
@@ -62,7 +64,7 @@ export class StoreGauges {
       registers: [metrics.registry],
       async collect() {
         this.reset();
-        for (const [kind, count] of store.runningJobs()) this.set({ kind }, count);
+        for (const [kind, count] of runningJobs()) this.set({ kind }, count);
       },
     });
   }

@@ -26,7 +26,9 @@ export class WalGauges {
     private readonly archives: WalArchivesService,
     private readonly plans: BackupPlanRepository,
   ) {
-    const gauges = this;
+    // collect() runs with the gauge as `this`: the queries are reached through these closures
+    const archiveRows = () => this.rows();
+    const walPlans = () => this.walPlans();
     new Gauge({
       name: 'dr_wal_archive_achieved_rpo_seconds',
       help: 'Seconds since the newest WAL segment of each WAL archive was stored (the achieved RPO of point-in-time recovery).',
@@ -34,7 +36,7 @@ export class WalGauges {
       registers: [metrics.registry],
       async collect() {
         this.reset();
-        for (const r of await gauges.rows()) if (r.status.achievedRpoSeconds !== null) this.set({ archive: r.name }, r.status.achievedRpoSeconds);
+        for (const r of await archiveRows()) if (r.status.achievedRpoSeconds !== null) this.set({ archive: r.name }, r.status.achievedRpoSeconds);
       },
     });
     new Gauge({
@@ -44,7 +46,7 @@ export class WalGauges {
       registers: [metrics.registry],
       async collect() {
         this.reset();
-        for (const r of await gauges.rows()) if (r.status.newestSegmentAt) this.set({ archive: r.name }, r.status.newestSegmentAt.getTime() / 1000);
+        for (const r of await archiveRows()) if (r.status.newestSegmentAt) this.set({ archive: r.name }, r.status.newestSegmentAt.getTime() / 1000);
       },
     });
     new Gauge({
@@ -54,7 +56,7 @@ export class WalGauges {
       registers: [metrics.registry],
       async collect() {
         this.reset();
-        for (const r of await gauges.rows()) this.set({ archive: r.name }, r.status.continuity.missingCount);
+        for (const r of await archiveRows()) this.set({ archive: r.name }, r.status.continuity.missingCount);
       },
     });
     new Gauge({
@@ -64,8 +66,8 @@ export class WalGauges {
       registers: [metrics.registry],
       async collect() {
         this.reset();
-        const rows = await gauges.rows();
-        for (const plan of await gauges.walPlans()) {
+        const rows = await archiveRows();
+        for (const plan of await walPlans()) {
           const r = rows.find((x) => x.id === plan.archiveId);
           if (r?.status.achievedRpoSeconds != null) this.set({ plan: plan.name, archive: r.name }, r.status.achievedRpoSeconds);
         }

@@ -28,7 +28,7 @@ function controllersOf(app: INestApplication): Type<unknown>[] {
  * (`scripts/generate-openapi.js`), else only from explicit `@ApiProperty` decorators.
  */
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
-  annotateRoutes(controllersOf(app));
+  const publicOperations = annotateRoutes(controllersOf(app));
   const config = new DocumentBuilder()
     .setTitle(`${SERVICE_NAME} API`)
     .setDescription(
@@ -37,15 +37,34 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'ADMIN passes every role check. Every error has the `ErrorResponse` shape.',
     )
     .setVersion(API_VERSION)
+    // Relative: the document is served by the service it describes (`/api-docs`); paths carry the full prefix.
+    .addServer('/', 'This service')
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key (`dr_...`).' }, API_KEY_SCHEME)
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT carrying roles.' }, BEARER_SCHEME)
     .build();
+  // package.json's "license": proprietary, no license text at a URL (DocumentBuilder.setLicense always writes one).
+  config.info.license = { name: 'UNLICENSED (proprietary)' };
+  const publicOperationIds = new Set<string>();
   const document = SwaggerModule.createDocument(app, config, {
     extraModels: [ErrorResponse, FieldProblemDoc],
-    operationIdFactory: (controllerKey, methodKey) => `${controllerKey.replace(/Controller$/, '')}_${methodKey}`,
+    operationIdFactory: (controllerKey, methodKey) => {
+      const id = `${controllerKey.replace(/Controller$/, '')}_${methodKey}`;
+      if (publicOperations.has(`${controllerKey}.${methodKey}`)) publicOperationIds.add(id);
+      return id;
+    },
   });
   markDefaultedParametersOptional(document);
+  markPublicOperations(document, publicOperationIds);
   return document;
+}
+
+/** A public route needs no credentials: an empty security requirement (OpenAPI 3.0, Operation Object `security`). */
+function markPublicOperations(document: OpenAPIObject, operationIds: Set<string>): void {
+  for (const item of Object.values(document.paths)) {
+    for (const operation of Object.values(item) as { operationId?: string; security?: unknown[] }[]) {
+      if (operation.operationId && operationIds.has(operation.operationId)) operation.security = [];
+    }
+  }
 }
 
 /**

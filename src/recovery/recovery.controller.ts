@@ -1,10 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { getSchemaPath } from '@nestjs/swagger';
 import { actorOf, CurrentPrincipal, Principal } from '../auth/principal';
 import { Role } from '../auth/role';
 import { ANY_ROLE, Roles } from '../auth/roles.decorator';
 import { Page } from '../backup/dto/backup.dto';
 import { API_PREFIX } from '../http/api-prefix';
 import { uuidPipe } from '../http/uuid-pipe';
+import { ApiPageResponse } from '../openapi/page-response';
 import { CreateRecoveryDto, ListRecoveriesQuery, RecoveryResponse } from './dto/recovery.dto';
 import { RecoveryApprovals } from './recovery-approvals.service';
 import { RecoveryService } from './recovery.service';
@@ -45,9 +47,10 @@ export class RecoveryController {
 
   @Get()
   @Roles(...ANY_ROLE)
+  @ApiPageResponse({ $ref: getSchemaPath(RecoveryResponse) })
   async list(@Query() query: ListRecoveriesQuery): Promise<Page<RecoveryResponse>> {
     const page = await this.recoveries.list(query);
-    return { ...page, items: page.items.map(RecoveryResponse.of) };
+    return { ...page, items: page.items.map((r) => RecoveryResponse.of(r)) };
   }
 
   @Get(':id')

@@ -11,7 +11,7 @@ export type RecoveryType = 'FULL' | 'EXTERNAL' | 'POINT_IN_TIME';
 
 /** One restore of a backup into a target; its duration is the measured recovery time (RTO). */
 @Entity('recoveries')
-@Index(['status'])
+@Index('recoveries_status_idx', ['status'])
 export class RecoveryEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
   @Column({ name: 'backup_id', type: 'uuid', nullable: true }) backupId: string | null;

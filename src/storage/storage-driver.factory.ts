@@ -24,7 +24,7 @@ export interface StorageKindDefinition<Settings extends object = object> {
 
 /** Erases a definition's settings type, so definitions of every kind fit one table. */
 function defineKind<Settings extends object>(definition: StorageKindDefinition<Settings>): StorageKindDefinition<object> {
-  return definition as unknown as StorageKindDefinition<object>;
+  return definition;
 }
 
 /** Every kind of storage location, keyed by kind (twenty's file-storage driver factory is the model). */

@@ -19,7 +19,7 @@ export class StorageLocationsController {
   @Get()
   @Roles(...ANY_ROLE)
   async list(): Promise<StorageLocationResponse[]> {
-    return (await this.locations.list()).map(StorageLocationResponse.of);
+    return (await this.locations.list()).map((l) => StorageLocationResponse.of(l));
   }
 
   @Get(':id')

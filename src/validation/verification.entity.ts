@@ -8,7 +8,7 @@ export type VerificationMode = 'checksum' | 'restore';
 
 /** The outcome of one verification of a stored backup. */
 @Entity('verifications')
-@Index(['backupId', 'createdAt'])
+@Index('verifications_backup_idx', ['backupId', 'createdAt'])
 export class VerificationEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
   @Column({ name: 'backup_id', type: 'uuid' }) backupId: string;

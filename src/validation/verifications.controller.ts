@@ -1,5 +1,5 @@
-import { Body, Controller, Get, Param, Post, Res } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { actorOf, CurrentPrincipal, Principal } from '../auth/principal';
 import { Role } from '../auth/role';
@@ -25,6 +25,9 @@ export class BackupVerificationsController {
    */
   @Post(':id/verify')
   @ApiOperation({ operationId: 'Backups_verify' })
+  @HttpCode(200) // the handler sets 200 or 202 itself
+  @ApiOkResponse({ type: VerificationResponse, description: 'Finished within `waitSeconds`: the outcome.' })
+  @ApiAcceptedResponse({ type: VerificationResponse, description: 'Still running after `waitSeconds`: poll `GET /verifications/{id}`.' })
   @Roles(Role.BACKUP_ADMIN, Role.OPERATOR)
   async verify(
     @Param('id', uuidPipe('id')) id: string,
@@ -43,7 +46,7 @@ export class BackupVerificationsController {
   @ApiOperation({ operationId: 'Backups_verifications' })
   @Roles(...ANY_ROLE)
   async verifications(@Param('id', uuidPipe('id')) id: string): Promise<VerificationResponse[]> {
-    return (await this.service.listOf(id)).map(VerificationResponse.of);
+    return (await this.service.listOf(id)).map((v) => VerificationResponse.of(v));
   }
 }
 

@@ -21,7 +21,7 @@ export class WalArchivesController {
   @Get()
   @Roles(...ANY_ROLE)
   async list(): Promise<WalArchiveResponse[]> {
-    return (await this.archives.list()).map(WalArchiveResponse.of);
+    return (await this.archives.list()).map((a) => WalArchiveResponse.of(a));
   }
 
   /** The archive and its state (reads the store's listing: newest segment, RPO, continuity). */

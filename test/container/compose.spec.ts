@@ -30,7 +30,7 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
   const [command, ...commandArgs] = composeCommand();
   let env: NodeJS.ProcessEnv;
   let api: ServiceApi;
-  let ids: Record<string, string> = {};
+  const ids: Record<string, string> = {};
   const locations: Record<string, string> = {};
   const figures: Record<string, number> = {};
 
@@ -102,7 +102,7 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     if (env) {
       if (Object.keys(locations).length < 3 || process.env.DR_COMPOSE_KEEP_LOGS) {
         const logs = await compose(['logs', '--no-color']).catch((e) => e);
-        // eslint-disable-next-line no-console
+         
         console.log(String(logs.stdout ?? '').slice(-20_000));
       }
       await compose(['down', '-v', '--remove-orphans'], 300_000);
@@ -115,7 +115,7 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
         await run('docker', ['rmi', image]);
       }
     }
-    // eslint-disable-next-line no-console
+     
     console.log(`compose figures: ${JSON.stringify(figures)}`);
   });
 

@@ -93,7 +93,7 @@ describeWithDocker('the service image (testcontainers)', () => {
     await service?.stop();
     await db?.stop();
     await network?.stop();
-    // eslint-disable-next-line no-console
+     
     console.log(`container figures: ${JSON.stringify(figures)}`);
   });
 

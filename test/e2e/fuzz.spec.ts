@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { load } from 'js-yaml';
-import request from 'supertest';
+import { contractRequest } from '../support/openapi-contract';
 import { ADMIN_KEY, API, backupAndWait, startService, TestService } from '../support/app';
 
 /**
@@ -104,12 +104,12 @@ function plant(body: Record<string, unknown>, value: unknown): string {
     });
     if (nested.length === 0 || chance(0.4)) break;
     const key = pick(nested);
-    holder = (holder as Record<string, unknown>)[key] as Record<string, unknown>;
+    holder = (holder)[key] as Record<string, unknown>;
     path = path ? `${path}.${key}` : key;
   }
   const keys = Array.isArray(holder) ? holder.map((_, i) => String(i)) : Object.keys(holder);
   const key = Array.isArray(holder) ? String(holder.length ? Math.floor(random() * holder.length) : 0) : chance(0.5) && keys.length ? pick(keys) : pick(['notes', 'name', 'path', 'extra']);
-  (holder as Record<string, unknown>)[key] = value;
+  (holder)[key] = value;
   return path ? `${path}.${key}` : key;
 }
 
@@ -319,8 +319,8 @@ describe('fuzzing every route with bad requests', () => {
   };
 
   beforeAll(async () => {
-    process.stdout.write = capture as typeof process.stdout.write;
-    process.stderr.write = capture as typeof process.stderr.write;
+    process.stdout.write = capture;
+    process.stderr.write = capture;
     const scratch = mkdtempSync(join(tmpdir(), 'dr-fuzz-'));
     const sourceDir = join(scratch, 'source');
     mkdirSync(sourceDir);
@@ -358,7 +358,7 @@ describe('fuzzing every route with bad requests', () => {
     const statuses = new Map<number, number>();
     const kinds = new Map<string, number>();
     const failures: string[] = [];
-    const agent = request(baseUrl);
+    const agent = contractRequest(baseUrl);
     const requests = Array.from({ length: TOTAL }, (_, i) => generate(routes[i % routes.length], fixtures));
     const started = Date.now();
     let next = 0;

@@ -5,7 +5,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService, waitFor } from '../support/app';
+import { ADMIN_KEY, API, backupAndWait, recoverAndWait, startService, TestService } from '../support/app';
 import { diffTrees, treeListing } from '../support/trees';
 
 const FILES = 3000;

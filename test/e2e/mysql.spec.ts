@@ -357,5 +357,4 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     }
   });
 
-  const listing = (id: string) => execFileSync('find', [join(service.dataDir, 'backups', id), '-type', 'f']).toString().trim();
 });

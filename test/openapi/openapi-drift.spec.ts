@@ -41,6 +41,7 @@ describe('api-docs/openapi.yaml', () => {
       expect({ path, method, summary: typeof op.summary === 'string' && op.summary.length > 0 }).toEqual({ path, method, summary: true });
       if (path.startsWith('/actuator/')) {
         expect(op['x-roles']).toEqual([]);
+        expect({ path, security: op.security }).toEqual({ path, security: [] }); // public: no credentials
         continue;
       }
       expect({ path, method, admin: op['x-roles'][0] }).toEqual({ path, method, admin: 'ADMIN' });

@@ -6,6 +6,7 @@ import request from 'supertest';
 import { createApp } from '../../src/bootstrap';
 import { AppConfig } from '../../src/config/app-config';
 import { createDatabase, databaseUrl, dropDatabase } from './database';
+import { contractRequest } from './openapi-contract';
 
 export const API = '/api/v1/disaster-recovery';
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdefghij';
@@ -13,6 +14,7 @@ export const ADMIN_KEY = 'test-admin-key-0123456789abcdefghij';
 /** An in-process service on a fresh database of the local PostgreSQL, with its own data and restore dirs. */
 export interface TestService {
   app: INestApplication;
+  /** supertest on the app; every response is checked against api-docs/openapi.yaml (see `contractRequest`). */
   http: () => ReturnType<typeof request>;
   database: string;
   dataDir: string;
@@ -50,7 +52,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Te
   await app.init();
   return {
     app,
-    http: () => request(app.getHttpServer()),
+    http: () => contractRequest(app.getHttpServer()),
     database,
     dataDir,
     restoreRoot,

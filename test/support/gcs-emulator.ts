@@ -62,14 +62,14 @@ export async function startGcsEmulator(bucket: string, timeoutMs = 30_000): Prom
     });
     child = proc;
     let output = '';
-    proc.stderr!.on('data', (d) => (output += d));
+    proc.stderr.on('data', (d) => (output += d));
     exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         proc.kill('SIGKILL');
         reject(new Error(`GCS emulator not ready after ${timeoutMs} ms:\n${output}`));
       }, timeoutMs);
-      proc.stdout!.on('data', (d) => {
+      proc.stdout.on('data', (d) => {
         output += d;
         if (/^ready$/m.test(output)) {
           clearTimeout(timer);
@@ -82,7 +82,7 @@ export async function startGcsEmulator(bucket: string, timeoutMs = 30_000): Prom
         reject(new Error(`GCS emulator exited (${code ?? signal}):\n${output}`));
       });
     });
-    proc.stdout!.resume();
+    proc.stdout.resume();
     const res = await fetch(`${apiEndpoint}/storage/v1/b/${bucket}/o?maxResults=1`);
     if (!res.ok) throw new Error(`GCS emulator: creating bucket ${bucket} answered ${res.status}`);
   };

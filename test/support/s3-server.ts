@@ -47,8 +47,8 @@ export async function startS3Server(bucket = 'dr-test'): Promise<S3TestServer> {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
-    proc.stdout!.on('data', (d) => (output += d));
-    proc.stderr!.on('data', (d) => (output += d));
+    proc.stdout.on('data', (d) => (output += d));
+    proc.stderr.on('data', (d) => (output += d));
     exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {

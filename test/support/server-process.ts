@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { openApiContract } from './openapi-contract';
 
 const MAIN = join(__dirname, '..', '..', 'dist', 'main.js');
 
@@ -35,8 +36,8 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
@@ -69,7 +70,10 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
   };
 }
 
-/** fetch() against a server process with the admin key; returns status and parsed JSON body. */
+/**
+ * fetch() against a server process with the admin key; returns status and parsed JSON body.
+ * Throws when the response breaks api-docs/openapi.yaml (see `OpenApiContract`).
+ */
 export async function call(server: ServerProcess, key: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${server.url}${path}`, {
     method,
@@ -77,5 +81,9 @@ export async function call(server: ServerProcess, key: string, method: string, p
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
+  const contentType = res.headers.get('content-type') ?? undefined;
+  const parsed = text && /[/+]json\b/.test(contentType ?? '') ? JSON.parse(text) : undefined;
+  const violation = openApiContract().violationOf({ method, path, status: res.status, contentType, body: parsed, hasBody: text.length > 0 });
+  if (violation) throw new Error(violation);
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }

@@ -309,7 +309,7 @@ describe('RetentionPolicy validation', () => {
 
   it('applyRetention validates too, reporting every bad field', () => {
     try {
-      run([at('2024-01-01T00:00:00Z')], { keepLast: -5, keepWithin: '1w' } as unknown as RetentionPolicy);
+      run([at('2024-01-01T00:00:00Z')], { keepLast: -5, keepWithin: '1w' });
       throw new Error('no error');
     } catch (err) {
       expect(err).toBeInstanceOf(DrError);

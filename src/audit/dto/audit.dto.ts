@@ -16,6 +16,9 @@ function IsTimestamp(options?: ValidationOptions): PropertyDecorator {
         validate: (value: unknown) => {
           if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) return false;
           const time = Date.parse(value);
+          // Date.parse rolls 2026-02-30 over to March; PostgreSQL refuses it (mid-export, after the headers went out)
+          const [year, month, day] = value.slice(0, 10).split('-').map(Number);
+          if (new Date(Date.UTC(year, month - 1, day)).getUTCDate() !== day) return false;
           return Number.isFinite(time) && time >= 0 && time < Date.UTC(10000, 0, 1);
         },
         defaultMessage: (args) => `${args?.property} must be an ISO-8601 date or date-time, e.g. 2026-11-24T10:00:00Z`,

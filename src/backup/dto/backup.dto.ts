@@ -116,7 +116,7 @@ export class BackupResponse {
   sha256: string | null;
   compression: string;
   /** Recipients (public) or that a passphrase is used; null: not encrypted. */
-  encryption: ManifestEncryption;
+  encryption: ManifestEncryption | null;
   /** Every object stored, with size and SHA-256. */
   objects: StoredObject[];
   signatureKeyId: string | null;
@@ -165,7 +165,7 @@ export class BackupResponse {
       tables: b.tables,
       walRange: b.walRange ?? null,
       warnings: b.warnings,
-      copies: copies.map(BackupCopyResponse.of),
+      copies: copies.map((c) => BackupCopyResponse.of(c)),
       retainUntil: b.retainUntil?.toISOString() ?? null,
       deletedAt: b.deletedAt?.toISOString() ?? null,
       deletionReason: b.deletionReason,

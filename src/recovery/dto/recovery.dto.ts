@@ -1,3 +1,4 @@
+import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsUUID, Max, Min, ValidateIf } from 'class-validator';
 import type { PointReached } from '../point-in-time-recovery.service';
@@ -44,6 +45,7 @@ export class CreateRecoveryDto {
 }
 
 export class ListRecoveriesQuery {
+  @ApiProperty({ enum: RECOVERY_STATUSES, required: false })
   @IsOptional() @IsIn(RECOVERY_STATUSES, { message: `status must be one of: ${RECOVERY_STATUSES.join(', ')}` })
   status?: RecoveryStatus;
 
@@ -68,6 +70,7 @@ export class RecoveryResponse {
   target: Record<string, unknown>;
   overwrite: boolean;
   environment: RecoveryEnvironment;
+  @ApiProperty({ enum: RECOVERY_STATUSES })
   status: RecoveryStatus;
   /** Bytes that reached the target (raw artifact applied); 0 when a failed restore left its target untouched. */
   bytesRestored: number;

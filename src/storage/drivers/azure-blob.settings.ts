@@ -32,8 +32,8 @@ function Check(check: (value: unknown, settings: SettingsObject, field: string) 
       target: target.constructor,
       propertyName: propertyName as string,
       validator: {
-        validate: (value, args) => check(value, args!.object as SettingsObject, args!.property) === null,
-        defaultMessage: (args) => check(args!.value, args!.object as SettingsObject, args!.property) ?? '',
+        validate: (value, args) => check(value, args!.object, args!.property) === null,
+        defaultMessage: (args) => check(args!.value, args!.object, args!.property) ?? '',
       },
     });
   };

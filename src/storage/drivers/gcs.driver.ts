@@ -397,8 +397,12 @@ class GcsStagedUpload implements StagedUpload {
     private readonly logger: Logger,
   ) {
     this.stream = new Writable({
-      write: (chunk: Buffer, _encoding, callback) => this.accept(chunk).then(() => callback(), callback),
-      final: (callback) => this.endPartial().then(() => callback(), callback),
+      write: (chunk: Buffer, _encoding, callback) => {
+        void this.accept(chunk).then(() => callback(), callback);
+      },
+      final: (callback) => {
+        void this.endPartial().then(() => callback(), callback);
+      },
       destroy: (error, callback) => {
         this.partial?.destroy();
         callback(error);

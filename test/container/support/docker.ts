@@ -33,7 +33,7 @@ export function describeWithDocker(name: string, body: () => void): void {
       });
     });
   }
-  // eslint-disable-next-line no-console
+   
   console.warn(`skipped "${name}": no Docker engine (${engine.reason}); start dockerd or run .ci/run`);
   return describe.skip(name, body);
 }
