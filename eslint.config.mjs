@@ -31,7 +31,9 @@ export default tseslint.config(
   {
     // Cloud SDKs (about 20 MB each) and class-validator are loaded on first use of their kind, synchronously, so
     // `dr wal-push` (PostgreSQL's archive_command) starts light: `import()` would make the driver table async.
-    files: ['src/storage/storage-driver.factory.ts', 'src/wal/wal-client-config.ts'],
+    // The WAL CLI loads the asynchronous pusher / prefetcher (and the spool's process helpers) only on the branch that
+    // uses them, for the same reason.
+    files: ['src/storage/storage-driver.factory.ts', 'src/wal/wal-client-config.ts', 'src/wal/wal-cli.ts', 'src/wal/wal-spool.ts'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

@@ -5,7 +5,7 @@ import { AppConfig, ConfigurationError } from './config/app-config';
 
 // A stray rejection must not take down a process that may be running other backups: log it, keep serving.
 process.on('unhandledRejection', (reason) => {
-  new Logger('Process').error(`unhandled rejection: ${reason instanceof Error ? reason.stack ?? reason.message : String(reason)}`);
+  new Logger('Process').error(`unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
 });
 
 async function main(): Promise<void> {

@@ -65,7 +65,9 @@ export function canonicalJson(value: unknown): string {
  * covers the whole chain before it.
  */
 export function auditEntryHash(entry: Omit<AuditEntryEntity, 'hash'>): string {
-  return createHash('sha256').update(canonicalJson(auditRecordJson(entry)), 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(auditRecordJson(entry)), 'utf8')
+    .digest('hex');
 }
 
 /** A problem found in the chain by {@link AuditChainChecker}. */

@@ -56,7 +56,8 @@ export class AuditRequestMiddleware implements NestMiddleware {
         // a lone surrogate could not be stored in the entry's jsonb (the request itself was refused for it)
         if (typeof value === 'string' && value.length <= 100 && isWellFormedUnicode(value)) details[field] = value;
         else if (typeof value === 'boolean') details[field] = value;
-        else if (Array.isArray(value) && field === 'roles') details[field] = value.filter((r) => typeof r === 'string' && r.length <= 100 && isWellFormedUnicode(r)).slice(0, 10);
+        else if (Array.isArray(value) && field === 'roles')
+          details[field] = value.filter((r) => typeof r === 'string' && r.length <= 100 && isWellFormedUnicode(r)).slice(0, 10);
       }
     }
     if (request.auditErrorCode) details.errorCode = request.auditErrorCode;

@@ -37,9 +37,11 @@ export class AuditController {
   @ApiOkResponse({ description: 'One JSON object a line.', content: { 'application/x-ndjson': { schema: { type: 'string' } } } })
   export(@Query() q: AuditExportQueryDto): StreamableFile {
     const entries = this.audit.export(q.from ? new Date(q.from) : undefined, q.to ? new Date(q.to) : undefined);
-    const lines = Readable.from((async function* () {
-      for await (const entry of entries) yield `${JSON.stringify(entry)}\n`;
-    })());
+    const lines = Readable.from(
+      (async function* () {
+        for await (const entry of entries) yield `${JSON.stringify(entry)}\n`;
+      })(),
+    );
     return new StreamableFile(lines, { type: 'application/x-ndjson', disposition: 'inline' });
   }
 }

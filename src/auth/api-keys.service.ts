@@ -75,10 +75,15 @@ export class ApiKeysService implements OnApplicationBootstrap {
   async create(name: string, roles: Role[], createdBy: string | null): Promise<CreatedApiKey> {
     const prefix = randomBytes(6).toString('hex');
     const secret = `dr_${prefix}_${randomBytes(32).toString('base64url')}`;
-    const key = await this.keys.save(
-      this.keys.create({ name, prefix, secretSha256: sha256(secret), roles: [...new Set(roles)], createdBy }),
-    );
-    await this.audit.record({ actor: createdBy, action: 'api-key.create', targetType: 'api-keys', targetId: key.id, outcome: 'SUCCESS', details: { name, prefix, roles: key.roles } });
+    const key = await this.keys.save(this.keys.create({ name, prefix, secretSha256: sha256(secret), roles: [...new Set(roles)], createdBy }));
+    await this.audit.record({
+      actor: createdBy,
+      action: 'api-key.create',
+      targetType: 'api-keys',
+      targetId: key.id,
+      outcome: 'SUCCESS',
+      details: { name, prefix, roles: key.roles },
+    });
     return { key, secret };
   }
 
@@ -93,7 +98,14 @@ export class ApiKeysService implements OnApplicationBootstrap {
     if (!key.revokedAt) {
       key.revokedAt = new Date();
       await this.keys.save(key);
-      await this.audit.record({ actor: revokedBy, action: 'api-key.revoke', targetType: 'api-keys', targetId: key.id, outcome: 'SUCCESS', details: { name: key.name, prefix: key.prefix } });
+      await this.audit.record({
+        actor: revokedBy,
+        action: 'api-key.revoke',
+        targetType: 'api-keys',
+        targetId: key.id,
+        outcome: 'SUCCESS',
+        details: { name: key.name, prefix: key.prefix },
+      });
     }
     return key;
   }

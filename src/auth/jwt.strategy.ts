@@ -61,7 +61,16 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
    */
   constructor(settings: JwtSettings, secret?: string) {
     const keySource = settings.jwksUrl
-      ? { secretOrKeyProvider: passportJwtSecret({ jwksUri: settings.jwksUrl, cache: true, cacheMaxAge: 10 * 60_000, rateLimit: true, jwksRequestsPerMinute: 10, timeout: 5_000 }) }
+      ? {
+          secretOrKeyProvider: passportJwtSecret({
+            jwksUri: settings.jwksUrl,
+            cache: true,
+            cacheMaxAge: 10 * 60_000,
+            rateLimit: true,
+            jwksRequestsPerMinute: 10,
+            timeout: 5_000,
+          }),
+        }
       : { secretOrKey: secret };
     if (!settings.jwksUrl && !secret) throw new Error('JWT verification needs DR_JWT_SECRET or DR_JWT_JWKS_URL');
     const options: StrategyOptionsWithoutRequest = {

@@ -48,11 +48,13 @@ export class BackupChains {
    */
   async chainOf(backup: BackupEntity): Promise<BackupEntity[]> {
     const chain = [backup];
-    for (let current = backup; current.backupType === 'INCREMENTAL'; ) {
+    for (let current = backup; current.backupType === 'INCREMENTAL';) {
       const parent = await this.backups.findOneBy({ id: current.parentId! });
       if (!parent) throw new Error(`chain member ${current.parentId} (parent of ${current.id}) is missing: no such backup`);
       if (parent.status !== JobStatus.COMPLETED) {
-        throw new Error(`chain member ${parent.id} (parent of ${current.id}) is ${parent.status}, not COMPLETED${parent.deletionReason ? ` (${parent.deletionReason})` : ''}`);
+        throw new Error(
+          `chain member ${parent.id} (parent of ${current.id}) is ${parent.status}, not COMPLETED${parent.deletionReason ? ` (${parent.deletionReason})` : ''}`,
+        );
       }
       if (chain.length > 100_000) throw new Error(`the chain of backup ${backup.id} does not end in a full backup`);
       chain.unshift(parent);
@@ -71,7 +73,10 @@ export class BackupChains {
     for (const backup of chain) {
       const driver = await this.driverOf(backup, options);
       for (const role of rolesOf(backup)) {
-        await this.checkedObject(backup, role, driver, { trustUnsignedManifest: options.trustUnsignedManifest, warnings: role === 'artifact' ? options.warnings : [] });
+        await this.checkedObject(backup, role, driver, {
+          trustUnsignedManifest: options.trustUnsignedManifest,
+          warnings: role === 'artifact' ? options.warnings : [],
+        });
       }
     }
   }
@@ -94,7 +99,9 @@ export class BackupChains {
     const { manifest, signature } = await this.objects.readManifest(driver, backup.manifestKey!);
     if (!signature.ok) {
       if (!options.trustUnsignedManifest) {
-        throw new Error(`the manifest's signature of backup ${backup.id} does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`);
+        throw new Error(
+          `the manifest's signature of backup ${backup.id} does not verify (${signature.reason}); restore refused (set "trustUnsignedManifest": true to restore anyway)`,
+        );
       }
       options.warnings.push(`backup ${backup.id} restored although its manifest's signature does not verify: ${signature.reason}`);
     }
@@ -114,7 +121,9 @@ export class BackupChains {
       openDeletions: () => (backup.backupType === 'INCREMENTAL' ? this.openObject(backup, 'deletions', options) : Promise.resolve(null)),
       // incrementals made before move detection have no move list
       openMoves: () =>
-        backup.backupType === 'INCREMENTAL' && backup.objects.some((o) => o.role === 'moves') ? this.openObject(backup, 'moves', options) : Promise.resolve(null),
+        backup.backupType === 'INCREMENTAL' && backup.objects.some((o) => o.role === 'moves')
+          ? this.openObject(backup, 'moves', options)
+          : Promise.resolve(null),
     }));
   }
 

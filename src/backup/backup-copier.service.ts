@@ -123,7 +123,13 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
       await heartbeat.stop();
       const finishedAt = new Date();
       await this.copies.update(copyId, { status: JobStatus.COMPLETED, bytesCopied, verifiedAt: finishedAt, finishedAt, heartbeatAt: finishedAt });
-      await this.audit.record({ action: 'copy.run', targetType: 'copies', targetId: copyId, outcome: 'SUCCESS', details: { backupId: backup.id, storageLocationId: copy.storageLocationId, bytesCopied } });
+      await this.audit.record({
+        action: 'copy.run',
+        targetType: 'copies',
+        targetId: copyId,
+        outcome: 'SUCCESS',
+        details: { backupId: backup.id, storageLocationId: copy.storageLocationId, bytesCopied },
+      });
       this.logger.log(`copy ${copyId} of backup ${backup.id} completed: ${written.length} objects, ${bytesCopied} bytes, verified`);
     } catch (error) {
       await heartbeat.stop();
@@ -132,7 +138,13 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
       const reason = signal.aborted ? 'interrupted: the service was shut down during the copy' : describeError(error);
       await this.copies.update(copyId, { status: JobStatus.FAILED, error: reason, finishedAt: new Date(), bytesCopied });
       this.logger.warn(`copy ${copyId} of backup ${backup.id} failed: ${reason}`);
-      await this.audit.record({ action: 'copy.run', targetType: 'copies', targetId: copyId, outcome: 'FAILURE', details: { backupId: backup.id, storageLocationId: copy.storageLocationId, error: reason } });
+      await this.audit.record({
+        action: 'copy.run',
+        targetType: 'copies',
+        targetId: copyId,
+        outcome: 'FAILURE',
+        details: { backupId: backup.id, storageLocationId: copy.storageLocationId, error: reason },
+      });
     }
   }
 
@@ -140,7 +152,9 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
   private async checkCopied(to: StorageDriver, object: { key: string; sha256: string; bytes: number }): Promise<void> {
     const back = await this.pipeline.digest(await to.read(object.key));
     if (back.bytes !== object.bytes || back.sha256 !== object.sha256) {
-      throw new Error(`${object.key} read back from the copy holds ${back.bytes} bytes sha256 ${back.sha256}, written ${object.bytes} bytes sha256 ${object.sha256}`);
+      throw new Error(
+        `${object.key} read back from the copy holds ${back.bytes} bytes sha256 ${back.sha256}, written ${object.bytes} bytes sha256 ${object.sha256}`,
+      );
     }
   }
 
@@ -151,8 +165,12 @@ export class BackupCopier implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** Marks FAILED the copies whose process died and removes what they had written. @returns their ids */
   async reapStale(): Promise<string[]> {
-    const reaped = await reapStaleJobs(this.copies, this.config.jobLeaseSeconds, this.jobs.ids(),
-      `interrupted: the process making this copy stopped (no heartbeat for ${this.config.jobLeaseSeconds}s)`);
+    const reaped = await reapStaleJobs(
+      this.copies,
+      this.config.jobLeaseSeconds,
+      this.jobs.ids(),
+      `interrupted: the process making this copy stopped (no heartbeat for ${this.config.jobLeaseSeconds}s)`,
+    );
     for (const copy of reaped) {
       try {
         const backup = await this.backups.findOneByOrFail({ id: copy.backupId });

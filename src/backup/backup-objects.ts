@@ -105,43 +105,41 @@ export class BackupObjects {
         )
       : undefined;
     lists?.catch(() => undefined); // awaited below (also when the details fail, before the cleanup removes them)
-    const details = await this
-      .writeDetails(
-        driver,
-        keys.detailsKey,
-        {
-          kind: 'dr-backup-details',
-          backupId: backup.id,
-          engine: engine.name,
-          source: backup.source,
-          tools: { ...options.tools, ...result.tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage)' } : {}) },
-          warnings: options.warnings,
-          ...(result.files ? { fileCount: result.files.count } : {}),
-          ...(result.tables ? { tables: result.tables } : {}),
-          ...(result.walRange ? { walRange: result.walRange } : {}),
-          ...(result.indexOrder ? { indexOrder: result.indexOrder } : {}),
-          ...(engine.supportsIncremental ? { backupType: backup.backupType } : {}),
-          ...(result.incremental && backup.parentId && backup.fullBackupId
-            ? {
-                incremental: {
-                  parentId: backup.parentId,
-                  fullBackupId: backup.fullBackupId,
-                  archived: result.incremental.archived,
-                  touchedDirectories: result.incremental.touchedDirectories,
-                  deleted: result.incremental.deleted,
-                  moved: result.incremental.moved,
-                },
-              }
-            : {}),
-        },
-        result.files,
-        encryption,
-        uploadOptions,
-      )
-      .catch(async (error: Error) => {
-        await lists?.catch(() => undefined);
-        throw error;
-      });
+    const details = await this.writeDetails(
+      driver,
+      keys.detailsKey,
+      {
+        kind: 'dr-backup-details',
+        backupId: backup.id,
+        engine: engine.name,
+        source: backup.source,
+        tools: { ...options.tools, ...result.tools, zstd: 'libzstd (zstd-napi)', ...(encryption ? { age: 'age-encryption (typage)' } : {}) },
+        warnings: options.warnings,
+        ...(result.files ? { fileCount: result.files.count } : {}),
+        ...(result.tables ? { tables: result.tables } : {}),
+        ...(result.walRange ? { walRange: result.walRange } : {}),
+        ...(result.indexOrder ? { indexOrder: result.indexOrder } : {}),
+        ...(engine.supportsIncremental ? { backupType: backup.backupType } : {}),
+        ...(result.incremental && backup.parentId && backup.fullBackupId
+          ? {
+              incremental: {
+                parentId: backup.parentId,
+                fullBackupId: backup.fullBackupId,
+                archived: result.incremental.archived,
+                touchedDirectories: result.incremental.touchedDirectories,
+                deleted: result.incremental.deleted,
+                moved: result.incremental.moved,
+              },
+            }
+          : {}),
+      },
+      result.files,
+      encryption,
+      uploadOptions,
+    ).catch(async (error: Error) => {
+      await lists?.catch(() => undefined);
+      throw error;
+    });
     const objects = [artifact, details];
     if (lists) objects.push(...(await lists));
     if (result.globalsPath) objects.push(await this.writeList(driver, keys.globalsKey, 'globals', result.globalsPath, encryption, uploadOptions));

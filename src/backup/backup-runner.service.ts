@@ -118,7 +118,10 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
           } else parent = opened;
         }
         const run = await engine.backup(source, { signal: runAbort.signal, runId: backup.id, scratchDir: this.config.scratchDir, parent });
-        run.done.then((r) => ((files = r.files), (globalsPath = r.globalsPath)), () => undefined); // awaited below; when the stream fails first, its rejection is expected
+        run.done.then(
+          (r) => ((files = r.files), (globalsPath = r.globalsPath)),
+          () => undefined,
+        ); // awaited below; when the stream fails first, its rejection is expected
         upload = await driver.createUpload(keys.artifactKey, uploadOptions);
         const stored = await this.pipeline.store(run.stream, upload.stream, {
           onProgress: (n) => (rawBytes = n),
@@ -179,7 +182,7 @@ export class BackupRunner implements OnApplicationBootstrap, BeforeApplicationSh
         if (driver) await this.objects.deleteAll(driver, keys, (key, e) => this.logger.warn(`backup ${backup.id}: could not remove ${key}: ${e.message}`));
         return { fields: { progressBytes: rawBytes }, details: { engine: backup.engine, planId: backup.planId, trigger: backup.trigger } };
       },
-      finally: async (backup) => {
+      finally: async () => {
         await files?.dispose().catch(() => undefined);
         if (globalsPath) await rm(globalsPath, { force: true }).catch(() => undefined);
         shutdown?.removeEventListener('abort', onShutdown);

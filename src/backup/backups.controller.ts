@@ -1,5 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOkResponse, getSchemaPath } from '@nestjs/swagger';
 import { ApiPageResponse } from '../openapi/page-response';
 import { actorOf, CurrentPrincipal, Principal } from '../auth/principal';
@@ -109,10 +108,7 @@ export class BackupsController {
   /** Files added, removed and changed from snapshot `id` to snapshot `otherId` (configuration backups). */
   @Get(':id/diff/:otherId')
   @Roles(...ANY_ROLE)
-  async diff(
-    @Param('id', uuidPipe('id')) id: string,
-    @Param('otherId', uuidPipe('otherId')) otherId: string,
-  ): Promise<SnapshotDiffResponse> {
+  async diff(@Param('id', uuidPipe('id')) id: string, @Param('otherId', uuidPipe('otherId')) otherId: string): Promise<SnapshotDiffResponse> {
     return this.backups.diff(id, otherId);
   }
 }

@@ -124,12 +124,18 @@ export class BackupsService {
     const parent = await this.backups.findOne({ where: { planId: plan.id, status: JobStatus.COMPLETED }, order: { startedAt: 'DESC', createdAt: 'DESC' } });
     const problem = parent ? await this.parentProblem(plan, parent) : `plan "${plan.name}" has no completed backup yet`;
     if (problem) {
-      if (requested) throw new DrError('INCREMENTAL_NOT_POSSIBLE', `no incremental backup of plan "${plan.name}": ${problem}`, [{ field: 'type', message: problem }]);
+      if (requested)
+        throw new DrError('INCREMENTAL_NOT_POSSIBLE', `no incremental backup of plan "${plan.name}": ${problem}`, [{ field: 'type', message: problem }]);
       return parent ? { ...full, warnings: [`full backup instead of an incremental: ${problem}`] } : full;
     }
     if (!requested) {
       let depth = 0;
-      for (let b: BackupEntity | null = parent; b?.backupType === 'INCREMENTAL' && depth <= plan.incrementalsPerFull; b = await this.backups.findOneBy({ id: b.parentId! })) depth++;
+      for (
+        let b: BackupEntity | null = parent;
+        b?.backupType === 'INCREMENTAL' && depth <= plan.incrementalsPerFull;
+        b = await this.backups.findOneBy({ id: b.parentId! })
+      )
+        depth++;
       if (depth >= plan.incrementalsPerFull) return full;
     }
     return { backupType: 'INCREMENTAL', parentId: parent!.id, fullBackupId: parent!.fullBackupId ?? parent!.id, warnings: [] };
@@ -152,7 +158,8 @@ export class BackupsService {
       return `the file index of the previous backup ${parent.id} is encrypted and cannot be read here: ${(error as Error).message}`;
     }
     const driver = this.locations.driverFor(await this.locations.get(parent.storageLocationId));
-    if (!(await driver.stat(details.key).catch(() => null))) return `the file index of the previous backup ${parent.id} (${details.key}) is missing from storage`;
+    if (!(await driver.stat(details.key).catch(() => null)))
+      return `the file index of the previous backup ${parent.id} (${details.key}) is missing from storage`;
     return null;
   }
 
@@ -234,7 +241,10 @@ export class BackupsService {
   /** Compares the file indexes of two configuration snapshots. @throws DrError NOT_FOUND, VALIDATION_FAILED */
   async diff(fromId: string, toId: string): Promise<SnapshotDiffResponse> {
     const [from, to] = await Promise.all([this.requireCompleted(fromId), this.requireCompleted(toId)]);
-    for (const [field, b] of [['id', from], ['otherId', to]] as const) {
+    for (const [field, b] of [
+      ['id', from],
+      ['otherId', to],
+    ] as const) {
       if (!b.fileIndex) {
         throw DrError.validation([{ field, message: `backup ${b.id} (${b.engine}) has no file index; diff needs configuration snapshots` }]);
       }

@@ -114,51 +114,63 @@ export function IsResticDuration(validationOptions?: ValidationOptions): Propert
  */
 export class RetentionPolicy {
   /** Keep the `n` newest backups (`--keep-last`). */
-  @IsOptional() @IsKeepCount()
+  @IsOptional()
+  @IsKeepCount()
   keepLast?: KeepCount;
 
   /** Keep the newest backup of each of the last `n` hours that have one (`--keep-hourly`). */
-  @IsOptional() @IsKeepCount()
+  @IsOptional()
+  @IsKeepCount()
   keepHourly?: KeepCount;
 
   /** Keep the newest backup of each of the last `n` days that have one (`--keep-daily`). */
-  @IsOptional() @IsKeepCount()
+  @IsOptional()
+  @IsKeepCount()
   keepDaily?: KeepCount;
 
   /** Keep the newest backup of each of the last `n` ISO weeks (Monday to Sunday) that have one (`--keep-weekly`). */
-  @IsOptional() @IsKeepCount()
+  @IsOptional()
+  @IsKeepCount()
   keepWeekly?: KeepCount;
 
   /** Keep the newest backup of each of the last `n` months that have one (`--keep-monthly`). */
-  @IsOptional() @IsKeepCount()
+  @IsOptional()
+  @IsKeepCount()
   keepMonthly?: KeepCount;
 
   /** Keep the newest backup of each of the last `n` years that have one (`--keep-yearly`). */
-  @IsOptional() @IsKeepCount()
+  @IsOptional()
+  @IsKeepCount()
   keepYearly?: KeepCount;
 
   /** Keep every backup made within this duration before the newest backup, e.g. `2y5m7d3h` (`--keep-within`). */
-  @IsOptional() @IsResticDuration()
+  @IsOptional()
+  @IsResticDuration()
   keepWithin?: string;
 
   /** Keep the newest backup of every hour within this duration before the newest backup (`--keep-within-hourly`). */
-  @IsOptional() @IsResticDuration()
+  @IsOptional()
+  @IsResticDuration()
   keepWithinHourly?: string;
 
   /** Keep the newest backup of every day within this duration before the newest backup (`--keep-within-daily`). */
-  @IsOptional() @IsResticDuration()
+  @IsOptional()
+  @IsResticDuration()
   keepWithinDaily?: string;
 
   /** Keep the newest backup of every ISO week within this duration before the newest backup (`--keep-within-weekly`). */
-  @IsOptional() @IsResticDuration()
+  @IsOptional()
+  @IsResticDuration()
   keepWithinWeekly?: string;
 
   /** Keep the newest backup of every month within this duration before the newest backup (`--keep-within-monthly`). */
-  @IsOptional() @IsResticDuration()
+  @IsOptional()
+  @IsResticDuration()
   keepWithinMonthly?: string;
 
   /** Keep the newest backup of every year within this duration before the newest backup (`--keep-within-yearly`). */
-  @IsOptional() @IsResticDuration()
+  @IsOptional()
+  @IsResticDuration()
   keepWithinYearly?: string;
 }
 
@@ -383,11 +395,7 @@ const GO_ZERO_TIME = utcMillis(1, 0, 1);
  * @throws DrError VALIDATION_FAILED for an invalid policy or time zone.
  * @throws Error for an invalid backup time or a repeated id (caller bugs).
  */
-export function applyRetention(
-  snapshots: readonly { id: string; time: Date }[],
-  policy: RetentionPolicy,
-  options: RetentionOptions,
-): RetentionResult {
+export function applyRetention(snapshots: readonly { id: string; time: Date }[], policy: RetentionPolicy, options: RetentionOptions): RetentionResult {
   const p = normalizePolicy(policy);
   const timezone = options.timezone;
   try {

@@ -86,7 +86,11 @@ export class RetentionService {
       for (const b of backups) reasons.get(b.id)!.push('no retention policy');
     } else {
       const policy = plainToInstance(RetentionPolicy, plan.retention);
-      const result = applyRetention(backups.map((b) => ({ id: b.id, time: takenAt(b) })), policy, { timezone: plan.timezone, now });
+      const result = applyRetention(
+        backups.map((b) => ({ id: b.id, time: takenAt(b) })),
+        policy,
+        { timezone: plan.timezone, now },
+      );
       for (const kept of result.keep) reasons.get(kept.id)!.push(...kept.reasons);
       if (backups.length) reasons.get(backups[0].id)!.push('newest backup');
       const verified = await this.newestVerified(backups.map((b) => b.id));
@@ -129,7 +133,11 @@ export class RetentionService {
     for (const b of needing) {
       for (let parent = byId.get(b.parentId!); parent && !marked.has(parent.id); parent = parent.parentId ? byId.get(parent.parentId) : undefined) {
         marked.add(parent.id);
-        reasons.get(parent.id)!.push(`in the chain of incremental ${b.id}${b.status === JobStatus.COMPLETED ? ', which is kept' : `, which is ${b.status}`} (chain full ${b.fullBackupId})`);
+        reasons
+          .get(parent.id)!
+          .push(
+            `in the chain of incremental ${b.id}${b.status === JobStatus.COMPLETED ? ', which is kept' : `, which is ${b.status}`} (chain full ${b.fullBackupId})`,
+          );
       }
     }
   }

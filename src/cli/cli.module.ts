@@ -22,7 +22,18 @@ import { WalFetchCommand, WalPushCommand } from './wal.command';
  * in-process. The scheduler's cron jobs stay off (`DR_SCHEDULER_ENABLED=false`, an override of the entry point).
  */
 @Module({
-  imports: [SecretsModule, DatabaseModule, AuditCoreModule, ScheduleModule.forRoot(), EventEmitterModule.forRoot(), JobsModule, StorageModule, BackupModule, ValidationModule, RecoveryModule],
+  imports: [
+    SecretsModule,
+    DatabaseModule,
+    AuditCoreModule,
+    ScheduleModule.forRoot(),
+    EventEmitterModule.forRoot(),
+    JobsModule,
+    StorageModule,
+    BackupModule,
+    ValidationModule,
+    RecoveryModule,
+  ],
   providers: [BackupCommand, RestoreCommand, VerifyCommand, ListCommand, WalPushCommand, WalFetchCommand],
 })
 export class CliModule {

@@ -40,7 +40,11 @@ class BarView implements ProgressView {
   private readonly bar: SingleBar;
   private frame = 0;
 
-  constructor(kind: string, id: string, private readonly total?: number | null) {
+  constructor(
+    kind: string,
+    id: string,
+    private readonly total?: number | null,
+  ) {
     const head = `${kind} {id} {status}`;
     const format = total
       ? `${head} [{bar}] {percentage}% {bytes} of {totalBytes} | {duration_formatted}`
@@ -64,7 +68,11 @@ class LineView implements ProgressView {
   private lastAt = 0;
   private lastStatus?: JobStatus;
 
-  constructor(private readonly kind: string, private readonly id: string, private readonly everyMs: number) {}
+  constructor(
+    private readonly kind: string,
+    private readonly id: string,
+    private readonly everyMs: number,
+  ) {}
 
   update(p: JobProgress): void {
     if (FINISHED.has(p.status)) return;

@@ -30,16 +30,19 @@ export function restoreTarget(engine: string, o: RestoreOptions): Record<string,
   const database = engine === 'postgres' || engine === 'mysql';
   const wrong = database
     ? [['--path', o.path], ...(engine === 'postgres' ? [] : [['--no-owner', o.noOwner]])]
-    : [['--url', o.url], ['--create', o.create], ['--password-secret', o.passwordSecret], ['--no-owner', o.noOwner]];
+    : [
+        ['--url', o.url],
+        ['--create', o.create],
+        ['--password-secret', o.passwordSecret],
+        ['--no-owner', o.noOwner],
+      ];
   const problems = wrong
     .filter(([, value]) => value !== undefined && value !== false)
     .map(([flag]) => ({ field: String(flag), message: `not used when restoring a ${engine} backup` }));
   if (database && o.url === undefined) problems.push({ field: '--url', message: `required to restore a ${engine} backup` });
   if (!database && o.path === undefined) problems.push({ field: '--path', message: `required to restore a ${engine} backup` });
   if (problems.length) throw DrError.validation(problems);
-  return database
-    ? compact({ url: o.url, passwordSecret: o.passwordSecret, create: o.create, noOwner: o.noOwner || undefined })
-    : { path: resolve(o.path!) };
+  return database ? compact({ url: o.url, passwordSecret: o.passwordSecret, create: o.create, noOwner: o.noOwner || undefined }) : { path: resolve(o.path!) };
 }
 
 /** `dr restore <backupId>`: restores a completed backup into a directory or a database and waits; exit 0/1. */

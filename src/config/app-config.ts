@@ -2,23 +2,10 @@ import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { plainToInstance, Transform } from 'class-transformer';
-import {
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  IsUrl,
-  Matches,
-  Max,
-  Min,
-  MinLength,
-  validateSync,
-} from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUrl, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
 import { SECRET_REF_PATTERN, SecretReferencePolicy, secretPolicyFromEnv } from '../secrets/secret-reference';
 
-const toInt = ({ value }: { value: unknown }) =>
-  value === undefined || value === '' ? undefined : Number(value);
+const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
 const toBool = ({ value }: { value: unknown }) =>
   value === undefined || value === ''
     ? undefined
@@ -32,119 +19,192 @@ const SECRET_REF = SECRET_REF_PATTERN;
  * Every other part of the code receives an {@link AppConfig}; nothing else reads `process.env`.
  */
 class EnvironmentVariables {
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   DISASTER_RECOVERY_PORT?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   PORT?: number;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   HOST?: string;
 
-  @IsOptional() @Matches(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be a postgresql:// URL' })
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be a postgresql:// URL' })
   DATABASE_URL?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_DATA_DIR?: string;
 
-  @IsOptional() @IsString() @MinLength(24, { message: 'DR_ADMIN_API_KEY must be at least 24 characters' })
+  @IsOptional()
+  @IsString()
+  @MinLength(24, { message: 'DR_ADMIN_API_KEY must be at least 24 characters' })
   DR_ADMIN_API_KEY?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_RESTORE_ROOTS?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_SCRATCH_DIR?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(-7) @Max(19)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(-7)
+  @Max(19)
   DR_ZSTD_LEVEL?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(64)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(64)
   DR_ZSTD_WORKERS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(64)
   DR_PG_RESTORE_JOBS?: number;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_PG_BIN_DIR?: string;
 
-  @IsOptional() @IsString() @Matches(/^[a-z_][a-z0-9_-]{0,31}$/, { message: 'DR_PG_OS_USER must be an OS user name' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[a-z_][a-z0-9_-]{0,31}$/, { message: 'DR_PG_OS_USER must be an OS user name' })
   DR_PG_OS_USER?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_CLI_PATH?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(2) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(2)
+  @Max(3600)
   DR_JOB_LEASE_SECONDS?: number;
 
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   DR_SCHEDULER_ENABLED?: boolean;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
   DR_PLAN_SYNC_SECONDS?: number;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_INSTANCE_ID?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(100)
   DR_DB_CONNECT_RETRIES?: number;
 
-  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
+  @IsOptional()
+  @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   DR_LOG_LEVEL?: string;
 
-  @IsOptional() @IsIn(['json', 'pretty'], { message: 'DR_LOG_FORMAT must be json or pretty' })
+  @IsOptional()
+  @IsIn(['json', 'pretty'], { message: 'DR_LOG_FORMAT must be json or pretty' })
   DR_LOG_FORMAT?: string;
 
-  @IsOptional() @Matches(SECRET_REF, { message: 'DR_AGE_IDENTITY_SECRET must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @Matches(SECRET_REF, { message: 'DR_AGE_IDENTITY_SECRET must be env:NAME or file:/absolute/path' })
   DR_AGE_IDENTITY_SECRET?: string;
 
-  @IsOptional() @Matches(SECRET_REF, { message: 'DR_MANIFEST_SIGNING_KEY_SECRET must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @Matches(SECRET_REF, { message: 'DR_MANIFEST_SIGNING_KEY_SECRET must be env:NAME or file:/absolute/path' })
   DR_MANIFEST_SIGNING_KEY_SECRET?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_MANIFEST_TRUSTED_KEYS?: string;
 
-  @IsOptional() @Matches(/^postgres(ql)?:\/\/[^:@/]*@?[^:@/]+(:\d+)?\/?$/, {
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\/[^:@/]*@?[^:@/]+(:\d+)?\/?$/, {
     message: 'DR_VERIFY_PG_URL must be a postgresql://user@host:port URL without password or database',
   })
   DR_VERIFY_PG_URL?: string;
 
-  @IsOptional() @Matches(SECRET_REF, { message: 'DR_VERIFY_PG_PASSWORD_SECRET must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @Matches(SECRET_REF, { message: 'DR_VERIFY_PG_PASSWORD_SECRET must be env:NAME or file:/absolute/path' })
   DR_VERIFY_PG_PASSWORD_SECRET?: string;
 
-  @IsOptional() @Matches(SECRET_REF, { message: 'DR_JWT_SECRET must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @Matches(SECRET_REF, { message: 'DR_JWT_SECRET must be env:NAME or file:/absolute/path' })
   DR_JWT_SECRET?: string;
 
-  @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true }, { message: 'DR_JWT_JWKS_URL must be an http(s) URL' })
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true }, { message: 'DR_JWT_JWKS_URL must be an http(s) URL' })
   DR_JWT_JWKS_URL?: string;
 
-  @IsOptional() @IsString() @MinLength(1)
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
   DR_JWT_ISSUER?: string;
 
-  @IsOptional() @IsString() @MinLength(1)
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
   DR_JWT_AUDIENCE?: string;
 
-  @IsOptional() @Matches(/^[^\s.]+(\.[^\s.]+)*$/, {
+  @IsOptional()
+  @Matches(/^[^\s.]+(\.[^\s.]+)*$/, {
     message: 'DR_JWT_ROLES_CLAIM must be a claim name or a dotted path such as realm_access.roles',
   })
   DR_JWT_ROLES_CLAIM?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(30 * 24 * 3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(30 * 24 * 3600)
   DR_APPROVAL_TTL_SECONDS?: number;
 
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   DR_API_DOCS_ENABLED?: boolean;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
   DR_RATE_LIMIT_PER_MINUTE?: number;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_CORS_ORIGINS?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_SECRET_ENV_PREFIX?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DR_SECRET_DIRS?: string;
 }
 
@@ -264,11 +324,17 @@ export class AppConfig {
     for (const root of restoreRoots) {
       if (!isAbsolute(root)) problems.push(`DR_RESTORE_ROOTS: "${root}" is not an absolute path`);
     }
-    const trustedKeyFiles = (parsed.DR_MANIFEST_TRUSTED_KEYS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+    const trustedKeyFiles = (parsed.DR_MANIFEST_TRUSTED_KEYS ?? '')
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
     for (const file of trustedKeyFiles) {
       if (!isAbsolute(file)) problems.push(`DR_MANIFEST_TRUSTED_KEYS: "${file}" is not an absolute path`);
     }
-    const corsOrigins = (parsed.DR_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+    const corsOrigins = (parsed.DR_CORS_ORIGINS ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean);
     for (const origin of corsOrigins) {
       if (!/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`DR_CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port])`);
     }

@@ -67,7 +67,8 @@ async function checkInside(root: string, full: string, list: string, path: strin
   for (;;) {
     const real = await realpathOf(dir);
     if (real !== null) {
-      if (real !== root && !real.startsWith(`${root}/`)) throw new Error(`the ${list} names a path outside the target: ${JSON.stringify(displayFileName(path))}`);
+      if (real !== root && !real.startsWith(`${root}/`))
+        throw new Error(`the ${list} names a path outside the target: ${JSON.stringify(displayFileName(path))}`);
       return;
     }
     if (dir === root || dirname(dir) === dir) return;
@@ -98,7 +99,9 @@ export async function applyMoves(dir: string, list: Readable): Promise<number> {
     await checkInside(root, fromFull, 'move list', from);
     await checkInside(root, toFull, 'move list', to);
     if (!(await lstat(bytesOf(fromFull)).catch(() => null))) {
-      throw new Error(`the move list moves ${JSON.stringify(displayFileName(from))} to ${JSON.stringify(displayFileName(to))}, but ${JSON.stringify(displayFileName(from))} is missing`);
+      throw new Error(
+        `the move list moves ${JSON.stringify(displayFileName(from))} to ${JSON.stringify(displayFileName(to))}, but ${JSON.stringify(displayFileName(from))} is missing`,
+      );
     }
     await mkdir(bytesOf(dirname(toFull)), { recursive: true, mode: 0o700 });
     await rename(bytesOf(fromFull), bytesOf(toFull));
@@ -125,7 +128,8 @@ export async function applyDeletions(dir: string, list: Readable): Promise<numbe
     const full = join(root, ...path.split('/'));
     const parent = await realpathOf(dirname(full));
     if (parent === null) return; // its directory is gone already
-    if (parent !== root && !parent.startsWith(`${root}/`)) throw new Error(`the deletion list names a path outside the target: ${JSON.stringify(displayFileName(path))}`);
+    if (parent !== root && !parent.startsWith(`${root}/`))
+      throw new Error(`the deletion list names a path outside the target: ${JSON.stringify(displayFileName(path))}`);
     if (await lstat(bytesOf(full)).catch(() => null)) await rm(bytesOf(full), { recursive: true, force: true });
     count++;
   };

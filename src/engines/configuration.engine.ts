@@ -19,7 +19,9 @@ import { indexedTarRun } from './tar-indexer';
 
 /** `source` of a configuration snapshot: absolute glob patterns, e.g. `/etc/app/*.yml`. */
 export class ConfigurationSource {
-  @IsArray() @ArrayNotEmpty() @ArrayMaxSize(200)
+  @IsArray()
+  @ArrayNotEmpty()
+  @ArrayMaxSize(200)
   @IsString({ each: true })
   @Matches(/^\//, { each: true, message: 'each path must be an absolute path or glob' })
   @MaxLength(4096, { each: true })
@@ -60,17 +62,28 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
   private async matchFiles(source: ConfigurationSource): Promise<string[]> {
     const undecodable: string[] = [];
     const files = await fg(source.paths, {
-      dot: true, onlyFiles: true, followSymbolicLinks: true, unique: true, absolute: true, fs: { readdir: readdirNoting(undecodable) },
+      dot: true,
+      onlyFiles: true,
+      followSymbolicLinks: true,
+      unique: true,
+      absolute: true,
+      fs: { readdir: readdirNoting(undecodable) },
     });
     const missed: string[] = [];
     for (const path of undecodable) if (await mayMatch(path, source.paths)) missed.push(displayFileName(path));
     missed.sort();
     if (missed.length) {
-      throw DrError.validation([{
-        field: 'source.paths',
-        message: `cannot select ${missed.slice(0, 5).map((p) => JSON.stringify(p)).join(', ')}${missed.length > 5 ? ` and ${missed.length - 5} more` : ''}: ` +
-          'names that are not valid UTF-8 cannot be matched by configuration snapshots; back them up with the filesystem engine',
-      }]);
+      throw DrError.validation([
+        {
+          field: 'source.paths',
+          message:
+            `cannot select ${missed
+              .slice(0, 5)
+              .map((p) => JSON.stringify(p))
+              .join(', ')}${missed.length > 5 ? ` and ${missed.length - 5} more` : ''}: ` +
+            'names that are not valid UTF-8 cannot be matched by configuration snapshots; back them up with the filesystem engine',
+        },
+      ]);
     }
     return files.map((f) => f.replace(/^\/+/, '')).sort();
   }
@@ -100,7 +113,9 @@ export class ConfigurationEngine implements BackupEngine<ConfigurationSource, Di
    */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) =>
+      extractProven(this.tar, tree, input, context.signal),
+    );
     return { warnings };
   }
 

@@ -16,8 +16,12 @@ export type DatabaseUrlKind = 'postgres' | 'mysql';
  */
 const ALLOWED_PARAMS: Record<DatabaseUrlKind, Record<string, (value: string) => string | null>> = {
   postgres: {
-    sslmode: (v) => (['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'].includes(v) ? null : 'sslmode must be disable, allow, prefer, require, verify-ca or verify-full'),
-    sslrootcert: (v) => (v === 'system' || isPlainAbsolutePath(v) ? null : 'sslrootcert must be "system" or an absolute path (no "..", not under /proc, /sys or /dev)'),
+    sslmode: (v) =>
+      ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'].includes(v)
+        ? null
+        : 'sslmode must be disable, allow, prefer, require, verify-ca or verify-full',
+    sslrootcert: (v) =>
+      v === 'system' || isPlainAbsolutePath(v) ? null : 'sslrootcert must be "system" or an absolute path (no "..", not under /proc, /sys or /dev)',
     application_name: (v) => (/^[\x20-\x7e]{1,63}$/.test(v) ? null : 'application_name must be 1-63 printable ASCII characters'),
     connect_timeout: (v) => timeoutProblem(v),
   },
@@ -29,13 +33,13 @@ const ALLOWED_PARAMS: Record<DatabaseUrlKind, Record<string, (value: string) => 
 /** Parameters refused with a reason of their own (the rest: "not supported"). */
 const REFUSED_PARAMS: Record<string, string> = {
   password: 'must not hold a password; name it with passwordSecret instead',
-  dbname: 'must not hold dbname: the database is the URL\'s path',
-  user: 'must not hold user: the user is the URL\'s user part',
-  host: 'must not hold host: the host is the URL\'s host part',
-  hostaddr: 'must not hold hostaddr: the host is the URL\'s host part',
-  port: 'must not hold port: the port is the URL\'s port part',
-  service: 'must not hold service: it reads connection settings from a file on the service\'s host',
-  passfile: 'must not hold passfile: it reads a file on the service\'s host; use passwordSecret',
+  dbname: "must not hold dbname: the database is the URL's path",
+  user: "must not hold user: the user is the URL's user part",
+  host: "must not hold host: the host is the URL's host part",
+  hostaddr: "must not hold hostaddr: the host is the URL's host part",
+  port: "must not hold port: the port is the URL's port part",
+  service: "must not hold service: it reads connection settings from a file on the service's host",
+  passfile: "must not hold passfile: it reads a file on the service's host; use passwordSecret",
 };
 
 const SCHEMES: Record<DatabaseUrlKind, string[]> = { postgres: ['postgres:', 'postgresql:'], mysql: ['mysql:', 'mariadb:'] };
@@ -83,11 +87,13 @@ export function parseDatabaseUrl(raw: string, kind: DatabaseUrlKind, requireData
     throw new DatabaseUrlError('not a valid URL');
   }
   const example = kind === 'postgres' ? 'postgresql://user@host:5432/dbname' : 'mysql://user@host:3306/dbname';
-  if (!SCHEMES[kind].includes(url.protocol)) throw new DatabaseUrlError(kind === 'postgres' ? 'must be a postgresql:// URL' : 'must be a mysql:// (or mariadb://) URL');
+  if (!SCHEMES[kind].includes(url.protocol))
+    throw new DatabaseUrlError(kind === 'postgres' ? 'must be a postgresql:// URL' : 'must be a mysql:// (or mariadb://) URL');
   if (url.password) throw new DatabaseUrlError('must not contain a password; name it with passwordSecret instead');
   if (url.hash) throw new DatabaseUrlError('must not have a fragment');
   if (!url.hostname) throw new DatabaseUrlError(`must name a host, e.g. ${example}`);
-  if (url.hostname.length > 255 || !HOST.test(url.hostname)) throw new DatabaseUrlError('the host must be a DNS name, an IPv4 address or a bracketed IPv6 address');
+  if (url.hostname.length > 255 || !HOST.test(url.hostname))
+    throw new DatabaseUrlError('the host must be a DNS name, an IPv4 address or a bracketed IPv6 address');
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[kind];
   if (!(port >= 1 && port <= 65535)) throw new DatabaseUrlError('the port must be 1-65535');
   const user = decodePart(url.username, 'user');
@@ -104,14 +110,18 @@ export function parseDatabaseUrl(raw: string, kind: DatabaseUrlKind, requireData
     // libpq reads a database name holding "=" or starting with a URI prefix as a connection string
     (kind === 'postgres' && (database.includes('=') || /^postgres(ql)?:\/\//.test(database)));
   if (badDatabase || (requireDatabase && !database)) {
-    throw new DatabaseUrlError(`must name a database (1-${NAME_BYTES[kind]} bytes, no "/"${kind === 'postgres' ? ' or "="' : ', not starting with "-"'}), e.g. ${example}`);
+    throw new DatabaseUrlError(
+      `must name a database (1-${NAME_BYTES[kind]} bytes, no "/"${kind === 'postgres' ? ' or "="' : ', not starting with "-"'}), e.g. ${example}`,
+    );
   }
   const params: Record<string, string> = {};
   for (const [name, value] of url.searchParams) {
     const check = ALLOWED_PARAMS[kind][name];
     if (!check) {
       const allowed = Object.keys(ALLOWED_PARAMS[kind]).join(', ');
-      throw new DatabaseUrlError(REFUSED_PARAMS[name] ?? `query parameter ${/^[A-Za-z_][A-Za-z0-9_-]{0,39}$/.test(name) ? `"${name}" ` : ''}is not supported (allowed: ${allowed})`);
+      throw new DatabaseUrlError(
+        REFUSED_PARAMS[name] ?? `query parameter ${/^[A-Za-z_][A-Za-z0-9_-]{0,39}$/.test(name) ? `"${name}" ` : ''}is not supported (allowed: ${allowed})`,
+      );
     }
     if (name in params) throw new DatabaseUrlError(`query parameter "${name}" is given more than once`);
     const problem = check(value);
@@ -181,7 +191,12 @@ export function postgresToolUrl(address: DatabaseAddress, database = address.dat
  * @param connectTimeoutMs used when the URL has no `connect_timeout` (seconds).
  * @throws Error when `sslrootcert` cannot be read (not a regular file of at most 1 MiB).
  */
-export async function postgresClientConfig(address: DatabaseAddress, password: string | undefined, database: string, connectTimeoutMs = 10_000): Promise<ClientConfig> {
+export async function postgresClientConfig(
+  address: DatabaseAddress,
+  password: string | undefined,
+  database: string,
+  connectTimeoutMs = 10_000,
+): Promise<ClientConfig> {
   const mode = address.params.sslmode;
   let ssl: ClientConfig['ssl'] = false;
   if (mode === 'require') ssl = { rejectUnauthorized: false };
@@ -213,13 +228,7 @@ function timeoutProblem(value: string): string | null {
 
 /** An absolute, normalized path (no `.`/`..` segments, no `//`) outside the kernel's pseudo file systems. */
 function isPlainAbsolutePath(path: string): boolean {
-  return (
-    path.length <= 4096 &&
-    path.startsWith('/') &&
-    posix.normalize(path) === path &&
-    !path.includes('\u0000') &&
-    !/^\/(proc|sys|dev)(\/|$)/.test(path)
-  );
+  return path.length <= 4096 && path.startsWith('/') && posix.normalize(path) === path && !path.includes('\u0000') && !/^\/(proc|sys|dev)(\/|$)/.test(path);
 }
 
 function decodePart(part: string, what: string): string | undefined {

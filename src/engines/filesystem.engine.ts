@@ -4,7 +4,16 @@ import { IsArray, IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'c
 import fg from 'fast-glob';
 import { Readable } from 'node:stream';
 import { DrError } from '../errors/dr-error';
-import { TargetReservationKey, BackupEngine, ChainMember, EngineBackupRun, EngineRestoreResult, EngineRunContext, RecordedContent, RestoreCheck } from './backup-engine';
+import {
+  TargetReservationKey,
+  BackupEngine,
+  ChainMember,
+  EngineBackupRun,
+  EngineRestoreResult,
+  EngineRunContext,
+  RecordedContent,
+  RestoreCheck,
+} from './backup-engine';
 import { verifyRestoredTree, verifyTarRestore } from './restored-tree-check';
 import { restoreChainInto } from './chain-restore';
 import { extractProven, restoreThroughStaging } from './staged-directory';
@@ -18,19 +27,29 @@ import { globSelector } from './tree-selection';
 
 /** `source` of a filesystem backup. Globs are relative to `path` (fast-glob/picomatch syntax). */
 export class FilesystemSource {
-  @IsString() @Matches(/^\//, { message: 'path must be an absolute path' }) @MaxLength(4096)
+  @IsString()
+  @Matches(/^\//, { message: 'path must be an absolute path' })
+  @MaxLength(4096)
   path: string;
 
-  @IsOptional() @IsArray() @IsString({ each: true }) @IsNotEmpty({ each: true })
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  @IsNotEmpty({ each: true })
   include?: string[];
 
-  @IsOptional() @IsArray() @IsString({ each: true }) @IsNotEmpty({ each: true })
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  @IsNotEmpty({ each: true })
   exclude?: string[];
 }
 
 /** `target` of a filesystem restore: a directory below one of `DR_RESTORE_ROOTS`. */
 export class DirectoryTarget {
-  @IsString() @Matches(/^\//, { message: 'path must be an absolute path' }) @MaxLength(4096)
+  @IsString()
+  @Matches(/^\//, { message: 'path must be an absolute path' })
+  @MaxLength(4096)
   path: string;
 }
 
@@ -138,7 +157,9 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
    */
   async restore(target: DirectoryTarget, input: Readable, overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => extractProven(this.tar, tree, input, context.signal));
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) =>
+      extractProven(this.tar, tree, input, context.signal),
+    );
     return { warnings };
   }
 
@@ -148,7 +169,9 @@ export class FilesystemEngine implements BackupEngine<FilesystemSource, Director
    */
   async restoreChain(target: DirectoryTarget, chain: ChainMember[], overwrite: boolean, context: EngineRunContext): Promise<EngineRestoreResult> {
     const path = await this.directories.check(target.path, overwrite);
-    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) => restoreChainInto(this.tar, tree, chain, context.signal));
+    const { filled: warnings } = await restoreThroughStaging(path, context.runId, !(await this.directories.isRoot(path)), (tree) =>
+      restoreChainInto(this.tar, tree, chain, context.signal),
+    );
     return { warnings };
   }
 

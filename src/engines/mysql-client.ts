@@ -112,10 +112,7 @@ export class MysqlClient {
       if (!dump || !client) {
         throw new Error('the MySQL/MariaDB client tools are not installed: need mariadb-dump (or mysqldump) and mariadb (or mysql) on PATH');
       }
-      const [dumpVersion, clientVersion] = await Promise.all([
-        this.processes.output(dump, ['--version']),
-        this.processes.output(client, ['--version']),
-      ]);
+      const [dumpVersion, clientVersion] = await Promise.all([this.processes.output(dump, ['--version']), this.processes.output(client, ['--version'])]);
       return {
         dump,
         client,

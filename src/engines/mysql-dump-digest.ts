@@ -210,9 +210,12 @@ export class MysqlDumpParser {
           } else {
             const dataStatements = this.delimiter.length === 1 && this.delimiter[0] === SEMICOLON;
             const upper = c & 0xdf;
-            if (upper === 0x44) this.startPrefix(DELIMITER_PREFIX); // D
-            else if (dataStatements && c === 0x49) this.startPrefix(INSERT_PREFIX); // I
-            else if (dataStatements && c === 0x43) this.startPrefix(CREATE_PREFIX); // C
+            if (upper === 0x44)
+              this.startPrefix(DELIMITER_PREFIX); // D
+            else if (dataStatements && c === 0x49)
+              this.startPrefix(INSERT_PREFIX); // I
+            else if (dataStatements && c === 0x43)
+              this.startPrefix(CREATE_PREFIX); // C
             else this.state = NORMAL; // reprocess c
           }
           break;

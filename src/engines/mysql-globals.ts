@@ -36,7 +36,12 @@ export function parseDefiner(definer: string): MysqlAccount | null {
 
 /** A string literal for MySQL/MariaDB (quotes and backslashes escaped, valid with and without NO_BACKSLASH_ESCAPES). */
 function literal(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''").replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\u0000/g, '\\0')}'`;
+  return `'${value
+    .replace(/\\/g, '\\\\')
+    .replace(/'/g, "''")
+    .replace(/\n/g, '\\n')
+    .replace(/\r/g, '\\r')
+    .replace(/\u0000/g, '\\0')}'`;
 }
 
 function account(a: MysqlAccount): string {
@@ -103,7 +108,12 @@ export async function captureMysqlGlobals(c: Connection, database: string): Prom
   const grants: string[] = [];
   for (const a of granted.filter((g) => g.user)) {
     const shown = await rows<Record<string, string>>(c, 'SHOW GRANTS FOR ?@?', [a.user, a.host]);
-    grants.push(...grantsOnDatabase(shown.map((r) => Object.values(r)[0]), database));
+    grants.push(
+      ...grantsOnDatabase(
+        shown.map((r) => Object.values(r)[0]),
+        database,
+      ),
+    );
   }
   return { accounts: sorted, grants };
 }

@@ -21,18 +21,26 @@ const TABLE_NAME = /^(?!-)[^\u0000]{1,64}$/u;
 /** A MySQL or MariaDB server and database: a URL without password, and where the password comes from. */
 export class MysqlConnection {
   /** `mysql://user@host:port/database`, optionally `?connect_timeout=S`: no password, no other parameter. */
-  @IsString() @MaxLength(2000) @IsDatabaseUrl('mysql')
+  @IsString()
+  @MaxLength(2000)
+  @IsDatabaseUrl('mysql')
   url: string;
 
-  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
   passwordSecret?: string;
 }
 
 /** `source` of a MySQL/MariaDB backup: `mysql://user@host:port/database`, its password, and optionally which tables. */
 export class MysqlSource extends MysqlConnection {
   /** Only these tables or views (the database's routines and events come along); all of them when absent. */
-  @IsOptional() @IsArray() @ArrayNotEmpty() @ArrayMaxSize(10_000)
-  @IsString({ each: true }) @Matches(TABLE_NAME, { each: true, message: 'tables must hold table names (1-64 characters, not starting with "-")' })
+  @IsOptional()
+  @IsArray()
+  @ArrayNotEmpty()
+  @ArrayMaxSize(10_000)
+  @IsString({ each: true })
+  @Matches(TABLE_NAME, { each: true, message: 'tables must hold table names (1-64 characters, not starting with "-")' })
   tables?: string[];
 }
 
@@ -42,14 +50,16 @@ export const USER_MODES = ['create', 'none'] as const;
 /** `target` of a MySQL/MariaDB restore: the database to restore into. */
 export class MysqlTarget extends MysqlConnection {
   /** Create the database when it does not exist. */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   create?: boolean;
 
   /**
    * `create` (the default): after the dump, create the accounts the backup's globals object names that the server
    * lacks (locked, without password) and grant their privileges on the restored database. `none`: neither.
    */
-  @IsOptional() @IsIn(USER_MODES, { message: `users must be one of ${USER_MODES.join(', ')}` })
+  @IsOptional()
+  @IsIn(USER_MODES, { message: `users must be one of ${USER_MODES.join(', ')}` })
   users?: (typeof USER_MODES)[number];
 }
 
@@ -98,29 +108,34 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     const password = await this.password(source, 'source.passwordSecret');
     await this.mysql.findTools();
     const warnings: string[] = [];
-    const probe = await this.mysql.withConnection(address, password, address.database, async (c) => {
-      const [version] = await rows<{ version: string; comment: string }>(c, 'SELECT VERSION() AS version, @@version_comment AS comment');
-      const others = await rows<{ name: string; engine: string | null }>(
-        c,
-        `SELECT TABLE_NAME AS name, ENGINE AS engine FROM information_schema.TABLES
+    const probe = await this.mysql
+      .withConnection(address, password, address.database, async (c) => {
+        const [version] = await rows<{ version: string; comment: string }>(c, 'SELECT VERSION() AS version, @@version_comment AS comment');
+        const others = await rows<{ name: string; engine: string | null }>(
+          c,
+          `SELECT TABLE_NAME AS name, ENGINE AS engine FROM information_schema.TABLES
           WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' AND (ENGINE IS NULL OR ENGINE <> 'InnoDB') ORDER BY TABLE_NAME`,
-        [address.database],
-      );
-      let events = true;
-      try {
-        await c.query(`SHOW EVENTS FROM ${quoteIdent(address.database)}`);
-      } catch (error) {
-        events = false;
-        warnings.push(`events not dumped: ${scrubbedError(error, password).message}`);
-      }
-      return { server: `${version.version} (${version.comment})`, others, events };
-    }).catch((error: Error) => {
-      throw scrubbedError(error, password, `cannot connect to ${address.host}:${address.port}/${address.database} as ${address.user}: `);
-    });
+          [address.database],
+        );
+        let events = true;
+        try {
+          await c.query(`SHOW EVENTS FROM ${quoteIdent(address.database)}`);
+        } catch (error) {
+          events = false;
+          warnings.push(`events not dumped: ${scrubbedError(error, password).message}`);
+        }
+        return { server: `${version.version} (${version.comment})`, others, events };
+      })
+      .catch((error: Error) => {
+        throw scrubbedError(error, password, `cannot connect to ${address.host}:${address.port}/${address.database} as ${address.user}: `);
+      });
     const wanted = source.tables ? new Set(source.tables) : undefined;
     const inconsistent = probe.others.filter((t) => !wanted || wanted.has(t.name));
     if (inconsistent.length) {
-      const shown = inconsistent.slice(0, 20).map((t) => `${t.name} (${t.engine ?? 'unknown engine'})`).join(', ');
+      const shown = inconsistent
+        .slice(0, 20)
+        .map((t) => `${t.name} (${t.engine ?? 'unknown engine'})`)
+        .join(', ');
       warnings.push(
         `not covered by the consistent snapshot (--single-transaction covers InnoDB tables only), dumped as they were read: ${shown}` +
           (inconsistent.length > 20 ? ` and ${inconsistent.length - 20} more` : ''),
@@ -162,9 +177,11 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
    * `<scratchDir>/<runId>.globals.sql`. @returns its path (the caller removes it)
    */
   private async captureGlobals(address: MysqlAddress, password: string | undefined, context: EngineRunContext): Promise<string> {
-    const { accounts, grants } = await this.mysql.withConnection(address, password, undefined, (c) => captureMysqlGlobals(c, address.database)).catch((error: Error) => {
-      throw scrubbedError(error, password, 'cannot capture the accounts the database needs (globals): ');
-    });
+    const { accounts, grants } = await this.mysql
+      .withConnection(address, password, undefined, (c) => captureMysqlGlobals(c, address.database))
+      .catch((error: Error) => {
+        throw scrubbedError(error, password, 'cannot capture the accounts the database needs (globals): ');
+      });
     await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
     const path = join(context.scratchDir, `${context.runId}.globals.sql`);
     await writeFile(path, `${mysqlGlobalsScript(accounts, grants).join('\n')}\n`, { mode: 0o600 });
@@ -192,19 +209,17 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
         return { exists: schemata.length > 0, tables: Number(count.n) };
       });
     } catch (error) {
-      throw DrError.validation([
-        { field: 'target.url', message: `cannot connect to the target server: ${scrubbedError(error, password).message}` },
-      ]);
+      throw DrError.validation([{ field: 'target.url', message: `cannot connect to the target server: ${scrubbedError(error, password).message}` }]);
     }
     if (state.exists && state.tables > 0 && !overwrite) {
-      throw new DrError('TARGET_EXISTS', `target database "${address.database}" exists and holds ${state.tables} tables; set "overwrite": true to restore into it`, [
-        { field: 'target.url', message: 'database exists and is not empty' },
-      ]);
+      throw new DrError(
+        'TARGET_EXISTS',
+        `target database "${address.database}" exists and holds ${state.tables} tables; set "overwrite": true to restore into it`,
+        [{ field: 'target.url', message: 'database exists and is not empty' }],
+      );
     }
     if (!state.exists && !target.create) {
-      throw DrError.validation([
-        { field: 'target.create', message: `database "${address.database}" does not exist; set target.create to create it` },
-      ]);
+      throw DrError.validation([{ field: 'target.create', message: `database "${address.database}" does not exist; set target.create to create it` }]);
     }
     return state.exists;
   }
@@ -253,7 +268,9 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
     try {
       await proc.done;
     } catch (error) {
-      throw Object.assign(scrubbedError(error, password, 'the accounts the database needs could not be created (globals): '), { created: createdAccounts(out) });
+      throw Object.assign(scrubbedError(error, password, 'the accounts the database needs could not be created (globals): '), {
+        created: createdAccounts(out),
+      });
     }
     return createdAccounts(out);
   }
@@ -264,10 +281,14 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
    */
   private async undoCreated(address: MysqlAddress, password: string | undefined, dropDatabase: boolean, created: MysqlAccount[]): Promise<string[]> {
     const left: string[] = [];
-    await this.mysql.withConnection(address, password, undefined, async (c) => {
-      if (dropDatabase) await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(address.database)}`).catch((e: Error) => left.push(`database ${address.database}: ${e.message}`));
-      for (const a of created) await c.query('DROP USER IF EXISTS ?@?', [a.user, a.host]).catch((e: Error) => left.push(`account ${a.user}@${a.host}: ${e.message}`));
-    }).catch((e: Error) => left.push(scrubbedError(e, password).message));
+    await this.mysql
+      .withConnection(address, password, undefined, async (c) => {
+        if (dropDatabase)
+          await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(address.database)}`).catch((e: Error) => left.push(`database ${address.database}: ${e.message}`));
+        for (const a of created)
+          await c.query('DROP USER IF EXISTS ?@?', [a.user, a.host]).catch((e: Error) => left.push(`account ${a.user}@${a.host}: ${e.message}`));
+      })
+      .catch((e: Error) => left.push(scrubbedError(e, password).message));
     for (const l of left) this.logger.warn(`could not undo a failed restore: ${l}`);
     return left;
   }
@@ -275,11 +296,11 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
   /** The dump through the client into the database (created first when `!exists`). See {@link restore}. */
   private async restoreDump(address: MysqlAddress, password: string | undefined, exists: boolean, input: Readable, context: EngineRunContext): Promise<void> {
     if (!exists) {
-      await this.mysql.withConnection(address, password, undefined, (c) =>
-        c.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(address.database)} CHARACTER SET utf8mb4`),
-      ).catch((error: Error) => {
-        throw scrubbedError(error, password, `cannot create database ${address.database}: `);
-      });
+      await this.mysql
+        .withConnection(address, password, undefined, (c) => c.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(address.database)} CHARACTER SET utf8mb4`))
+        .catch((error: Error) => {
+          throw scrubbedError(error, password, `cannot create database ${address.database}: `);
+        });
     }
     const proc = await this.mysql.client(address, password, context.signal);
     proc.stdout.resume();
@@ -330,7 +351,10 @@ export class MysqlEngine implements BackupEngine<MysqlSource, MysqlTarget> {
   async verifyRestore(source: MysqlSource, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
     if (!recorded.tables) throw new Error('this backup recorded no table digests to compare a restore with');
     const address = parseMysqlUrl(source.url, 'source.url');
-    const database = `dr_verify_${context.runId.replace(/[^a-z0-9]/gi, '').slice(0, 24).toLowerCase()}`;
+    const database = `dr_verify_${context.runId
+      .replace(/[^a-z0-9]/gi, '')
+      .slice(0, 24)
+      .toLowerCase()}`;
     const url = new URL(source.url);
     url.pathname = `/${database}`;
     const target = Object.assign(new MysqlTarget(), { url: url.toString(), passwordSecret: source.passwordSecret, create: true });

@@ -297,7 +297,16 @@ async function readToc(r: ArchiveInput, header: ArchiveHeader, kind: 'custom' | 
       // _ReadExtraToc of pg_backup_directory.c: the data file's name, '' for an entry without data
       const offsetFieldPos = r.position;
       const filename = (await r.readStr('data file name', true)) ?? '';
-      entries.push({ dumpId, desc, tag, namespace, offsetFlag: filename ? K_OFFSET_POS_NOT_SET : K_OFFSET_NO_DATA, offsetFieldPos, filename, extraEnd: r.position });
+      entries.push({
+        dumpId,
+        desc,
+        tag,
+        namespace,
+        offsetFlag: filename ? K_OFFSET_POS_NOT_SET : K_OFFSET_NO_DATA,
+        offsetFieldPos,
+        filename,
+        extraEnd: r.position,
+      });
       continue;
     }
     // _ReadExtraToc -> ReadOffset (>= 1.7): flag byte, then offSize bytes, least significant first.

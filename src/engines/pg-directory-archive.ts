@@ -101,7 +101,8 @@ export async function* customArchiveChunks(dir: string): AsyncGenerator<Buffer> 
       for (const line of (await readFile(join(dir, te.filename), 'latin1')).split('\n')) {
         if (line === '') continue;
         const blob = BLOB_LINE.exec(line);
-        if (!blob || Number(blob[1]) === 0 || Number(blob[1]) > 0xffffffff) throw new UnsupportedArchiveError(`unexpected line in ${te.filename}: ${JSON.stringify(line.slice(0, 80))}`);
+        if (!blob || Number(blob[1]) === 0 || Number(blob[1]) > 0xffffffff)
+          throw new UnsupportedArchiveError(`unexpected line in ${te.filename}: ${JSON.stringify(line.slice(0, 80))}`);
         yield encodeInt(Number(blob[1]), intSize);
         yield* fixedChunks(join(dir, blob[2]), intSize);
         yield encodeInt(0, intSize);

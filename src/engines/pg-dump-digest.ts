@@ -1,16 +1,6 @@
 import { createHash, Hash } from 'node:crypto';
 import { Transform, TransformCallback } from 'node:stream';
-import {
-  ArchiveInput,
-  BLK_BLOBS,
-  BLK_DATA,
-  corrupt,
-  INT_MAX,
-  readPrologue,
-  TocEntry,
-  truncated,
-  UnsupportedArchiveError,
-} from './pg-custom-archive';
+import { ArchiveInput, BLK_BLOBS, BLK_DATA, corrupt, INT_MAX, readPrologue, TocEntry, truncated, UnsupportedArchiveError } from './pg-custom-archive';
 
 /**
  * The digest of one data block of a pg_dump custom-format archive: a table's COPY data, or the large objects.
@@ -165,7 +155,7 @@ export class PgDumpDigestStream extends Transform {
       parsed = await readPrologue(input);
     } catch (error) {
       if (!(error instanceof NeedMoreBytes)) throw error;
-      if (this.prologueBytes > MAX_PROLOGUE_BYTES) throw new UnsupportedArchiveError('the archive\'s TOC is over 64 MiB');
+      if (this.prologueBytes > MAX_PROLOGUE_BYTES) throw new UnsupportedArchiveError("the archive's TOC is over 64 MiB");
       this.prologue = [bytes];
       return;
     }

@@ -3,20 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Injectable } from '@nestjs/common';
 import { Type } from 'class-transformer';
-import {
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsISO8601,
-  IsOptional,
-  IsString,
-  IsUUID,
-  Matches,
-  Max,
-  MaxLength,
-  Min,
-  ValidateNested,
-} from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { AppConfig } from '../config/app-config';
 import { DrError } from '../errors/dr-error';
 import { SECRET_REF_PATTERN, SecretResolver } from '../secrets/secret-resolver';
@@ -34,10 +21,14 @@ export class PostgresBaseSource {
    * `postgresql://user@host:port/postgres` of a role with the REPLICATION attribute: no password in the URL, and
    * only the parameters {@link parseDatabaseUrl} allows.
    */
-  @IsString() @MaxLength(2000) @IsDatabaseUrl('postgres', false)
+  @IsString()
+  @MaxLength(2000)
+  @IsDatabaseUrl('postgres', false)
   url: string;
 
-  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
   passwordSecret?: string;
 
   /** The WAL archive (`POST /wal-archives`) the cluster's archive_command pushes to; recoveries replay from it. */
@@ -48,66 +39,90 @@ export class PostgresBaseSource {
 /** Where a point-in-time recovery stops: exactly one of the four. */
 export class RecoveryTargetDto {
   /** `recovery_target_time`: ISO 8601 with a zone offset, e.g. `2026-11-24T15:32:10.123Z`. */
-  @IsOptional() @IsISO8601({ strict: true }, { message: 'time must be an ISO 8601 timestamp' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'time must be an ISO 8601 timestamp' })
   time?: string;
 
   /** `recovery_target_lsn`, as PostgreSQL prints it (`0/3000148`). */
-  @IsOptional() @IsString() @Matches(/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/, { message: 'lsn must look like 0/3000148' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/, { message: 'lsn must look like 0/3000148' })
   lsn?: string;
 
   /** `recovery_target_name`: a restore point created with pg_create_restore_point(). */
-  @IsOptional() @IsString() @MaxLength(63) @Matches(/^[^'\\\n\r]+$/, { message: 'name must not hold quotes, backslashes or line breaks' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(63)
+  @Matches(/^[^'\\\n\r]+$/, { message: 'name must not hold quotes, backslashes or line breaks' })
   name?: string;
 
   /** Replay all archived WAL (`recovery_target = ''` with no other target: to the end of the archive). */
-  @IsOptional() @IsIn([true], { message: 'latest must be true when given' })
+  @IsOptional()
+  @IsIn([true], { message: 'latest must be true when given' })
   latest?: boolean;
 }
 
 /** `target` of a point-in-time recovery: a new data directory and the port its server listens on. */
 export class PointInTimeTarget {
   /** Absolute data directory under DR_RESTORE_ROOTS (created mode 0700; must be empty unless overwrite). */
-  @IsString() @Matches(/^\//, { message: 'dataDirectory must be an absolute path' }) @MaxLength(4096)
+  @IsString()
+  @Matches(/^\//, { message: 'dataDirectory must be an absolute path' })
+  @MaxLength(4096)
   dataDirectory: string;
 
-  @Type(() => Number) @IsInt() @Min(1024) @Max(65535)
+  @Type(() => Number)
+  @IsInt()
+  @Min(1024)
+  @Max(65535)
   port: number;
 
-  @ValidateNested() @Type(() => RecoveryTargetDto)
+  @ValidateNested()
+  @Type(() => RecoveryTargetDto)
   recoveryTarget: RecoveryTargetDto;
 
   /** `recovery_target_action`: promote (default: the server opens read-write) or pause (read-only, replay paused). */
-  @IsOptional() @IsIn(['promote', 'pause'], { message: 'action must be promote or pause' })
+  @IsOptional()
+  @IsIn(['promote', 'pause'], { message: 'action must be promote or pause' })
   action?: 'promote' | 'pause';
 
   /** Stop the recovered server once the target is reached (default false: it keeps running on `port`). */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   stopServer?: boolean;
 
   /** Give up when the target is not reached within this many seconds (default 600). */
-  @IsOptional() @Type(() => Number) @IsInt() @Min(10) @Max(86_400)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(10)
+  @Max(86_400)
   timeoutSeconds?: number;
 
   /**
    * Role the service connects as (TCP to 127.0.0.1:`port`) to watch the recovered server (default `postgres`). The
    * recovered cluster keeps the source's pg_hba.conf and roles: when they require a password, give `passwordSecret`.
    */
-  @IsOptional() @IsString() @Matches(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, { message: 'user must be a role name' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, { message: 'user must be a role name' })
   user?: string;
 
   /** Secret reference to `user`'s password on the recovered cluster (the source cluster's password of that role). */
-  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
   passwordSecret?: string;
 
   /** Without a `backupId`: the WAL archive whose newest base backup ending before the target is restored. */
-  @IsOptional() @IsUUID('all', { message: 'walArchiveId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'walArchiveId must be a UUID' })
   walArchiveId?: string;
 
   /** Recovery target inclusive (default true: stop just after the target; false: just before). */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   inclusive?: boolean;
 }
-
 
 /**
  * PostgreSQL physical base backups for point-in-time recovery: `pg_basebackup -D - -Ft -X none -c fast -v`, the
@@ -157,7 +172,16 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
     const startedAt = new Date();
     const proc = this.processes.spawn(
       this.tool('pg_basebackup'),
-      [`--dbname=${postgresToolUrl(address)}`, '--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', '--verbose', '--no-password', `--label=dr-${context.runId}`],
+      [
+        `--dbname=${postgresToolUrl(address)}`,
+        '--pgdata=-',
+        '--format=tar',
+        '--wal-method=none',
+        '--checkpoint=fast',
+        '--verbose',
+        '--no-password',
+        `--label=dr-${context.runId}`,
+      ],
       { env, signal: context.signal },
     );
     proc.stdin.end();
@@ -187,7 +211,9 @@ export class PostgresBaseEngine implements BackupEngine<PostgresBaseSource, Poin
   async checkTarget(target: PointInTimeTarget, overwrite: boolean): Promise<void> {
     const real = await this.directories.check(target.dataDirectory, overwrite, 'target.dataDirectory');
     if (overwrite && (await stat(join(real, 'postmaster.pid')).catch(() => null))) {
-      throw DrError.validation([{ field: 'target.dataDirectory', message: 'a PostgreSQL server may be running on this data directory (postmaster.pid exists); stop it first' }]);
+      throw DrError.validation([
+        { field: 'target.dataDirectory', message: 'a PostgreSQL server may be running on this data directory (postmaster.pid exists); stop it first' },
+      ]);
     }
     const t = target.recoveryTarget;
     const given = [t.time !== undefined, t.lsn !== undefined, t.name !== undefined, t.latest !== undefined].filter(Boolean).length;

@@ -42,11 +42,10 @@ export class PostgresGlobals {
    */
   async capture(connection: PsqlConnection, database: string, passwords: boolean, scratchDir: string, runId: string, signal: AbortSignal): Promise<string> {
     const path = join(scratchDir, `${runId}.globals.sql`);
-    const proc = this.processes.spawn(
-      this.psql,
-      ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-c', globalsQuery(passwords), `--dbname=${connection.url}`],
-      { env: { ...connection.env, PGCLIENTENCODING: 'UTF8' }, signal },
-    );
+    const proc = this.processes.spawn(this.psql, ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-c', globalsQuery(passwords), `--dbname=${connection.url}`], {
+      env: { ...connection.env, PGCLIENTENCODING: 'UTF8' },
+      signal,
+    });
     proc.stdin.end();
     const script = Readable.from(
       (async function* () {

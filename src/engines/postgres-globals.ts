@@ -134,7 +134,14 @@ export function quoteLiteral(value: string): string {
 }
 
 /** Settings whose value PostgreSQL stores as a list of (quoted when needed) identifiers (pg_dumpall's list). */
-const LIST_SETTINGS = new Set(['local_preload_libraries', 'search_path', 'session_preload_libraries', 'shared_preload_libraries', 'temp_tablespaces', 'unix_socket_directories']);
+const LIST_SETTINGS = new Set([
+  'local_preload_libraries',
+  'search_path',
+  'session_preload_libraries',
+  'shared_preload_libraries',
+  'temp_tablespaces',
+  'unix_socket_directories',
+]);
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*$/;
 /** A list value as PostgreSQL stores it: elements that are plain lower-case names or double-quoted identifiers. */
 const IDENTIFIER_LIST = /^\s*(?:[a-z_][a-z0-9_$]*|"(?:[^"]|"")*")(?:\s*,\s*(?:[a-z_][a-z0-9_$]*|"(?:[^"]|"")*"))*\s*$/;
@@ -166,7 +173,7 @@ export async function* globalsScript(records: AsyncIterable<GlobalsRecord>, data
   yield '-- dr-backup globals: the roles the database references, created on the server when missing.';
   yield `-- Captured from database ${JSON.stringify(database).replace(/\n/g, '\\n')}. Run before pg_restore, connected to the target database:`;
   yield '--   psql -X -q -At -v ON_ERROR_STOP=1 --single-transaction -d <target database> -f globals.sql';
-  yield '-- Existing roles are left as they are. -v skip_database=1 leaves the database\'s owner, privileges and settings';
+  yield "-- Existing roles are left as they are. -v skip_database=1 leaves the database's owner, privileges and settings";
   yield '-- alone (-v skip_owner=1 the owner, -v skip_privileges=1 its privileges). Prints each role it creates (JSON).';
   yield "SET client_encoding = 'UTF8';";
   yield 'SET standard_conforming_strings = on;';

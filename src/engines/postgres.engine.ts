@@ -23,10 +23,14 @@ export class PostgresConnection {
    * `postgresql://user@host:port/database`, optionally with `sslmode`, `sslrootcert`, `application_name`,
    * `connect_timeout`: no password, no other parameter ({@link parseDatabaseUrl}).
    */
-  @IsString() @MaxLength(2000) @IsDatabaseUrl('postgres')
+  @IsString()
+  @MaxLength(2000)
+  @IsDatabaseUrl('postgres')
   url: string;
 
-  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET_REF_PATTERN, { message: 'passwordSecret must be env:NAME or file:/absolute/path' })
   passwordSecret?: string;
 }
 
@@ -40,7 +44,8 @@ export class PostgresSource extends PostgresConnection {
    * object, so restored roles can log in as before. Needs a superuser (pg_authid); off by default: restored roles
    * then have no password until one is set.
    */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   rolePasswords?: boolean;
 
   /**
@@ -69,11 +74,13 @@ const ROLE_NAME = /^(?!-)[^\u0000]{1,63}$/u;
 /** `target` of a PostgreSQL restore: the database to restore into. */
 export class PostgresTarget extends PostgresConnection {
   /** Create the database when it does not exist. */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   create?: boolean;
 
   /** Skip restoring object ownership (`pg_restore --no-owner`): objects belong to the connecting user. */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   noOwner?: boolean;
 
   /**
@@ -82,18 +89,22 @@ export class PostgresTarget extends PostgresConnection {
    * the restore creates its recorded owner, privileges and settings. `none`: create no role (each role the dump
    * names must exist, unless `owner`/`noOwner` and `privileges: "skip"` keep the dump from naming any).
    */
-  @IsOptional() @IsIn(ROLE_MODES, { message: `roles must be one of ${ROLE_MODES.join(', ')}` })
+  @IsOptional()
+  @IsIn(ROLE_MODES, { message: `roles must be one of ${ROLE_MODES.join(', ')}` })
   roles?: RoleMode;
 
   /**
    * Map every owner to this role of the target server: the restored objects and a database the restore creates
    * belong to it (`pg_restore --no-owner --role=<owner>`; the connecting user must be a member of it).
    */
-  @IsOptional() @IsString() @Matches(ROLE_NAME, { message: 'owner must be a role name (1-63 characters, not starting with "-")' })
+  @IsOptional()
+  @IsString()
+  @Matches(ROLE_NAME, { message: 'owner must be a role name (1-63 characters, not starting with "-")' })
   owner?: string;
 
   /** `restore` (the default): the dump's GRANTs and the database's; `skip`: none (`pg_restore --no-privileges`). */
-  @IsOptional() @IsIn(PRIVILEGE_MODES, { message: `privileges must be one of ${PRIVILEGE_MODES.join(', ')}` })
+  @IsOptional()
+  @IsIn(PRIVILEGE_MODES, { message: `privileges must be one of ${PRIVILEGE_MODES.join(', ')}` })
   privileges?: PrivilegeMode;
 }
 
@@ -171,7 +182,14 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     digested.catch(() => undefined);
     const done = Promise.all([dump.done, digested]).then(async () => {
       await mkdir(context.scratchDir, { recursive: true, mode: 0o700 });
-      const globalsPath = await this.globals.capture({ url: url.toString(), env }, database, source.rolePasswords === true, context.scratchDir, context.runId, context.signal);
+      const globalsPath = await this.globals.capture(
+        { url: url.toString(), env },
+        database,
+        source.rolePasswords === true,
+        context.scratchDir,
+        context.runId,
+        context.signal,
+      );
       return {
         warnings: digest.problem ? [digest.problem] : [],
         tables: digest.problem ? undefined : digest.digests,
@@ -183,11 +201,10 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
 
   /** `pg_dump --format=custom --compress=0` to a pipe: the archive as pg_dump writes it. */
   private streamedDump(url: URL, env: Record<string, string>, context: EngineRunContext): { stream: Readable; done: Promise<unknown> } {
-    const proc = this.processes.spawn(
-      this.tool('pg_dump'),
-      ['--format=custom', '--compress=0', '--no-password', `--dbname=${url.toString()}`],
-      { env, signal: context.signal },
-    );
+    const proc = this.processes.spawn(this.tool('pg_dump'), ['--format=custom', '--compress=0', '--no-password', `--dbname=${url.toString()}`], {
+      env,
+      signal: context.signal,
+    });
     proc.stdin.end();
     return { stream: proc.stdout, done: proc.done };
   }
@@ -238,9 +255,7 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       ]);
     }
     if (!exists && !target.create) {
-      throw DrError.validation([
-        { field: 'target.create', message: `database "${database}" does not exist; set target.create to create it` },
-      ]);
+      throw DrError.validation([{ field: 'target.create', message: `database "${database}" does not exist; set target.create to create it` }]);
     }
   }
 
@@ -279,11 +294,16 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
         createdDatabase = true;
       }
       if (applyGlobals) {
-        createdRoles = await this.globals.apply({ url: url.toString(), env }, globalsScript, {
-          skipDatabase: !createdDatabase,
-          skipOwner: Boolean(target.owner || target.noOwner),
-          skipPrivileges: target.privileges === 'skip',
-        }, context.signal);
+        createdRoles = await this.globals.apply(
+          { url: url.toString(), env },
+          globalsScript,
+          {
+            skipDatabase: !createdDatabase,
+            skipOwner: Boolean(target.owner || target.noOwner),
+            skipPrivileges: target.privileges === 'skip',
+          },
+          context.signal,
+        );
         if (createdRoles.length) this.logger.log(`restore ${context.runId}: created roles ${createdRoles.join(', ')}`);
       }
       const args = [`--dbname=${url.toString()}`, `--jobs=${jobs}`, '--exit-on-error', '--no-password'];
@@ -296,7 +316,8 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       proc.stdin.end();
       proc.stdout.resume();
       await proc.done;
-      if (createdRoles.length) warnings.push(`created roles the database needs: ${createdRoles.join(', ')} (without passwords unless the backup recorded them)`);
+      if (createdRoles.length)
+        warnings.push(`created roles the database needs: ${createdRoles.join(', ')} (without passwords unless the backup recorded them)`);
       return { warnings };
     } catch (error) {
       const leftovers = createdDatabase ? await this.undoCreated(target, database, createdRoles) : [];
@@ -366,7 +387,10 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
     const server = this.config.verifyPgUrl
       ? { url: this.config.verifyPgUrl, passwordSecret: this.config.verifyPgPasswordSecret }
       : { url: source.url, passwordSecret: source.passwordSecret };
-    const database = `dr_verify_${context.runId.replace(/[^a-z0-9]/gi, '').slice(0, 24).toLowerCase()}`;
+    const database = `dr_verify_${context.runId
+      .replace(/[^a-z0-9]/gi, '')
+      .slice(0, 24)
+      .toLowerCase()}`;
     const serverAddress = parseDatabaseUrlField(server.url, 'postgres', this.config.verifyPgUrl ? 'DR_VERIFY_PG_URL' : 'source.url', false);
     const scratchUrl = new URL(postgresToolUrl(serverAddress, database));
     const target = Object.assign(new PostgresTarget(), { url: scratchUrl.toString(), passwordSecret: server.passwordSecret, create: true, noOwner: true });
@@ -386,11 +410,10 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
   /** Dumps the data of `target` (`--data-only -Fc -Z0`) through the digester and returns its per-table digests. */
   private async digestData(target: PostgresTarget, context: EngineRunContext): Promise<TableDigest[]> {
     const { url } = parseUrl(target.url, 'target.url');
-    const proc = this.processes.spawn(
-      this.tool('pg_dump'),
-      ['--format=custom', '--compress=0', '--data-only', '--no-password', `--dbname=${url.toString()}`],
-      { env: await this.passwordEnv(target, 'target.passwordSecret'), signal: context.signal },
-    );
+    const proc = this.processes.spawn(this.tool('pg_dump'), ['--format=custom', '--compress=0', '--data-only', '--no-password', `--dbname=${url.toString()}`], {
+      env: await this.passwordEnv(target, 'target.passwordSecret'),
+      signal: context.signal,
+    });
     proc.stdin.end();
     const digest = new PgDumpDigestStream();
     await pipeline(proc.stdout, digest, new Writable({ write: (_c, _e, cb) => cb() }));
@@ -419,9 +442,7 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
 
   private async databaseExists(target: PostgresTarget): Promise<boolean> {
     const { database } = parseUrl(target.url, 'target.url');
-    const result = await this.withMaintenanceClient(target, (c) =>
-      c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]),
-    );
+    const result = await this.withMaintenanceClient(target, (c) => c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]));
     return (result.rowCount ?? 0) > 0;
   }
 
@@ -437,9 +458,7 @@ export class PostgresEngine implements BackupEngine<PostgresSource, PostgresTarg
       client = new Client(await postgresClientConfig(address, password, 'postgres'));
       await client.connect();
     } catch (error) {
-      throw DrError.validation([
-        { field: 'target.url', message: `cannot connect to the target server: ${(error as Error).message}` },
-      ]);
+      throw DrError.validation([{ field: 'target.url', message: `cannot connect to the target server: ${(error as Error).message}` }]);
     }
     try {
       return await fn(client);

@@ -32,9 +32,7 @@ export class RestoreDirectoryPolicy {
       throw error;
     });
     if (entries.length > 0 && !overwrite) {
-      throw new DrError('TARGET_NOT_EMPTY', `${field} is not empty; set "overwrite": true to restore over it`, [
-        { field, message: 'directory is not empty' },
-      ]);
+      throw new DrError('TARGET_NOT_EMPTY', `${field} is not empty; set "overwrite": true to restore over it`, [{ field, message: 'directory is not empty' }]);
     }
     return real;
   }
@@ -55,7 +53,6 @@ export class RestoreDirectoryPolicy {
     const roots = await Promise.all(this.config.restoreRoots.map((r) => realpathOfNearestAncestor(r)));
     return roots.includes(realPath);
   }
-
 }
 
 /**

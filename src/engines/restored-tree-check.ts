@@ -23,12 +23,7 @@ const MAX_LISTED_PROBLEMS = 100;
  * and a recorded entry that is not restored is a problem. The scratch directory is removed whatever happens.
  * @throws whatever tar's extraction raised (a corrupt artifact); differences are returned, not thrown
  */
-export async function verifyTarRestore(
-  tar: TarArchiver,
-  input: Readable,
-  recorded: RecordedContent,
-  context: EngineRunContext,
-): Promise<RestoreCheck> {
+export async function verifyTarRestore(tar: TarArchiver, input: Readable, recorded: RecordedContent, context: EngineRunContext): Promise<RestoreCheck> {
   return verifyRestoredTree((dir) => tar.extract(dir, input, context.signal), recorded, context);
 }
 
@@ -84,7 +79,9 @@ async function checkMember(tree: TreePaths, path: string, entry: FileIndexEntry,
     checked.symlinks++;
     const target = decodeFileName(readlinkSync(tree.of(path), { encoding: 'buffer' }));
     const recordedTarget = linkTargetOf(entry);
-    return target === recordedTarget ? null : `links to ${displayFileName(target)}, recorded ${recordedTarget === undefined ? 'no target' : displayFileName(recordedTarget)}`;
+    return target === recordedTarget
+      ? null
+      : `links to ${displayFileName(target)}, recorded ${recordedTarget === undefined ? 'no target' : displayFileName(recordedTarget)}`;
   }
   const mode = (Number(stat.mode) & 0o7777).toString(8).padStart(4, '0');
   if (mode !== entry.mode) return `mode ${mode}, recorded ${entry.mode}`;

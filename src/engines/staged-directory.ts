@@ -221,7 +221,6 @@ export class DirectoryStaging {
       counts.moved++;
     }
   }
-
 }
 
 /** Gives `dir` the mode, owner (when the service runs as root) and times (to the nanosecond) of `from`. */
@@ -257,7 +256,15 @@ async function setTimes(path: string, atimeNs: bigint, mtimeNs: bigint): Promise
 
 /** A journal step recording a directory's metadata before it is changed. */
 function metaStep(rel: string, s: BigIntStats): JournalStep {
-  return { op: 'meta', rel, mode: Number(s.mode) & 0o7777, uid: Number(s.uid), gid: Number(s.gid), atimeNs: s.atimeNs.toString(), mtimeNs: s.mtimeNs.toString() };
+  return {
+    op: 'meta',
+    rel,
+    mode: Number(s.mode) & 0o7777,
+    uid: Number(s.uid),
+    gid: Number(s.gid),
+    atimeNs: s.atimeNs.toString(),
+    mtimeNs: s.mtimeNs.toString(),
+  };
 }
 
 /**
@@ -268,19 +275,23 @@ function metaStep(rel: string, s: BigIntStats): JournalStep {
  */
 async function rollBack(target: string, root: string): Promise<void> {
   const text = await readFile(join(root, 'journal.jsonl'), 'utf8').catch(() => '');
-  const steps = text.split('\n').filter(Boolean).flatMap((line) => {
-    try {
-      return [JSON.parse(line) as JournalStep];
-    } catch {
-      return []; // the last line of a process killed mid-write
-    }
-  });
+  const steps = text
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as JournalStep];
+      } catch {
+        return []; // the last line of a process killed mid-write
+      }
+    });
   const metas: JournalStep[] = [];
   for (const step of steps.reverse()) {
     const inTarget = step.rel ? join(target, ...step.rel.split('/')) : target;
     if (step.op === 'create') {
       // the target did not exist: what is there now is the staged tree
-      if (!(await lstat(join(root, 'tree')).catch(() => null)) && (await lstat(fsPath(target)).catch(() => null))) await rename(fsPath(target), join(root, 'tree'));
+      if (!(await lstat(join(root, 'tree')).catch(() => null)) && (await lstat(fsPath(target)).catch(() => null)))
+        await rename(fsPath(target), join(root, 'tree'));
       continue;
     }
     if (step.op === 'meta') {

@@ -45,7 +45,13 @@ export class TarArchiver implements OnModuleInit {
 
   /** Adds `--selinux` when SELinux runs here (selinuxfs mounted) and this tar knows the option. */
   async onModuleInit(): Promise<void> {
-    if (!(await access('/sys/fs/selinux/enforce').then(() => true, () => false))) return;
+    if (
+      !(await access('/sys/fs/selinux/enforce').then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     const help = await this.processes.output('tar', ['--help']).catch(() => '');
     if (help.includes('--selinux')) this.metadata = [...METADATA_OPTIONS, '--selinux'];
   }
@@ -76,11 +82,9 @@ export class TarArchiver implements OnModuleInit {
    *   process may not set, such as `security.capability` when not root, or one the target's file system refuses)
    */
   async extract(cwd: string, input: Readable, signal: AbortSignal): Promise<string[]> {
-    const proc = this.processes.spawn(
-      'tar',
-      ['--extract', '--file=-', '--preserve-permissions', ...this.metadata, '--delay-directory-restore', '-C', cwd],
-      { signal },
-    );
+    const proc = this.processes.spawn('tar', ['--extract', '--file=-', '--preserve-permissions', ...this.metadata, '--delay-directory-restore', '-C', cwd], {
+      signal,
+    });
     let inputError: Error | undefined;
     input.once('error', (error) => {
       inputError = error;
@@ -121,10 +125,10 @@ async function* nameBlocks(entries: string[] | AsyncIterable<string>): AsyncGene
   const iterator = (Array.isArray(entries) ? toAsync(entries) : entries)[Symbol.asyncIterator]();
   let next = iterator.next();
   for (;;) {
-    const { done, value } = await next;
-    if (done) break;
+    const result = await next;
+    if (result.done) break;
     next = iterator.next();
-    const name = encodeFileName(value);
+    const name = encodeFileName(result.value);
     parts.push(name, NUL);
     bytes += name.length + 1;
     if (bytes >= NAME_BLOCK_BYTES) {
@@ -142,5 +146,8 @@ async function* toAsync<T>(items: T[]): AsyncGenerator<T> {
 
 /** tar's stderr as warnings: one per line, without the `tar: ` prefix. */
 function warningsOf(stderr: string): string[] {
-  return stderr.split('\n').filter(Boolean).map((l) => l.replace(/^tar: /, ''));
+  return stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.replace(/^tar: /, ''));
 }

@@ -487,7 +487,9 @@ export class TreeScan {
     // tar-stream decodes names as UTF-8 (an undecodable byte becomes U+FFFD): compare in that form, and take the
     // exact bytes from the walk, which gave tar the name
     if (!walked || member.path !== lossyUtf8(walked.path)) {
-      throw new Error(`tar archived ${JSON.stringify(member.path)} where ${walked ? JSON.stringify(displayFileName(walked.path)) : 'no more members'} was expected`);
+      throw new Error(
+        `tar archived ${JSON.stringify(member.path)} where ${walked ? JSON.stringify(displayFileName(walked.path)) : 'no more members'} was expected`,
+      );
     }
     return withIndexPath({ ...member, stat: walked.stat }, walked.path, exactLinkTarget(this.root, walked.path, member.linkTarget));
   }
@@ -618,7 +620,9 @@ export class TreeScan {
             // tar-stream decodes names as UTF-8 (an undecodable byte becomes U+FFFD): compare in that form, and take
             // the exact bytes from the walk, which gave tar the name
             if (member.done || member.value.path !== lossyUtf8(walked.path)) {
-              throw new Error(`tar archived ${member.done ? 'fewer members than listed' : JSON.stringify(member.value.path)} where ${JSON.stringify(displayFileName(walked.path))} was expected`);
+              throw new Error(
+                `tar archived ${member.done ? 'fewer members than listed' : JSON.stringify(member.value.path)} where ${JSON.stringify(displayFileName(walked.path))} was expected`,
+              );
             }
             yield withIndexPath({ ...member.value, stat: walked.stat }, walked.path, exactLinkTarget(root, walked.path, member.value.linkTarget));
           }
@@ -693,7 +697,8 @@ function exactLinkTarget(root: string, path: string, archived: string | undefine
   } finally {
     tree.close();
   }
-  if (lossyUtf8(target) !== archived) throw new Error(`the symlink ${JSON.stringify(displayFileName(path))} changed while it was backed up; take the backup again`);
+  if (lossyUtf8(target) !== archived)
+    throw new Error(`the symlink ${JSON.stringify(displayFileName(path))} changed while it was backed up; take the backup again`);
   return target;
 }
 

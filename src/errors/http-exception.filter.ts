@@ -58,7 +58,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
     }
     const facts = this.toFacts(exception, request);
     if (facts.statusCode >= 500) {
-      this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+      this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     }
     if (request) request.auditErrorCode = facts.code;
     response.status(facts.statusCode).json(this.toBody(facts, I18nContext.current(host)?.lang ?? DEFAULT_LANGUAGE));
@@ -99,9 +99,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       const raw = exception.getResponse();
       // Body-parser errors (malformed JSON, payload too large) arrive here as HttpExceptions.
       const detail =
-        typeof raw === 'string' ? raw : typeof (raw as { message?: unknown }).message === 'string'
-          ? (raw as { message: string }).message
-          : exception.message;
+        typeof raw === 'string' ? raw : typeof (raw as { message?: unknown }).message === 'string' ? (raw as { message: string }).message : exception.message;
       // Nest's "Cannot GET /path?query" for an unknown route would echo the query string, which may hold a
       // secret a client put there by mistake: say the path only, and mask anything secret-looking left.
       const safe = scrubSecrets(status === Number(HttpStatus.NOT_FOUND) ? detail.replace(/\?\S*/, '') : detail);

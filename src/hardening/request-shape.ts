@@ -99,7 +99,8 @@ export function jsonDepthProblem(json: Buffer): FieldProblem | null {
   for (let i = 0; i < json.length; i++) {
     const byte = json[i];
     if (stringStart >= 0) {
-      if (byte === 0x5c) i++; // backslash: skip the escaped byte
+      if (byte === 0x5c)
+        i++; // backslash: skip the escaped byte
       else if (byte === 0x22) {
         const top = frames[frames.length - 1];
         if (top?.object && top.expectKey) {

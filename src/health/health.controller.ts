@@ -31,9 +31,6 @@ export class HealthController {
   @Get('readiness')
   @HealthCheck()
   readiness() {
-    return this.health.check([
-      () => this.database.pingCheck('database', { timeout: 3000 }),
-      () => this.storage.check('storage'),
-    ]);
+    return this.health.check([() => this.database.pingCheck('database', { timeout: 3000 }), () => this.storage.check('storage')]);
   }
 }

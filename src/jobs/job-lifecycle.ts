@@ -158,7 +158,15 @@ export class JobLifecycle<T extends LifecycleRow> {
       } catch (error) {
         this.logger.warn(`${this.spec.kind} ${job.id}: could not clean up after it: ${(error as Error).message}`);
       }
-      await this.announceEnd(job, { status: JobStatus.FAILED, outcome: 'FAILURE', reason, details: { ...details, error: reason }, reaped: true, durationMs: null, actor: null });
+      await this.announceEnd(job, {
+        status: JobStatus.FAILED,
+        outcome: 'FAILURE',
+        reason,
+        details: { ...details, error: reason },
+        reaped: true,
+        durationMs: null,
+        actor: null,
+      });
     }
     return reaped.map((j) => j.id);
   }
@@ -191,7 +199,15 @@ export class JobLifecycle<T extends LifecycleRow> {
         Object.assign(job, completed);
         this.logger.log(typeof success.log === 'function' ? success.log(durationMs) : success.log);
         const details = typeof success.details === 'function' ? success.details(durationMs) : success.details;
-        await this.announceEnd(job, { status: JobStatus.COMPLETED, outcome: success.outcome ?? 'SUCCESS', reason: null, details, reaped: false, durationMs, actor: job.createdBy });
+        await this.announceEnd(job, {
+          status: JobStatus.COMPLETED,
+          outcome: success.outcome ?? 'SUCCESS',
+          reason: null,
+          details,
+          reaped: false,
+          durationMs,
+          actor: job.createdBy,
+        });
         return;
       }
       const failure = await work.failed(job, reason, startedAt).catch((error: Error): JobFailure<T> => {
@@ -202,7 +218,15 @@ export class JobLifecycle<T extends LifecycleRow> {
       await repository.update(id, jobColumns<T>(failed));
       Object.assign(job, failed);
       this.logger.warn(`${this.spec.kind} ${id} failed: ${reason}`);
-      await this.announceEnd(job, { status: JobStatus.FAILED, outcome: 'FAILURE', reason, details: { ...failure.details, error: reason }, reaped: false, durationMs, actor: job.createdBy });
+      await this.announceEnd(job, {
+        status: JobStatus.FAILED,
+        outcome: 'FAILURE',
+        reason,
+        details: { ...failure.details, error: reason },
+        reaped: false,
+        durationMs,
+        actor: job.createdBy,
+      });
     } finally {
       await heartbeat.stop();
       await work.finally?.(job).catch((error: Error) => this.logger.warn(`${this.spec.kind} ${id}: ${error.message}`));
@@ -220,7 +244,9 @@ export class JobLifecycle<T extends LifecycleRow> {
   /** Whether `id` is a job of this kind that has ended (neither PENDING nor RUNNING). */
   private async ended(id: string): Promise<boolean> {
     const row = await this.spec.repository.findOne({ where: jobWhere<T>(id), select: ['id', 'status'] });
-    return row !== null && row.status !== JobStatus.RUNNING && row.status !== JobStatus.PENDING;
+    // a kind's status is a string column that also holds its own values (a recovery's AWAITING_APPROVAL)
+    const status: string = row?.status ?? '';
+    return row !== null && status !== (JobStatus.RUNNING as string) && status !== (JobStatus.PENDING as string);
   }
 }
 

@@ -59,8 +59,7 @@ export function pinoHttpOptions(config: AppConfig): Options {
     },
     formatters: {
       // top-level strings of a log call's object (context and the like); nested request data went through the serializers
-      log: (object) =>
-        Object.fromEntries(Object.entries(object).map(([k, v]) => [k, typeof v === 'string' ? scrubSecrets(v) : v])),
+      log: (object) => Object.fromEntries(Object.entries(object).map(([k, v]) => [k, typeof v === 'string' ? scrubSecrets(v) : v])),
     },
     hooks: {
       // the message and its interpolation arguments

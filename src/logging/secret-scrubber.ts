@@ -43,7 +43,5 @@ export function scrubDeep(value: unknown, depth = 6): unknown {
   if (Array.isArray(value)) return value.map((v) => scrubDeep(v, depth - 1));
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [k, typeof v === 'string' && SECRET_NAME.test(k) ? '***' : scrubDeep(v, depth - 1)]),
-  );
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, typeof v === 'string' && SECRET_NAME.test(k) ? '***' : scrubDeep(v, depth - 1)]));
 }

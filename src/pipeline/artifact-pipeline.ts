@@ -133,7 +133,10 @@ export class ArtifactPipeline {
   async prove(stored: Readable, spoolPath: string, object: ListedObject, onProgress?: (storedBytes: number) => void): Promise<void> {
     try {
       await pipeline(
-        Readable.from(verifiedBytes(stored, object.key, object.sha256, onProgress, object.sizeBytes), { objectMode: false, highWaterMark: COMPRESSED_BLOCK_BYTES }),
+        Readable.from(verifiedBytes(stored, object.key, object.sha256, onProgress, object.sizeBytes), {
+          objectMode: false,
+          highWaterMark: COMPRESSED_BLOCK_BYTES,
+        }),
         createWriteStream(spoolPath, { flags: 'wx', mode: 0o600, highWaterMark: COMPRESSED_BLOCK_BYTES }),
       );
     } catch (error) {

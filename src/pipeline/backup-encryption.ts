@@ -26,11 +26,17 @@ function IsAgeRecipient(options?: ValidationOptions) {
  * Only references are stored: a passphrase itself is never in the database.
  */
 export class EncryptionSettings {
-  @IsOptional() @IsArray() @ArrayNotEmpty() @ArrayMaxSize(20)
-  @IsString({ each: true }) @IsAgeRecipient({ each: true })
+  @IsOptional()
+  @IsArray()
+  @ArrayNotEmpty()
+  @ArrayMaxSize(20)
+  @IsString({ each: true })
+  @IsAgeRecipient({ each: true })
   recipients?: string[];
 
-  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'passphraseSecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET_REF_PATTERN, { message: 'passphraseSecret must be env:NAME or file:/absolute/path' })
   passphraseSecret?: string;
 }
 
@@ -76,10 +82,7 @@ export class BackupEncryption {
       return { identities: [], passphrases: [await this.secrets.resolve(settings.passphraseSecret, 'encryption.passphraseSecret')] };
     }
     if (!this.config.ageIdentitySecret) {
-      throw new DrError(
-        'DECRYPTION_KEY_UNAVAILABLE',
-        'this backup is encrypted for age recipients and no identity is configured: set DR_AGE_IDENTITY_SECRET',
-      );
+      throw new DrError('DECRYPTION_KEY_UNAVAILABLE', 'this backup is encrypted for age recipients and no identity is configured: set DR_AGE_IDENTITY_SECRET');
     }
     let text: string;
     try {
@@ -87,7 +90,10 @@ export class BackupEncryption {
     } catch {
       throw new DrError('DECRYPTION_KEY_UNAVAILABLE', `the age identity ${this.config.ageIdentitySecret} cannot be read`);
     }
-    const identities = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.startsWith('AGE-SECRET-KEY-'));
+    const identities = text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('AGE-SECRET-KEY-'));
     if (identities.length === 0) {
       throw new DrError('DECRYPTION_KEY_UNAVAILABLE', `${this.config.ageIdentitySecret} holds no AGE-SECRET-KEY- line`);
     }

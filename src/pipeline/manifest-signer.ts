@@ -119,5 +119,8 @@ export class ManifestSigner implements OnModuleInit {
 /** First 16 hex digits of the SHA-256 of an Ed25519 public key's raw 32 bytes (the last 32 bytes of its SPKI DER). */
 export function keyIdOf(publicKey: KeyObject): string {
   const der = publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der.subarray(der.length - 32)).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(der.subarray(der.length - 32))
+    .digest('hex')
+    .slice(0, 16);
 }

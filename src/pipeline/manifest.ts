@@ -27,10 +27,7 @@ export interface StoredObject {
 }
 
 /** How a backup's objects are encrypted; `null` when they are not. */
-export type ManifestEncryption =
-  | { format: 'age-v1'; recipients: string[] }
-  | { format: 'age-v1'; passphrase: true }
-  | null;
+export type ManifestEncryption = { format: 'age-v1'; recipients: string[] } | { format: 'age-v1'; passphrase: true } | null;
 
 /**
  * `manifest.json`: the envelope of a backup, readable without any key so integrity can be checked by anyone, and

@@ -80,7 +80,9 @@ export class PointInTimeRecovery {
     const candidates = (await this.archives.baseBackupsOf(walArchiveId)).filter((b) => this.covers(b, target) === null);
     const chosen = candidates[candidates.length - 1];
     if (!chosen) {
-      throw DrError.validation([{ field: 'target.recoveryTarget', message: `no completed base backup of WAL archive ${walArchiveId} ended before this recovery target` }]);
+      throw DrError.validation([
+        { field: 'target.recoveryTarget', message: `no completed base backup of WAL archive ${walArchiveId} ended before this recovery target` },
+      ]);
     }
     return chosen;
   }
@@ -191,7 +193,9 @@ export class PointInTimeRecovery {
         await this.stop(identity, dir, 'fast');
         running = false;
       }
-      this.logger.log(`point-in-time recovery of base backup ${backup.id} reached ${reached.lsn} (${reached.lastTransactionAt}) on timeline ${reached.timeline} in ${replayMs} ms`);
+      this.logger.log(
+        `point-in-time recovery of base backup ${backup.id} reached ${reached.lsn} (${reached.lastTransactionAt}) on timeline ${reached.timeline} in ${replayMs} ms`,
+      );
       return {
         warnings,
         pointInTime: {
@@ -226,7 +230,14 @@ export class PointInTimeRecovery {
     let lastError = '';
     while (Date.now() < deadline) {
       if (signal.aborted) throw new Error('interrupted: the service was shut down during the recovery');
-      const client = new Client({ host: '127.0.0.1', port: target.port, user: target.user ?? 'postgres', password, database: 'postgres', connectionTimeoutMillis: 5000 });
+      const client = new Client({
+        host: '127.0.0.1',
+        port: target.port,
+        user: target.user ?? 'postgres',
+        password,
+        database: 'postgres',
+        connectionTimeoutMillis: 5000,
+      });
       try {
         await client.connect();
         await client.query(`SET TimeZone = 'UTC'`);
@@ -259,7 +270,9 @@ export class PointInTimeRecovery {
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
-    throw new Error(`the recovery target was not reached within ${target.timeoutSeconds ?? 600} s (last: ${lastError || 'still replaying'}); ${await this.reasons(logFile, gaps)}`);
+    throw new Error(
+      `the recovery target was not reached within ${target.timeoutSeconds ?? 600} s (last: ${lastError || 'still replaying'}); ${await this.reasons(logFile, gaps)}`,
+    );
   }
 
   /**
@@ -287,7 +300,11 @@ export class PointInTimeRecovery {
   }
 
   private async stop(identity: Awaited<ReturnType<typeof serverIdentity>>, dir: string, mode: 'fast' | 'immediate'): Promise<void> {
-    const result = await runAs(identity, pgCtl(this.config.pgBinDir), ['stop', '-D', dir, '-m', mode, '-w', '-t', '60'], {}, dir).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: '' }));
+    const result = await runAs(identity, pgCtl(this.config.pgBinDir), ['stop', '-D', dir, '-m', mode, '-w', '-t', '60'], {}, dir).catch((e: Error) => ({
+      code: -1,
+      stderr: e.message,
+      stdout: '',
+    }));
     if (result.code !== 0 && !/PID file .* does not exist|Is server running/.test(result.stderr)) {
       this.logger.warn(`pg_ctl stop -D ${dir} failed: ${result.stderr.trim()}`);
     }

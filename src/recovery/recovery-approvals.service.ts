@@ -124,7 +124,10 @@ export class RecoveryApprovals implements OnApplicationBootstrap {
     const recovery = await this.recoveries.findOneBy({ id });
     if (!recovery) throw DrError.notFound('recovery', id);
     if (recovery.status === RecoveryStatus.EXPIRED) {
-      throw new DrError('APPROVAL_EXPIRED', `recovery ${id} was not approved before ${recovery.approvalExpiresAt?.toISOString()} and expired; request it again`);
+      throw new DrError(
+        'APPROVAL_EXPIRED',
+        `recovery ${id} was not approved before ${recovery.approvalExpiresAt?.toISOString()} and expired; request it again`,
+      );
     }
     if (recovery.status !== RecoveryStatus.AWAITING_APPROVAL) {
       throw new DrError('NOT_AWAITING_APPROVAL', `recovery ${id} is ${recovery.status}, not AWAITING_APPROVAL; it cannot be ${verb}`);

@@ -136,7 +136,12 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
           const onRawProgress = (n: number) => (rawBytes = n);
           if (engine.restoreIsStaged) {
             // applied into a staging area (or spooled) and committed only once the stream has ended, proven
-            raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, { decryption, onProgress, onRawProgress, expectedSize: artifact.sizeBytes });
+            raw = await this.pipeline.openRaw(await driver.read(artifact.key), artifact.key, artifact.sha256, {
+              decryption,
+              onProgress,
+              onRawProgress,
+              expectedSize: artifact.sizeBytes,
+            });
           } else {
             // the engine applies as it reads: the stored object is proven first, into a private scratch copy
             await mkdir(this.config.scratchDir, { recursive: true, mode: 0o700 });
@@ -145,7 +150,14 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
             raw = await this.pipeline.openProven(spool, artifact, { decryption, onRawProgress });
           }
           if (pitrPlan) {
-            ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(backup, target as PointInTimeTarget, raw, recovery.overwrite, context, pitrPlan));
+            ({ pointInTime, ...result } = await this.pointInTimeRecovery.recover(
+              backup,
+              target as PointInTimeTarget,
+              raw,
+              recovery.overwrite,
+              context,
+              pitrPlan,
+            ));
           } else {
             result = await engine.restore(target, raw, recovery.overwrite, context);
           }
@@ -182,7 +194,8 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
     try {
       if (typeof path === 'string') {
         const real = await realpath(path).catch(() => null);
-        if (real && (await DirectoryStaging.rollBackLeftover(real, r.id))) this.logger.warn(`recovery ${r.id}: its staging area in ${real} was rolled back and removed`);
+        if (real && (await DirectoryStaging.rollBackLeftover(real, r.id)))
+          this.logger.warn(`recovery ${r.id}: its staging area in ${real} was rolled back and removed`);
       }
       await sweepScratch(this.config.scratchDir, async (id) => id === r.id); // its proven copy or spooled dump
     } catch (error) {
@@ -195,7 +208,10 @@ export class RecoveryRunner implements OnApplicationBootstrap, BeforeApplication
   /** The engine of the backup a recovery restores (`unknown` for none, or when its record cannot be read). */
   private async engineOf(recovery: RecoveryEntity): Promise<string> {
     if (!recovery.backupId) return 'unknown';
-    return this.backups.get(recovery.backupId).then((b) => b.engine, () => 'unknown');
+    return this.backups.get(recovery.backupId).then(
+      (b) => b.engine,
+      () => 'unknown',
+    );
   }
 
   async beforeApplicationShutdown(): Promise<void> {

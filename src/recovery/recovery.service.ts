@@ -57,7 +57,10 @@ export class RecoveryService {
       await this.engines.get('postgres-base').checkTarget(pitr, overwrite);
       if (dto.backupId) {
         backup = await this.backups.requireCompleted(dto.backupId);
-        const why = backup.engine === 'postgres-base' ? this.pointInTime.covers(backup, pitr) : `backup ${backup.id} is a ${backup.engine} backup, not a base backup (postgres-base)`;
+        const why =
+          backup.engine === 'postgres-base'
+            ? this.pointInTime.covers(backup, pitr)
+            : `backup ${backup.id} is a ${backup.engine} backup, not a base backup (postgres-base)`;
         if (why) throw DrError.validation([{ field: backup.engine === 'postgres-base' ? 'target.recoveryTarget' : 'backupId', message: why }]);
       } else if (pitr.walArchiveId) {
         backup = await this.pointInTime.chooseBaseBackup(pitr.walArchiveId, pitr);
@@ -77,9 +80,7 @@ export class RecoveryService {
     }
     const engine = this.engines.get(backup.engine);
     if (dto.storageLocationId && dto.storageLocationId !== backup.storageLocationId) {
-      const copy = (await this.backups.copiesOf(backup.id)).find(
-        (c) => c.storageLocationId === dto.storageLocationId && c.status === JobStatus.COMPLETED,
-      );
+      const copy = (await this.backups.copiesOf(backup.id)).find((c) => c.storageLocationId === dto.storageLocationId && c.status === JobStatus.COMPLETED);
       if (!copy) {
         throw DrError.validation([{ field: 'storageLocationId', message: `no completed copy of backup ${backup.id} in location ${dto.storageLocationId}` }]);
       }

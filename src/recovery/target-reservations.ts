@@ -62,7 +62,10 @@ export class TargetReservations {
 }
 
 function busy(target: TargetReservationKey, holder: string): DrError {
-  return new DrError('TARGET_BUSY', `recovery ${holder} is restoring into this target (or one above or below it); try again when it has ended`, [
-    { field: target.field, message: `in use by recovery ${holder}` },
-  ], { id: holder });
+  return new DrError(
+    'TARGET_BUSY',
+    `recovery ${holder} is restoring into this target (or one above or below it); try again when it has ended`,
+    [{ field: target.field, message: `in use by recovery ${holder}` }],
+    { id: holder },
+  );
 }

@@ -183,7 +183,9 @@ function isInside(path: string, dir: string): boolean {
 function envValue(name: string, field: string): string {
   const value = process.env[name];
   if (value === undefined || value === '') {
-    throw new DrError('SECRET_UNAVAILABLE', `${field}: environment variable ${name} is not set`, [{ field, message: `environment variable ${name} is not set` }]);
+    throw new DrError('SECRET_UNAVAILABLE', `${field}: environment variable ${name} is not set`, [
+      { field, message: `environment variable ${name} is not set` },
+    ]);
   }
   return value;
 }
@@ -234,12 +236,16 @@ export interface ProtectedDirectories {
  * @param protectedDirs defaults to `DR_DATA_DIR` (resolved against `cwd`, default `./data`) alone.
  * @returns the policy and the problems (each naming its variable); the policy is usable only without problems.
  */
-export function secretPolicyFromEnv(env: NodeJS.ProcessEnv, cwd: string, protectedDirs?: ProtectedDirectories): { policy: SecretReferencePolicy; problems: string[] } {
+export function secretPolicyFromEnv(
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  protectedDirs?: ProtectedDirectories,
+): { policy: SecretReferencePolicy; problems: string[] } {
   const problems: string[] = [];
   const dataDir = protectedDirs?.dataDir ?? resolve(cwd, env.DR_DATA_DIR || './data');
   const envPrefix = env.DR_SECRET_ENV_PREFIX || DEFAULT_SECRET_ENV_PREFIX;
   if (!/^[A-Za-z][A-Za-z0-9_]*_$/.test(envPrefix) || envPrefix.toUpperCase().startsWith('DR_')) {
-    problems.push('DR_SECRET_ENV_PREFIX: letters, digits and _, ending in _ (e.g. DRS_), not starting with DR_ (the service\'s own variables)');
+    problems.push("DR_SECRET_ENV_PREFIX: letters, digits and _, ending in _ (e.g. DRS_), not starting with DR_ (the service's own variables)");
   }
   const ownSecrets = resolve(dataDir, 'secrets');
   const others: [string, string][] = [
@@ -251,7 +257,9 @@ export function secretPolicyFromEnv(env: NodeJS.ProcessEnv, cwd: string, protect
     // The default: DR_DATA_DIR/secrets, unless restores or scratch files could land in it (then no file at all).
     dirs = formsOf(ownSecrets).some((form) => dirProblem(form, dataDir, ownSecrets, others)) ? [] : [ownSecrets];
   } else {
-    dirs = env.DR_SECRET_DIRS.split(/[,:]/).map((d) => d.trim()).filter(Boolean);
+    dirs = env.DR_SECRET_DIRS.split(/[,:]/)
+      .map((d) => d.trim())
+      .filter(Boolean);
     for (const dir of dirs) {
       if (!isAbsolute(dir) || posix.normalize(dir).replace(/(.)\/$/, '$1') !== dir) {
         problems.push(`DR_SECRET_DIRS: "${dir}" must be an absolute path without ".", ".." or a trailing "/"`);

@@ -12,7 +12,8 @@ import { StorageKind, StorageLocationEntity } from './storage-location.entity';
 /** Settings of a `local` location (a local disk or an NFS mount). */
 export class LocalStorageSettings {
   /** Absolute directory under which objects are kept. */
-  @IsString() @Matches(/^\//, { message: 'path must be an absolute path' })
+  @IsString()
+  @Matches(/^\//, { message: 'path must be an absolute path' })
   path: string;
 }
 

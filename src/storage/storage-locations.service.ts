@@ -68,12 +68,7 @@ export class StorageLocationsService implements OnApplicationBootstrap {
    * references) and its encryption settings. An unreachable store is accepted (it may come up later) and logged.
    * @throws DrError CONFLICT on a duplicate name, VALIDATION_FAILED on bad settings (naming `settings.<field>`)
    */
-  async create(
-    name: string,
-    kind: StorageKind,
-    rawSettings: Record<string, unknown>,
-    encryption?: EncryptionSettings | null,
-  ): Promise<StorageLocationEntity> {
+  async create(name: string, kind: StorageKind, rawSettings: Record<string, unknown>, encryption?: EncryptionSettings | null): Promise<StorageLocationEntity> {
     const definition = this.drivers.definition(kind);
     const settings = await validateNested(definition.settingsClass, rawSettings, 'settings');
     if (encryption) checkEncryptionSettings(encryption, 'encryption');
@@ -82,9 +77,11 @@ export class StorageLocationsService implements OnApplicationBootstrap {
     }
     const location = this.locations.create({ name, kind, settings: { ...settings }, encryption: encryption ? { ...encryption } : null, isDefault: false });
     const saved = await this.locations.save(location);
-    await this.driverFor(saved).checkHealth().catch((error: Error) => {
-      this.logger.warn(`storage location ${name} is not reachable or writable yet: ${error.message}`);
-    });
+    await this.driverFor(saved)
+      .checkHealth()
+      .catch((error: Error) => {
+        this.logger.warn(`storage location ${name} is not reachable or writable yet: ${error.message}`);
+      });
     return saved;
   }
 

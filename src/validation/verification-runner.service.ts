@@ -120,7 +120,9 @@ export class VerificationRunner implements OnApplicationBootstrap, BeforeApplica
         const inManifest = listed.get(object.key);
         if (!inManifest) problems.push(`manifest ${manifestKey} does not list ${object.key}`);
         else if (inManifest.sha256 !== object.sha256 || inManifest.sizeBytes !== object.sizeBytes) {
-          problems.push(`manifest ${manifestKey} records ${object.key} as ${inManifest.sizeBytes} bytes sha256 ${inManifest.sha256}, the backup record ${object.sizeBytes} bytes sha256 ${object.sha256}`);
+          problems.push(
+            `manifest ${manifestKey} records ${object.key} as ${inManifest.sizeBytes} bytes sha256 ${inManifest.sha256}, the backup record ${object.sizeBytes} bytes sha256 ${object.sha256}`,
+          );
         }
         listed.delete(object.key);
       }

@@ -48,7 +48,12 @@ export function formatPushOk(ok: PushOk): string {
 export function parsePushOk(name: string, text: string): PushOk {
   const [magic, identity, digest, config] = text.split('\n');
   const [rawSha256, rawBytes, outcome] = (digest ?? '').split(' ');
-  if (magic !== OK_MAGIC || !/^[0-9a-f]{64}$/.test(rawSha256 ?? '') || !/^\d+$/.test(rawBytes ?? '') || (outcome !== 'stored' && outcome !== 'already-archived')) {
+  if (
+    magic !== OK_MAGIC ||
+    !/^[0-9a-f]{64}$/.test(rawSha256 ?? '') ||
+    !/^\d+$/.test(rawBytes ?? '') ||
+    (outcome !== 'stored' && outcome !== 'already-archived')
+  ) {
     throw new Error(`${name}.ok is not a status file of this version`);
   }
   return { name, rawSha256, rawBytes: Number(rawBytes), outcome, identity: identity === '-' ? null : identity, config: config ?? '' };
@@ -152,7 +157,14 @@ async function pushOne(store: WalArchiveStore, options: WalPusherOptions, name: 
     const before = await fileIdentity(path);
     const result = await store.push(path, name);
     const identity = (await fileIdentity(path)) === before ? before : null;
-    const ok: PushOk = { name, rawSha256: result.record.rawSha256, rawBytes: result.record.rawBytes, outcome: result.outcome, identity, config: options.config };
+    const ok: PushOk = {
+      name,
+      rawSha256: result.record.rawSha256,
+      rawBytes: result.record.rawBytes,
+      outcome: result.outcome,
+      identity,
+      config: options.config,
+    };
     await writeAtomically(join(options.dir, `${name}.ok`), formatPushOk(ok));
     return result.outcome;
   } catch (error) {
@@ -217,7 +229,9 @@ export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
       const ok = parsePushOk(name, okText);
       if (ok.config !== request.configPath) {
         // another config's pusher shares this spool: never its acknowledgement
-        throw new Error(`${name}: the spool ${dir} holds a status written with config ${ok.config}, not ${request.configPath}; give each config its own --spool`);
+        throw new Error(
+          `${name}: the spool ${dir} holds a status written with config ${ok.config}, not ${request.configPath}; give each config its own --spool`,
+        );
       }
       // the very file the pusher read (same inode, size and mtime): acknowledged without reading it again
       if (ok.identity && ok.identity === (await fileIdentity(request.path))) return ok;
@@ -225,7 +239,9 @@ export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
       // left in place: the pusher removes it once PostgreSQL marked the file .done (a repeated call finds it)
       if (ok.rawSha256 !== raw.sha256 || ok.rawBytes !== raw.bytes) {
         await rm(join(dir, `${name}.ok`), { force: true });
-        throw new Error(`${name}: the pusher stored sha256 ${ok.rawSha256} (${ok.rawBytes} bytes) but the file is sha256 ${raw.sha256} (${raw.bytes} bytes); retrying`);
+        throw new Error(
+          `${name}: the pusher stored sha256 ${ok.rawSha256} (${ok.rawBytes} bytes) but the file is sha256 ${raw.sha256} (${raw.bytes} bytes); retrying`,
+        );
       }
       return ok;
     }
@@ -250,8 +266,19 @@ export async function pushAsync(request: AsyncPushRequest): Promise<PushOk> {
       if ((await lock.holder()) === null) {
         spawnedAt = Date.now();
         spawnDetached(
-          ['wal-pusher', '--pg-wal', dirname(request.path), '--spool', request.spool, '--config', request.configPath,
-            '--parallel', String(request.parallel), '--idle-exit', String(request.idleExitMs / 1000)],
+          [
+            'wal-pusher',
+            '--pg-wal',
+            dirname(request.path),
+            '--spool',
+            request.spool,
+            '--config',
+            request.configPath,
+            '--parallel',
+            String(request.parallel),
+            '--idle-exit',
+            String(request.idleExitMs / 1000),
+          ],
           join(dir, 'pusher.log'),
         );
         nextLockCheck = Date.now() + 1000; // give it time to take the lock (or to report why it cannot)

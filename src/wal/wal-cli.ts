@@ -158,7 +158,10 @@ const NUMERIC_OPTIONS: Record<string, [number, number]> = {
 function parseArgs(rest: string[], defaultConfigPath: string | undefined): WalArgs {
   const args: WalArgs = { positional: [], configPath: defaultConfigPath, async: false, parallel: 4, timeoutSeconds: 60, prefetch: 0 };
   for (let i = 0; i < rest.length; i++) {
-    const [flag, inline] = rest[i].startsWith('--') && rest[i].includes('=') ? [rest[i].slice(0, rest[i].indexOf('=')), rest[i].slice(rest[i].indexOf('=') + 1)] : [rest[i], undefined];
+    const [flag, inline] =
+      rest[i].startsWith('--') && rest[i].includes('=')
+        ? [rest[i].slice(0, rest[i].indexOf('=')), rest[i].slice(rest[i].indexOf('=') + 1)]
+        : [rest[i], undefined];
     const value = (): string => {
       const v = inline ?? rest[++i];
       if (v === undefined) throw new UsageError(`${flag} needs a value`);
@@ -212,7 +215,13 @@ export async function walMain(argv: string[], environment: WalCliEnvironment = w
   }
   const { positional, configPath } = args;
   const expected = POSITIONAL[command] ?? -1;
-  if (expected < 0 || positional.length !== expected || !configPath || (command === 'wal-pusher' && !args.pgWal) || (command === 'wal-prefetch' && (!args.spool || !args.prefetch))) {
+  if (
+    expected < 0 ||
+    positional.length !== expected ||
+    !configPath ||
+    (command === 'wal-pusher' && !args.pgWal) ||
+    (command === 'wal-prefetch' && (!args.spool || !args.prefetch))
+  ) {
     process.stderr.write(`${!configPath && expected >= 0 ? 'dr: no config file (--config <file> or DR_WAL_CONFIG)\n' : ''}${USAGE}\n`);
     return WAL_EXIT.USAGE;
   }
@@ -226,7 +235,8 @@ export async function walMain(argv: string[], environment: WalCliEnvironment = w
     if (command === 'wal-push') {
       // %p is relative to the data directory, the archiver's working directory.
       const path = isAbsolute(positional[0]) ? positional[0] : resolve(positional[0]);
-      if (!parseWalFileName(basename(path))) throw new InvalidWalFileNameError(`"${basename(path)}" is not a WAL segment, .partial, .history or .backup file name`);
+      if (!parseWalFileName(basename(path)))
+        throw new InvalidWalFileNameError(`"${basename(path)}" is not a WAL segment, .partial, .history or .backup file name`);
       if (args.async) {
         const ok = await lazy.asyncPush().pushAsync({
           path,
@@ -246,18 +256,19 @@ export async function walMain(argv: string[], environment: WalCliEnvironment = w
       }
     } else if (command === 'wal-fetch') {
       const destination = resolve(positional[1]);
-      const spooled = args.prefetch > 0
-        ? await lazy.prefetch().fetchFromSpool({
-            name: positional[0],
-            destination,
-            spool: args.spool ?? join(dirname(destination), DEFAULT_SPOOL_DIRNAME),
-            archive: config.archive,
-            configPath: absoluteConfig,
-            depth: args.prefetch,
-            parallel: args.parallel,
-            idleExitMs: (args.idleExitSeconds ?? 30) * 1000,
-          })
-        : null;
+      const spooled =
+        args.prefetch > 0
+          ? await lazy.prefetch().fetchFromSpool({
+              name: positional[0],
+              destination,
+              spool: args.spool ?? join(dirname(destination), DEFAULT_SPOOL_DIRNAME),
+              archive: config.archive,
+              configPath: absoluteConfig,
+              depth: args.prefetch,
+              parallel: args.parallel,
+              idleExitMs: (args.idleExitSeconds ?? 30) * 1000,
+            })
+          : null;
       if (spooled) from = 'spool';
       else {
         const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true }, environment.secrets);
@@ -266,23 +277,31 @@ export async function walMain(argv: string[], environment: WalCliEnvironment = w
     } else if (command === 'wal-pusher') {
       const pgWal = args.pgWal!;
       const dir = await spoolDir(args.spool ?? join(pgWal, DEFAULT_SPOOL_DIRNAME), config.archive, 'push');
-      const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false, zstdWorkers: 1 }, environment.secrets).catch(async (error: Error) => {
-        // the waiting wal-push calls report why no pusher can run (a refused secret reference...), not a timeout
-        await lazy.asyncPush().reportPusherFailure(dir, error, error instanceof WalConfigError);
-        throw error;
-      });
+      const { store } = await openWalArchiveStore(config, { encrypt: true, decrypt: false, zstdWorkers: 1 }, environment.secrets).catch(
+        async (error: Error) => {
+          // the waiting wal-push calls report why no pusher can run (a refused secret reference...), not a timeout
+          await lazy.asyncPush().reportPusherFailure(dir, error, error instanceof WalConfigError);
+          throw error;
+        },
+      );
       const log = (line: string) => process.stdout.write(`${line}\n`);
       log(`${new Date().toISOString()} pusher ${process.pid} started: ${pgWal}, ${args.parallel} at a time`);
-      const ran = await lazy.asyncPush().runWalPusher(store, { pgWal, dir, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 0) * 1000, config: absoluteConfig, log });
+      const ran = await lazy
+        .asyncPush()
+        .runWalPusher(store, { pgWal, dir, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 0) * 1000, config: absoluteConfig, log });
       log(`${new Date().toISOString()} pusher ${process.pid} ${ran ? 'ended (idle)' : 'not started: another pusher holds the lock'}`);
     } else {
       const { store } = await openWalArchiveStore(config, { encrypt: false, decrypt: true }, environment.secrets);
       const dir = await spoolDir(args.spool!, config.archive, 'fetch');
       const log = (line: string) => process.stdout.write(`${line}\n`);
-      await lazy.prefetch().runWalPrefetcher(store, { dir, depth: args.prefetch, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 30) * 1000, log });
+      await lazy
+        .prefetch()
+        .runWalPrefetcher(store, { dir, depth: args.prefetch, parallel: args.parallel, idleExitMs: (args.idleExitSeconds ?? 30) * 1000, log });
     }
     if (environment.timing) {
-      process.stderr.write(`dr ${command} ${positional[0] ?? ''}: ${Number(process.hrtime.bigint() - started) / 1e6} ms from ${from} (process uptime ${Math.round(process.uptime() * 1000)} ms)\n`);
+      process.stderr.write(
+        `dr ${command} ${positional[0] ?? ''}: ${Number(process.hrtime.bigint() - started) / 1e6} ms from ${from} (process uptime ${Math.round(process.uptime() * 1000)} ms)\n`,
+      );
     }
     return WAL_EXIT.OK;
   } catch (error) {

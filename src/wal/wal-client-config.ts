@@ -162,9 +162,7 @@ export async function openWalArchiveStore(
           .map((l) => l.trim())
           .filter((l) => l.startsWith('AGE-SECRET-KEY-'))
       : [];
-    const passphrases = config.encryption?.passphraseSecret
-      ? [await secrets.resolve(config.encryption.passphraseSecret, 'encryption.passphraseSecret')]
-      : [];
+    const passphrases = config.encryption?.passphraseSecret ? [await secrets.resolve(config.encryption.passphraseSecret, 'encryption.passphraseSecret')] : [];
     if (identities.length || passphrases.length) decryption = { identities, passphrases };
   }
   // loaded here, not at the top: `dr wal-push --async` reads the config without opening the store (zstd, drivers)

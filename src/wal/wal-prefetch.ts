@@ -134,8 +134,19 @@ export async function fetchFromSpool(request: PrefetchRequest): Promise<WalFileR
   await writeAtomically(join(dir, 'requested'), request.name);
   if ((await new SpoolLock(join(dir, 'prefetcher.pid')).holder()) === null) {
     spawnDetached(
-      ['wal-prefetch', '--spool', request.spool, '--config', request.configPath, '--prefetch', String(request.depth),
-        '--parallel', String(request.parallel), '--idle-exit', String(request.idleExitMs / 1000)],
+      [
+        'wal-prefetch',
+        '--spool',
+        request.spool,
+        '--config',
+        request.configPath,
+        '--prefetch',
+        String(request.depth),
+        '--parallel',
+        String(request.parallel),
+        '--idle-exit',
+        String(request.idleExitMs / 1000),
+      ],
       join(dir, 'prefetcher.log'),
     );
   }

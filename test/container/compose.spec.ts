@@ -38,11 +38,18 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     run(command, [...commandArgs, '-p', project, '-f', COMPOSE_FILE, ...args], { env, cwd: ROOT, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 });
 
   /** Runs a shell command in one service's container. @returns stdout; throws with the output on a non-zero exit */
-  const sh = async (service: string, script: string) => (await run('docker', ['exec', ids[service], 'sh', '-c', script], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+  const sh = async (service: string, script: string) =>
+    (await run('docker', ['exec', ids[service], 'sh', '-c', script], { maxBuffer: 64 * 1024 * 1024 })).stdout;
   const psql = (database: string, sql: string) => sh('metadata-db', `psql -X -qAt -v ON_ERROR_STOP=1 -d ${database} -c "${sql}"`);
 
   beforeAll(async () => {
-    const ports = { DR_PORT: await freePort(), DR_S3_PORT: await freePort(), DR_AZURE_PORT: await freePort(), DR_GCS_PORT: await freePort(), DR_PG_PORT: await freePort() };
+    const ports = {
+      DR_PORT: await freePort(),
+      DR_S3_PORT: await freePort(),
+      DR_AZURE_PORT: await freePort(),
+      DR_GCS_PORT: await freePort(),
+      DR_PG_PORT: await freePort(),
+    };
     env = {
       ...process.env,
       ...(await baseImages()),
@@ -65,7 +72,8 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     for (;;) {
       const health = (await inspectContainer(ids['disaster-recovery'])).State.Health?.Status;
       if (health === 'healthy') break;
-      if (health === 'unhealthy' || Date.now() > deadline) throw new Error(`the service is ${health}: ${(await compose(['logs', '--no-color'])).stdout.slice(-8000)}`);
+      if (health === 'unhealthy' || Date.now() > deadline)
+        throw new Error(`the service is ${health}: ${(await compose(['logs', '--no-color'])).stdout.slice(-8000)}`);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
     figures.upToHealthyMs = Date.now() - upStart;
@@ -93,7 +101,7 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     await psql('postgres', 'CREATE DATABASE sample');
     await psql(
       'sample',
-      "CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL, payload bytea); " +
+      'CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL, payload bytea); ' +
         "INSERT INTO items SELECT g, 'item ' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 5000) g",
     );
   });
@@ -102,7 +110,7 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     if (env) {
       if (Object.keys(locations).length < 3 || process.env.DR_COMPOSE_KEEP_LOGS) {
         const logs = await compose(['logs', '--no-color']).catch((e) => e);
-         
+
         console.log(String(logs.stdout ?? '').slice(-20_000));
       }
       await compose(['down', '-v', '--remove-orphans'], 300_000);
@@ -115,12 +123,14 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
         await run('docker', ['rmi', image]);
       }
     }
-     
+
     console.log(`compose figures: ${JSON.stringify(figures)}`);
   });
 
-  const digest = (database: string) => psql(database, "SELECT count(*) || ':' || md5(string_agg(id || label || encode(payload, 'hex'), ',' ORDER BY id)) FROM items");
-  const treeListing = (dir: string) => sh('disaster-recovery', `cd ${dir} && find . -printf '%y %m %p\\n' | sort && find . -type f -exec sha256sum {} + | sort -k2`);
+  const digest = (database: string) =>
+    psql(database, "SELECT count(*) || ':' || md5(string_agg(id || label || encode(payload, 'hex'), ',' ORDER BY id)) FROM items");
+  const treeListing = (dir: string) =>
+    sh('disaster-recovery', `cd ${dir} && find . -printf '%y %m %p\\n' | sort && find . -type f -exec sha256sum {} + | sort -k2`);
 
   it.each(['s3', 'azure', 'gcs'])('%s: a directory tree backed up there is restored identical', async (store) => {
     const started = Date.now();
@@ -139,7 +149,11 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     const source = { url: 'postgresql://postgres@metadata-db:5432/sample', passwordSecret: 'env:DRS_PG_PASSWORD' };
     const backup = await api.backup({ engine: 'postgres', source, storageLocationId: locations[store] });
     expect({ status: backup.status, error: backup.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
-    const recovery = await api.restore(backup.id, { url: `postgresql://postgres@metadata-db:5432/sample_${store}`, create: true, passwordSecret: source.passwordSecret });
+    const recovery = await api.restore(backup.id, {
+      url: `postgresql://postgres@metadata-db:5432/sample_${store}`,
+      create: true,
+      passwordSecret: source.passwordSecret,
+    });
     expect({ status: recovery.status, error: recovery.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
     expect(await digest(`sample_${store}`)).toBe(await digest('sample'));
     expect((await digest('sample')).startsWith('5000:')).toBe(true);
@@ -154,7 +168,10 @@ describeWithDocker('docker compose up: the stack of docker-compose.yml, backed u
     expect(Number(s3.trim())).toBeGreaterThanOrEqual(2);
     const gcs = (await fetch(`http://127.0.0.1:${env.DR_GCS_PORT}/storage/v1/b/dr-backups/o`).then((r) => r.json())) as { items: { name: string }[] };
     expect(gcs.items.filter((o: { name: string }) => o.name.endsWith('manifest.json')).length).toBeGreaterThanOrEqual(2);
-    const azure = new BlobServiceClient(`http://127.0.0.1:${env.DR_AZURE_PORT}/${AZURITE_ACCOUNT}`, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY));
+    const azure = new BlobServiceClient(
+      `http://127.0.0.1:${env.DR_AZURE_PORT}/${AZURITE_ACCOUNT}`,
+      new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+    );
     const blobs: string[] = [];
     for await (const blob of azure.getContainerClient('dr-backups').listBlobsFlat()) blobs.push(blob.name);
     expect(blobs.filter((name) => name.endsWith('manifest.json')).length).toBeGreaterThanOrEqual(2);

@@ -93,7 +93,7 @@ describeWithDocker('the service image (testcontainers)', () => {
     await service?.stop();
     await db?.stop();
     await network?.stop();
-     
+
     console.log(`container figures: ${JSON.stringify(figures)}`);
   });
 
@@ -109,7 +109,7 @@ describeWithDocker('the service image (testcontainers)', () => {
     expect((await inspectImage(image)).Config.User).toBe('node');
     expect((await sh(service, 'id -u')).trim()).toBe(SERVICE_UID);
     // PID 1 (tini) and the node process under it: the real and effective uids of every process in the container
-    const uids = await sh(service, "for s in /proc/[0-9]*/status; do awk '/^Uid:/ {print $2, $3}' \"$s\"; done");
+    const uids = await sh(service, 'for s in /proc/[0-9]*/status; do awk \'/^Uid:/ {print $2, $3}\' "$s"; done');
     const all = new Set(uids.split(/\s+/).filter(Boolean));
     expect([...all]).toEqual([SERVICE_UID]);
   });
@@ -159,8 +159,7 @@ describeWithDocker('the service image (testcontainers)', () => {
     const recovery = await api.restore(backup.id, { path: target });
     expect({ status: recovery.status, error: recovery.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
 
-    const listing = (dir: string) =>
-      sh(service, `cd ${dir} && find . -printf '%y %m %p %l\\n' | sort && find . -type f -exec sha256sum {} + | sort -k2`);
+    const listing = (dir: string) => sh(service, `cd ${dir} && find . -printf '%y %m %p %l\\n' | sort && find . -type f -exec sha256sum {} + | sort -k2`);
     const [before, after] = [await listing(source), await listing(target)];
     expect(after).toBe(before);
     expect(before).toMatch(/l 777 \.\/nested\/link \.\.\/hello\.txt/);
@@ -171,7 +170,7 @@ describeWithDocker('the service image (testcontainers)', () => {
     await psql('postgres', 'CREATE DATABASE orders');
     await psql(
       'orders',
-      "CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, total numeric(12,2), placed timestamptz DEFAULT now()); " +
+      'CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, total numeric(12,2), placed timestamptz DEFAULT now()); ' +
         "INSERT INTO orders (id, customer, total) SELECT g, 'customer ' || g, g * 1.25 FROM generate_series(1, 20000) g; " +
         'CREATE INDEX orders_customer ON orders (customer)',
     );
@@ -181,7 +180,11 @@ describeWithDocker('the service image (testcontainers)', () => {
     const backup = await api.backup({ engine: 'postgres', source: { url: 'postgresql://postgres@db:5432/orders', passwordSecret: 'env:DRS_PG_PASSWORD' } });
     expect({ status: backup.status, error: backup.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
 
-    const recovery = await api.restore(backup.id, { url: 'postgresql://postgres@db:5432/orders_restored', create: true, passwordSecret: 'env:DRS_PG_PASSWORD' });
+    const recovery = await api.restore(backup.id, {
+      url: 'postgresql://postgres@db:5432/orders_restored',
+      create: true,
+      passwordSecret: 'env:DRS_PG_PASSWORD',
+    });
     expect({ status: recovery.status, error: recovery.error ?? null }).toEqual({ status: 'COMPLETED', error: null });
     expect(await digest('orders_restored')).toBe(await digest('orders'));
     expect((await digest('orders')).startsWith('20000:')).toBe(true);

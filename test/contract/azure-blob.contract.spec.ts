@@ -164,7 +164,10 @@ describe('Azure Blob driver (Azurite)', () => {
     await d.putObject('x', Buffer.from(kind));
     await upload(d, 'y', Buffer.alloc(MiB + 5, 3));
     expect((await d.readObject('x')).toString()).toBe(kind);
-    expect((await d.list('')).objects.map((o) => [o.key, o.sizeBytes])).toEqual([['x', kind.length], ['y', MiB + 5]]);
+    expect((await d.list('')).objects.map((o) => [o.key, o.sizeBytes])).toEqual([
+      ['x', kind.length],
+      ['y', MiB + 5],
+    ]);
     await d.delete('x');
     expect(await d.stat('x')).toBeNull();
   });
@@ -241,7 +244,13 @@ describe('Azure Blob driver (Azurite)', () => {
           : undefined,
     });
     try {
-      const d = driver({ accountUrl: `${proxy.origin}/${AZURITE_ACCOUNT}`, prefix: 'locked/', immutability: true, immutabilityMode: 'Locked', blockSizeBytes: MiB });
+      const d = driver({
+        accountUrl: `${proxy.origin}/${AZURITE_ACCOUNT}`,
+        prefix: 'locked/',
+        immutability: true,
+        immutabilityMode: 'Locked',
+        blockSizeBytes: MiB,
+      });
       const u = await d.createUpload('artifact', { retainUntil });
       u.stream.end(Buffer.alloc(MiB + 1, 5));
       await finished(u.stream);
@@ -328,7 +337,9 @@ describe('Azure Blob driver (Azurite)', () => {
     const other = driver({ prefix: 'paging/' });
     const second = await other.list('', { after: first.nextAfter, limit: 5 });
     expect(second.objects.map((o) => o.key)).toEqual(['k05', 'k06', 'k07', 'k08', 'k09']);
-    expect(await other.list('', { after: 'k095', limit: 5 })).toEqual({ objects: [expect.objectContaining({ key: 'k10' }), expect.objectContaining({ key: 'k11' })] });
+    expect(await other.list('', { after: 'k095', limit: 5 })).toEqual({
+      objects: [expect.objectContaining({ key: 'k10' }), expect.objectContaining({ key: 'k11' })],
+    });
     expect((await other.list('', { after: 'k11' })).objects).toEqual([]);
     expect((await other.list('k1', { after: 'a' })).objects.map((o) => o.key)).toEqual(['k10', 'k11']); // `after` before the prefix
     expect((await other.list('k0', { after: 'k1' })).objects).toEqual([]); // `after` beyond it
@@ -372,7 +383,9 @@ describe('AzureBlobStorageSettings', () => {
   it('accepts each credential kind alone', async () => {
     const base = { container: 'backups', prefix: 'dr/prod/', blockSizeBytes: 16 * MiB, concurrency: 8, immutability: true };
     expect(await problems({ ...base, connectionStringSecret: 'env:AZ_CS' })).toEqual([]);
-    expect(await problems({ ...base, accountUrl: 'https://acct.blob.core.windows.net', accountName: 'acct', accountKeySecret: 'file:/run/secrets/az' })).toEqual([]);
+    expect(
+      await problems({ ...base, accountUrl: 'https://acct.blob.core.windows.net', accountName: 'acct', accountKeySecret: 'file:/run/secrets/az' }),
+    ).toEqual([]);
     expect(await problems({ ...base, accountUrl: 'http://127.0.0.1:10000/devstoreaccount1', sasTokenSecret: 'env:AZ_SAS' })).toEqual([]);
   });
 
@@ -382,7 +395,15 @@ describe('AzureBlobStorageSettings', () => {
       { field: 'accountKeySecret', message: expect.stringMatching(/^one credential is required/) },
       { field: 'sasTokenSecret', message: expect.stringMatching(/^one credential is required/) },
     ]);
-    expect(await problems({ container: 'backups', accountUrl: 'https://a.blob.core.windows.net', accountName: 'a12', accountKeySecret: 'env:K', sasTokenSecret: 'env:S' })).toEqual([
+    expect(
+      await problems({
+        container: 'backups',
+        accountUrl: 'https://a.blob.core.windows.net',
+        accountName: 'a12',
+        accountKeySecret: 'env:K',
+        sasTokenSecret: 'env:S',
+      }),
+    ).toEqual([
       { field: 'accountKeySecret', message: expect.stringContaining('accountKeySecret cannot be combined with sasTokenSecret') },
       { field: 'sasTokenSecret', message: expect.stringContaining('sasTokenSecret cannot be combined with accountKeySecret') },
     ]);
@@ -395,15 +416,17 @@ describe('AzureBlobStorageSettings', () => {
   });
 
   it('checks the container, prefix, URL and sizes', async () => {
-    const fields = (await problems({
-      container: 'Bad_Name',
-      prefix: '/abs',
-      accountUrl: 'https://a.blob.core.windows.net/?sv=2024&sig=abc',
-      sasTokenSecret: 'env:S',
-      blockSizeBytes: 512 * 1024,
-      concurrency: 17,
-      immutabilityMode: 'Forever',
-    })).map((p) => p.field);
+    const fields = (
+      await problems({
+        container: 'Bad_Name',
+        prefix: '/abs',
+        accountUrl: 'https://a.blob.core.windows.net/?sv=2024&sig=abc',
+        sasTokenSecret: 'env:S',
+        blockSizeBytes: 512 * 1024,
+        concurrency: 17,
+        immutabilityMode: 'Forever',
+      })
+    ).map((p) => p.field);
     expect(fields.sort()).toEqual(['accountUrl', 'blockSizeBytes', 'concurrency', 'container', 'immutabilityMode', 'prefix']);
     expect(await problems({ container: 'ok-name', connectionStringSecret: 'env:CS', accountUrl: 'https://a.blob.core.windows.net' })).toEqual([
       { field: 'accountUrl', message: expect.stringContaining('comes from the connection string') },

@@ -178,7 +178,12 @@ if (!installed) console.warn('GCS contract skipped: install the emulator with `n
 
     it('validates settings: bucket name, prefix, secret reference, chunk size, retention mode; anonymous only with an endpoint', async () => {
       const problems = async (value: object) =>
-        (await validateNested(GcsStorageSettings, value, 'settings').then(() => [], (e: DrError) => e.details)).map((p) => p.field);
+        (
+          await validateNested(GcsStorageSettings, value, 'settings').then(
+            () => [],
+            (e: DrError) => e.details,
+          )
+        ).map((p) => p.field);
       expect(await problems({ bucket: 'acme-dr', prefix: 'prod/eu/', chunkSizeBytes: 8 * MiB, keyFileSecret: 'file:/etc/dr/gcs.json' })).toEqual([]);
       expect(await problems({ bucket: 'Bad_Bucket!' })).toEqual(['settings.bucket']);
       expect(await problems({ bucket: 'acme', prefix: 'a/../b' })).toEqual(['settings.prefix']);
@@ -214,7 +219,13 @@ if (!installed) console.warn('GCS contract skipped: install the emulator with `n
             return {
               status: 200,
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ kind: 'storage#object', bucket: BUCKET, name: 'locked', size: '1', retention: { mode: 'Locked', retainUntilTime: until } }),
+              body: JSON.stringify({
+                kind: 'storage#object',
+                bucket: BUCKET,
+                name: 'locked',
+                size: '1',
+                retention: { mode: 'Locked', retainUntilTime: until },
+              }),
             };
           }
           return undefined;
@@ -233,11 +244,18 @@ if (!installed) console.warn('GCS contract skipped: install the emulator with `n
         const denied = await startHttpProxy(upstream, {
           answer: (req) =>
             req.method === 'DELETE'
-              ? { status: 403, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 403, message: 'caller does not have storage.objects.delete access' } }) }
+              ? {
+                  status: 403,
+                  headers: { 'content-type': 'application/json' },
+                  body: JSON.stringify({ error: { code: 403, message: 'caller does not have storage.objects.delete access' } }),
+                }
               : undefined,
         });
         try {
-          const plain = new GcsStorageDriver({ bucket: BUCKET, prefix: 'lock-test', apiEndpoint: denied.origin, anonymous: true, projectId: 'dr-test' }, SecretResolver.trustingEveryReference());
+          const plain = new GcsStorageDriver(
+            { bucket: BUCKET, prefix: 'lock-test', apiEndpoint: denied.origin, anonymous: true, projectId: 'dr-test' },
+            SecretResolver.trustingEveryReference(),
+          );
           const other = await plain.delete('x').catch((e: unknown) => e);
           expect(other).not.toBeInstanceOf(ObjectLockedError);
           expect((other as Error).message).toMatch(/access denied \(403\)/);
@@ -256,15 +274,23 @@ if (!installed) console.warn('GCS contract skipped: install the emulator with `n
             ? {
                 status: 404,
                 headers: { 'content-type': 'application/json' },
-                body: JSON.stringify({ error: { code: 404, message: 'The specified bucket does not exist.', errors: [{ domain: 'global', reason: 'notFound' }] } }),
+                body: JSON.stringify({
+                  error: { code: 404, message: 'The specified bucket does not exist.', errors: [{ domain: 'global', reason: 'notFound' }] },
+                }),
               }
             : undefined,
       });
       try {
-        const missing = new GcsStorageDriver({ bucket: 'dr-missing-bucket', apiEndpoint: proxy.origin, anonymous: true, projectId: 'dr-test' }, SecretResolver.trustingEveryReference());
+        const missing = new GcsStorageDriver(
+          { bucket: 'dr-missing-bucket', apiEndpoint: proxy.origin, anonymous: true, projectId: 'dr-test' },
+          SecretResolver.trustingEveryReference(),
+        );
         await expect(missing.checkHealth()).rejects.toThrow(/health check: list .*bucket dr-missing-bucket does not exist \(404\)/);
         // the same driver on the emulator's existing bucket is healthy: the failure above is the bucket's
-        const present = new GcsStorageDriver({ bucket: BUCKET, apiEndpoint: proxy.origin, anonymous: true, projectId: 'dr-test' }, SecretResolver.trustingEveryReference());
+        const present = new GcsStorageDriver(
+          { bucket: BUCKET, apiEndpoint: proxy.origin, anonymous: true, projectId: 'dr-test' },
+          SecretResolver.trustingEveryReference(),
+        );
         await expect(present.checkHealth()).resolves.toBeUndefined();
       } finally {
         await proxy.close();
@@ -286,7 +312,7 @@ if (!installed) console.warn('GCS contract skipped: install the emulator with `n
         const back = await hashStream(await d.read('throughput/obj'));
         const downloadMs = Date.now() - started;
         expect(back).toEqual({ bytes: size, sha256: source.sha256() });
-        const rate = (ms: number) => `${((size / MiB) / (ms / 1000)).toFixed(1)} MiB/s`;
+        const rate = (ms: number) => `${(size / MiB / (ms / 1000)).toFixed(1)} MiB/s`;
         console.log(`GCS emulator, 256 MiB: upload ${uploadMs} ms (${rate(uploadMs)}), download ${downloadMs} ms (${rate(downloadMs)})`);
       },
       300_000,

@@ -167,7 +167,10 @@ describe('S3 driver specifics (s3rver)', () => {
 
     const early = await driver.createUpload('free/c.bin');
     early.stream.write(Buffer.alloc(MiB));
-    const publishing = early.publish().then(() => undefined, (e: Error) => e); // wrong order: the stream has not ended
+    const publishing = early.publish().then(
+      () => undefined,
+      (e: Error) => e,
+    ); // wrong order: the stream has not ended
     await early.abort(); // does not wait for that publish, which fails instead
     expect(await publishing).toMatchObject({ message: 'upload of free/c.bin was aborted' });
     expect(server.pendingUploads()).toHaveLength(before);
@@ -232,7 +235,10 @@ describe('S3 driver specifics (s3rver)', () => {
 
     delete process.env.DR_TEST_S3_LATE_KEY;
     const late = s3Driver({ accessKeyIdSecret: 'env:DR_TEST_S3_LATE_KEY' }); // constructing reads nothing
-    const missing = await late.checkHealth().then(() => undefined, (e: unknown) => e);
+    const missing = await late.checkHealth().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(missing).toBeInstanceOf(DrError);
     expect(missing).toMatchObject({ code: 'SECRET_UNAVAILABLE' });
     expect((missing as Error).message).toMatch(/settings\.accessKeyIdSecret: environment variable DR_TEST_S3_LATE_KEY is not set/);
@@ -242,7 +248,10 @@ describe('S3 driver specifics (s3rver)', () => {
     const secretValue = 'AKIADRTESTSECRET0042';
     process.env.DR_TEST_S3_WRONG_KEY = secretValue;
     const wrong = s3Driver({ accessKeyIdSecret: 'env:DR_TEST_S3_WRONG_KEY' });
-    const refused = await wrong.putObject('cred/no', Buffer.from('no')).then(() => undefined, (e: unknown) => e);
+    const refused = await wrong.putObject('cred/no', Buffer.from('no')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(refused).toBeInstanceOf(S3StorageError);
     expect(refused).toMatchObject({ operation: 'PutObject', httpStatus: 403, code: 'InvalidAccessKeyId' });
     expect((refused as Error).message).toMatch(/^S3 PutObject s3:\/\/dr-test\/loc-[0-9a-f]+\/cred\/no failed: HTTP 403 InvalidAccessKeyId/);
@@ -280,10 +289,7 @@ describe('S3 driver specifics (s3rver)', () => {
     expect(header(create, 'x-amz-object-lock-retain-until-date')).toBe('2031-01-02T03:04:05Z');
     expect(header(create, 'x-amz-checksum-algorithm')).toBe('CRC32');
     const parts = sent.filter((r) => r.command === 'UploadPartCommand');
-    expect(parts.map((p) => header(p, 'x-amz-checksum-crc32'))).toEqual([
-      crc32Base64(body.subarray(0, 5 * MiB)),
-      crc32Base64(body.subarray(5 * MiB)),
-    ]);
+    expect(parts.map((p) => header(p, 'x-amz-checksum-crc32'))).toEqual([crc32Base64(body.subarray(0, 5 * MiB)), crc32Base64(body.subarray(5 * MiB))]);
     const put = sent.find((r) => r.command === 'PutObjectCommand')!;
     expect(header(put, 'x-amz-object-lock-mode')).toBe('COMPLIANCE');
     expect(header(put, 'x-amz-checksum-crc32')).toBe(crc32Base64(Buffer.from('{}')));
@@ -293,12 +299,16 @@ describe('S3 driver specifics (s3rver)', () => {
     (await driver.s3Client()).middlewareStack.add(
       (next, context) => async (args) => {
         const result = await next(args);
-        if (context.commandName === 'HeadObjectCommand') Object.assign(result.output as object, { ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: retainUntil });
+        if (context.commandName === 'HeadObjectCommand')
+          Object.assign(result.output as object, { ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: retainUntil });
         return result;
       },
       { step: 'initialize', name: 'testRetainedHead' },
     );
-    const refused = await driver.delete('lock/artifact').then(() => undefined, (e: unknown) => e);
+    const refused = await driver.delete('lock/artifact').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(refused).toBeInstanceOf(ObjectLockedError);
     expect(refused).toMatchObject({ key: 'lock/artifact', retainUntil });
     expect(sent.some((r) => r.command === 'DeleteObjectCommand')).toBe(false);
@@ -307,7 +317,10 @@ describe('S3 driver specifics (s3rver)', () => {
 
   it('fails within seconds, naming operation, bucket, key and status, for a missing bucket or an unreachable server', async () => {
     const noBucket = s3Driver({ bucket: 'no-such-bucket' });
-    const missing = await noBucket.createUpload('a/b').then(() => undefined, (e: unknown) => e);
+    const missing = await noBucket.createUpload('a/b').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(missing).toMatchObject({ operation: 'CreateMultipartUpload', bucket: 'no-such-bucket', httpStatus: 404, code: 'NoSuchBucket' });
     expect((missing as Error).message).toMatch(/^S3 CreateMultipartUpload s3:\/\/no-such-bucket\/loc-[0-9a-f]+\/a\/b failed: HTTP 404 NoSuchBucket: /);
     await expect(noBucket.checkHealth()).rejects.toThrow(/HeadBucket s3:\/\/no-such-bucket\/.* HTTP 404/);
@@ -325,21 +338,25 @@ describe('S3 driver specifics (s3rver)', () => {
   });
 
   it('validates its settings', async () => {
-    const ok = await validateNested(S3StorageSettings, {
-      bucket: 'my-backups',
-      prefix: 'dr/prod/',
-      region: 'eu-west-1',
-      endpoint: 'http://minio:9000',
-      forcePathStyle: true,
-      accessKeyIdSecret: 'env:S3_KEY',
-      secretAccessKeySecret: 'file:/run/secrets/s3',
-      partSizeBytes: 64 * MiB,
-      queueSize: 8,
-      serverSideEncryption: 'aws:kms',
-      kmsKeyId: 'arn:aws:kms:eu-west-1:111122223333:key/abcd',
-      storageClass: 'STANDARD_IA',
-      objectLock: { mode: 'GOVERNANCE' },
-    }, 'settings');
+    const ok = await validateNested(
+      S3StorageSettings,
+      {
+        bucket: 'my-backups',
+        prefix: 'dr/prod/',
+        region: 'eu-west-1',
+        endpoint: 'http://minio:9000',
+        forcePathStyle: true,
+        accessKeyIdSecret: 'env:S3_KEY',
+        secretAccessKeySecret: 'file:/run/secrets/s3',
+        partSizeBytes: 64 * MiB,
+        queueSize: 8,
+        serverSideEncryption: 'aws:kms',
+        kmsKeyId: 'arn:aws:kms:eu-west-1:111122223333:key/abcd',
+        storageClass: 'STANDARD_IA',
+        objectLock: { mode: 'GOVERNANCE' },
+      },
+      'settings',
+    );
     expect(ok).toBeInstanceOf(S3StorageSettings);
     expect(await validateNested(S3StorageSettings, { bucket: 'b-1' }, 'settings')).toMatchObject({ bucket: 'b-1' });
 

@@ -5,12 +5,7 @@ import { runInNewContext } from 'node:vm';
 import { pipeline } from 'node:stream/promises';
 import { text } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
-import {
-  InvalidObjectKeyError,
-  ObjectNotFoundError,
-  StagedUpload,
-  StorageDriver,
-} from '../../src/storage/drivers/storage-driver';
+import { InvalidObjectKeyError, ObjectNotFoundError, StagedUpload, StorageDriver } from '../../src/storage/drivers/storage-driver';
 
 const MiB = 1 << 20;
 
@@ -176,20 +171,25 @@ export function describeStorageDriverContract(name: string, setup: ContractSetup
       crashed.stream.destroy();
     });
 
-    it(`round-trips ${Math.round(large / MiB)} MiB streamed in bounded memory, hashed on the way back`, async () => {
-      const source = randomSource(large);
-      const upload = await driver.createUpload('large/artifact.bin');
-      const memory = livePeak();
-      await pipeline(source.stream, upload.stream);
-      await upload.publish();
-      const liveGrowth = memory.stop();
-      expect(await driver.stat('large/artifact.bin')).toMatchObject({ sizeBytes: large });
-      const back = await hashStream(await driver.read('large/artifact.bin'));
-      expect(back).toEqual({ bytes: large, sha256: source.sha256() });
-      // bounded: the driver may buffer a few parts, never the object
-      if (process.env.DR_TEST_MEMORY_REPORT) process.stderr.write(`${name}: peak live memory growth ${(liveGrowth / MiB).toFixed(1)} MiB for ${large / MiB} MiB\n`);
-      expect(liveGrowth).toBeLessThan(Math.max(64 * MiB, large / 2));
-    }, slow);
+    it(
+      `round-trips ${Math.round(large / MiB)} MiB streamed in bounded memory, hashed on the way back`,
+      async () => {
+        const source = randomSource(large);
+        const upload = await driver.createUpload('large/artifact.bin');
+        const memory = livePeak();
+        await pipeline(source.stream, upload.stream);
+        await upload.publish();
+        const liveGrowth = memory.stop();
+        expect(await driver.stat('large/artifact.bin')).toMatchObject({ sizeBytes: large });
+        const back = await hashStream(await driver.read('large/artifact.bin'));
+        expect(back).toEqual({ bytes: large, sha256: source.sha256() });
+        // bounded: the driver may buffer a few parts, never the object
+        if (process.env.DR_TEST_MEMORY_REPORT)
+          process.stderr.write(`${name}: peak live memory growth ${(liveGrowth / MiB).toFixed(1)} MiB for ${large / MiB} MiB\n`);
+        expect(liveGrowth).toBeLessThan(Math.max(64 * MiB, large / 2));
+      },
+      slow,
+    );
 
     it('reads byte ranges: a middle slice, an open-ended tail, the last byte, the first byte', async () => {
       const body = Buffer.alloc(5 * MiB);
@@ -243,45 +243,56 @@ export function describeStorageDriverContract(name: string, setup: ContractSetup
     if (setup.server) {
       const server = setup.server;
 
-      it('fails clearly when the server goes away mid-upload: nothing under the final key, earlier objects intact', async () => {
-        const earlier = randomSource(8 * MiB);
-        const before = await driver.createUpload('outage/earlier.bin');
-        await pipeline(earlier.stream, before.stream);
-        await before.publish();
-        const earlierSha = earlier.sha256();
+      it(
+        'fails clearly when the server goes away mid-upload: nothing under the final key, earlier objects intact',
+        async () => {
+          const earlier = randomSource(8 * MiB);
+          const before = await driver.createUpload('outage/earlier.bin');
+          await pipeline(earlier.stream, before.stream);
+          await before.publish();
+          const earlierSha = earlier.sha256();
 
-        const upload: StagedUpload = await driver.createUpload('outage/artifact.bin');
-        const source = randomSource(Math.max(large, 64 * MiB));
-        let sent = 0;
-        source.stream.on('data', (c: Buffer) => {
-          sent += c.length;
-          if (sent >= 16 * MiB && sent - c.length < 16 * MiB) void server.stop();
-        });
-        const started = Date.now();
-        const outcome = await pipeline(source.stream, upload.stream)
-          .then(() => upload.publish())
-          .then(() => 'published', (error: Error) => error);
-        expect(outcome).toBeInstanceOf(Error);
-        expect((outcome as Error).message.length).toBeGreaterThan(0);
-        expect(Date.now() - started).toBeLessThan(slow / 2); // a failure, not a hang
-        await upload.abort().catch(() => undefined);
+          const upload: StagedUpload = await driver.createUpload('outage/artifact.bin');
+          const source = randomSource(Math.max(large, 64 * MiB));
+          let sent = 0;
+          source.stream.on('data', (c: Buffer) => {
+            sent += c.length;
+            if (sent >= 16 * MiB && sent - c.length < 16 * MiB) void server.stop();
+          });
+          const started = Date.now();
+          const outcome = await pipeline(source.stream, upload.stream)
+            .then(() => upload.publish())
+            .then(
+              () => 'published',
+              (error: Error) => error,
+            );
+          expect(outcome).toBeInstanceOf(Error);
+          expect((outcome as Error).message.length).toBeGreaterThan(0);
+          expect(Date.now() - started).toBeLessThan(slow / 2); // a failure, not a hang
+          await upload.abort().catch(() => undefined);
 
-        await server.start();
-        expect(await driver.stat('outage/artifact.bin')).toBeNull();
-        expect(await hashStream(await driver.read('outage/earlier.bin'))).toEqual({ bytes: 8 * MiB, sha256: earlierSha });
-        await driver.removeStaged('outage/');
-        expect((await driver.list('outage/')).objects.map((o) => o.key)).toEqual(['outage/earlier.bin']);
-      }, slow);
-
-      it('reports the server being down through its health check, and recovers when it is back', async () => {
-        await server.stop();
-        try {
-          await expect(driver.checkHealth()).rejects.toThrow();
-        } finally {
           await server.start();
-        }
-        await expect(driver.checkHealth()).resolves.toBeUndefined();
-      }, slow);
+          expect(await driver.stat('outage/artifact.bin')).toBeNull();
+          expect(await hashStream(await driver.read('outage/earlier.bin'))).toEqual({ bytes: 8 * MiB, sha256: earlierSha });
+          await driver.removeStaged('outage/');
+          expect((await driver.list('outage/')).objects.map((o) => o.key)).toEqual(['outage/earlier.bin']);
+        },
+        slow,
+      );
+
+      it(
+        'reports the server being down through its health check, and recovers when it is back',
+        async () => {
+          await server.stop();
+          try {
+            await expect(driver.checkHealth()).rejects.toThrow();
+          } finally {
+            await server.start();
+          }
+          await expect(driver.checkHealth()).resolves.toBeUndefined();
+        },
+        slow,
+      );
     }
   });
 }

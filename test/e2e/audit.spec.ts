@@ -19,7 +19,11 @@ describe('audit trail', () => {
 
   /** Entries matching `query` (the API's filters), newest first. */
   async function entries(query: Record<string, string | number> = {}): Promise<Entry[]> {
-    const res = await service.http().get(`${API}/audit`).query({ limit: 500, ...query }).set('X-API-Key', ADMIN_KEY);
+    const res = await service
+      .http()
+      .get(`${API}/audit`)
+      .query({ limit: 500, ...query })
+      .set('X-API-Key', ADMIN_KEY);
     expect(res.status).toBe(200);
     return res.body.items;
   }
@@ -38,7 +42,11 @@ describe('audit trail', () => {
   beforeAll(async () => {
     service = await startService();
     for (const role of ['VIEWER', 'OPERATOR', 'BACKUP_ADMIN']) {
-      const res = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name: `audit-${role}`, roles: [role] });
+      const res = await service
+        .http()
+        .post(`${API}/api-keys`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ name: `audit-${role}`, roles: [role] });
       keys[role] = res.body.secret;
     }
   });
@@ -49,14 +57,24 @@ describe('audit trail', () => {
   });
 
   it('records mutating requests with actor, roles, outcome, status and request id, including those the guard refuses', async () => {
-    const created = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).set('X-Request-Id', 'trace-abc.123')
+    const created = await service
+      .http()
+      .post(`${API}/api-keys`)
+      .set('X-API-Key', ADMIN_KEY)
+      .set('X-Request-Id', 'trace-abc.123')
       .send({ name: 'audited-key', roles: ['OPERATOR'] });
     expect(created.status).toBe(201);
     expect(created.headers['x-request-id']).toBe('trace-abc.123');
     const request = await entryWhere({ requestId: 'trace-abc.123' });
     expect(request).toMatchObject({
-      actor: 'apikey:bootstrap-admin', roles: ['ADMIN'], action: 'POST /api-keys', targetType: 'api-keys',
-      targetId: created.body.id, outcome: 'SUCCESS', httpStatus: 201, details: { roles: ['OPERATOR'] },
+      actor: 'apikey:bootstrap-admin',
+      roles: ['ADMIN'],
+      action: 'POST /api-keys',
+      targetType: 'api-keys',
+      targetId: created.body.id,
+      outcome: 'SUCCESS',
+      httpStatus: 201,
+      details: { roles: ['OPERATOR'] },
     });
     expect(await entryWhere({ action: 'api-key.create', targetId: created.body.id })).toMatchObject({ actor: 'apikey:bootstrap-admin', outcome: 'SUCCESS' });
 
@@ -64,18 +82,35 @@ describe('audit trail', () => {
     expect(anonymous.status).toBe(401);
     const generated = anonymous.headers['x-request-id'];
     expect(generated).toMatch(/^[0-9a-f-]{36}$/);
-    expect(await entryWhere({ requestId: generated })).toMatchObject({ actor: 'anonymous', roles: [], outcome: 'DENIED', httpStatus: 401, action: 'POST /backups' });
+    expect(await entryWhere({ requestId: generated })).toMatchObject({
+      actor: 'anonymous',
+      roles: [],
+      outcome: 'DENIED',
+      httpStatus: 401,
+      action: 'POST /backups',
+    });
 
-    const forbidden = await service.http().post(`${API}/backups`).set('X-API-Key', keys.VIEWER).send({ engine: 'filesystem', source: { path: work } });
+    const forbidden = await service
+      .http()
+      .post(`${API}/backups`)
+      .set('X-API-Key', keys.VIEWER)
+      .send({ engine: 'filesystem', source: { path: work } });
     expect(forbidden.status).toBe(403);
     expect(await entryWhere({ requestId: forbidden.headers['x-request-id'] })).toMatchObject({
-      actor: 'apikey:audit-VIEWER', roles: ['VIEWER'], outcome: 'DENIED', httpStatus: 403, details: { engine: 'filesystem', errorCode: 'FORBIDDEN' },
+      actor: 'apikey:audit-VIEWER',
+      roles: ['VIEWER'],
+      outcome: 'DENIED',
+      httpStatus: 403,
+      details: { engine: 'filesystem', errorCode: 'FORBIDDEN' },
     });
 
     const invalid = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY).send({ backupId: 'nope', type: 'FULL' });
     expect(invalid.status).toBe(400);
     expect(await entryWhere({ requestId: invalid.headers['x-request-id'] })).toMatchObject({
-      outcome: 'FAILURE', httpStatus: 400, action: 'POST /recovery', details: { type: 'FULL', errorCode: 'VALIDATION_FAILED' },
+      outcome: 'FAILURE',
+      httpStatus: 400,
+      action: 'POST /recovery',
+      details: { type: 'FULL', errorCode: 'VALIDATION_FAILED' },
     });
 
     const revoked = await service.http().delete(`${API}/api-keys/${created.body.id}`).set('X-API-Key', ADMIN_KEY);
@@ -94,7 +129,10 @@ describe('audit trail', () => {
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: source } }, keys.BACKUP_ADMIN);
     expect(backup.status).toBe('COMPLETED');
     expect(await entryWhere({ action: 'backup.run', targetId: backup.id })).toMatchObject({
-      actor: 'apikey:audit-BACKUP_ADMIN', outcome: 'SUCCESS', targetType: 'backups', details: { engine: 'filesystem', trigger: 'MANUAL' },
+      actor: 'apikey:audit-BACKUP_ADMIN',
+      outcome: 'SUCCESS',
+      targetType: 'backups',
+      details: { engine: 'filesystem', trigger: 'MANUAL' },
     });
     expect(await entryWhere({ action: 'POST /backups', targetId: backup.id })).toMatchObject({ httpStatus: 202, outcome: 'SUCCESS' });
 
@@ -104,17 +142,29 @@ describe('audit trail', () => {
     expect(failure.outcome).toBe('FAILURE');
     expect(typeof failure.details.error).toBe('string');
 
-    const verified = await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', keys.OPERATOR).send({ mode: 'checksum', waitSeconds: 30 });
+    const verified = await service
+      .http()
+      .post(`${API}/backups/${backup.id}/verify`)
+      .set('X-API-Key', keys.OPERATOR)
+      .send({ mode: 'checksum', waitSeconds: 30 });
     expect(verified.body.ok).toBe(true);
     expect(await entryWhere({ action: 'verification.run', targetId: verified.body.id })).toMatchObject({
-      actor: 'apikey:audit-OPERATOR', outcome: 'SUCCESS', details: { backupId: backup.id, mode: 'checksum', ok: true },
+      actor: 'apikey:audit-OPERATOR',
+      outcome: 'SUCCESS',
+      details: { backupId: backup.id, mode: 'checksum', ok: true },
     });
 
     const restored = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: join(service.restoreRoot, 'r1') } });
     expect(restored.status).toBe('COMPLETED');
-    expect(await entryWhere({ action: 'recovery.run', targetId: restored.id })).toMatchObject({ outcome: 'SUCCESS', details: { backupId: backup.id, type: 'FULL' } });
+    expect(await entryWhere({ action: 'recovery.run', targetId: restored.id })).toMatchObject({
+      outcome: 'SUCCESS',
+      details: { backupId: backup.id, type: 'FULL' },
+    });
 
-    const withSecret = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY)
+    const withSecret = await service
+      .http()
+      .post(`${API}/backups`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ engine: 'postgres', source: { url: 'postgresql://u@127.0.0.1:1/db', passwordSecret: 'env:DRS_AUDIT_SECRET_NAME_XYZ' } });
     expect(withSecret.status).toBe(202);
     // its job's outcome is the third backup.run entry counted by the next test: wait for it here (it raced under load)
@@ -150,11 +200,16 @@ describe('audit trail', () => {
   });
 
   it('exports JSON lines whose hashes an auditor recomputes with jq and sha256sum', async () => {
-    const res = await service.http().get(`${API}/audit/export`).set('X-API-Key', ADMIN_KEY).buffer(true).parse((r, cb) => {
-      let text = '';
-      r.on('data', (c: Buffer) => (text += c.toString()));
-      r.on('end', () => cb(null, text));
-    });
+    const res = await service
+      .http()
+      .get(`${API}/audit/export`)
+      .set('X-API-Key', ADMIN_KEY)
+      .buffer(true)
+      .parse((r, cb) => {
+        let text = '';
+        r.on('data', (c: Buffer) => (text += c.toString()));
+        r.on('end', () => cb(null, text));
+      });
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/x-ndjson/);
     const lines = (res.body as string).trim().split('\n');
@@ -202,7 +257,10 @@ describe('audit trail', () => {
     expect(deleted.body).toMatchObject({
       ok: false,
       firstBadSeq: 7,
-      problems: [{ seq: 7, problem: 'hash mismatch' }, { seq: 12, problem: 'missing entry' }],
+      problems: [
+        { seq: 7, problem: 'hash mismatch' },
+        { seq: 12, problem: 'missing entry' },
+      ],
     });
     expect(deleted.body.entries).toBe(clean.body.entries - 1);
 
@@ -212,9 +270,12 @@ describe('audit trail', () => {
     expect(truncated.body.problems).toContainEqual({ seq: Number(max), problem: 'missing entry' });
   });
 
-  it('an entry edited in the database with its hash recomputed is named by the next entry\'s prev_hash link', async () => {
+  it("an entry edited in the database with its hash recomputed is named by the next entry's prev_hash link", async () => {
     const seq = 20;
-    const lines = ((await service.http().get(`${API}/audit/export`).set('X-API-Key', ADMIN_KEY)).text).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await service.http().get(`${API}/audit/export`).set('X-API-Key', ADMIN_KEY)).text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const { hash: _old, ...record } = lines.find((l) => l.seq === seq);
     // what a forger with write access does: change the row, then make its own hash match again (docs/audit-trail.md)
     const forged = { ...record, actor: 'apikey:innocent' };

@@ -36,7 +36,11 @@ describe('authentication and role checks', () => {
   beforeAll(async () => {
     service = await startService();
     for (const role of READERS) {
-      const res = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name: `k-${role}`, roles: [role] });
+      const res = await service
+        .http()
+        .post(`${API}/api-keys`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ name: `k-${role}`, roles: [role] });
       expect(res.status).toBe(201);
       keys[role] = res.body.secret;
     }
@@ -79,7 +83,11 @@ describe('authentication and role checks', () => {
   });
 
   it('creates, lists and revokes keys; secrets are shown once and never listed; a revoked key stops working', async () => {
-    const created = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name: 'ci-bot', roles: ['OPERATOR'] });
+    const created = await service
+      .http()
+      .post(`${API}/api-keys`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ name: 'ci-bot', roles: ['OPERATOR'] });
     expect(created.status).toBe(201);
     expect(created.body.secret).toMatch(/^dr_[0-9a-f]{12}_/);
     const secret = created.body.secret as string;
@@ -102,7 +110,11 @@ describe('authentication and role checks', () => {
     const after = await service.http().get(`${API}/backups`).set('X-API-Key', secret);
     expect(after.status).toBe(401);
 
-    const badRole = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name: 'x', roles: ['ROOT'] });
+    const badRole = await service
+      .http()
+      .post(`${API}/api-keys`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ name: 'x', roles: ['ROOT'] });
     expect(badRole.status).toBe(400);
     expect(badRole.body.details[0].field).toBe('roles');
   });

@@ -50,7 +50,15 @@ describe('backups on cloud storage (s3rver, Azurite, GCS emulator)', () => {
     const primary = await location({
       name: 's3-primary',
       kind: 's3',
-      settings: { bucket: 'dr-backups', prefix: 'prod', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdSecret: 'env:DRS_TEST_S3_KEY', secretAccessKeySecret: 'env:DRS_TEST_S3_KEY', partSizeBytes: 5 << 20 },
+      settings: {
+        bucket: 'dr-backups',
+        prefix: 'prod',
+        endpoint: s3.endpoint,
+        forcePathStyle: true,
+        accessKeyIdSecret: 'env:DRS_TEST_S3_KEY',
+        secretAccessKeySecret: 'env:DRS_TEST_S3_KEY',
+        partSizeBytes: 5 << 20,
+      },
     });
     const copies = [
       await location({
@@ -59,15 +67,35 @@ describe('backups on cloud storage (s3rver, Azurite, GCS emulator)', () => {
         settings: { container: 'dr-copies', accountUrl: azure.accountUrl, accountName: 'devstoreaccount1', accountKeySecret: 'env:DRS_TEST_AZURE_KEY' },
       }),
     ];
-    if (gcs) copies.push(await location({ name: 'gcs-copy', kind: 'gcs', settings: { bucket: 'dr-gcs-copies', apiEndpoint: gcs.apiEndpoint, anonymous: true, projectId: 'dr-test' } }));
-    const plan = await service.http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
-      name: 'cloud', engine: 'filesystem', source: { path: source }, storageLocationId: primary, copyLocationIds: copies, encryption: { recipients: [recipient] },
-    });
+    if (gcs)
+      copies.push(
+        await location({
+          name: 'gcs-copy',
+          kind: 'gcs',
+          settings: { bucket: 'dr-gcs-copies', apiEndpoint: gcs.apiEndpoint, anonymous: true, projectId: 'dr-test' },
+        }),
+      );
+    const plan = await service
+      .http()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({
+        name: 'cloud',
+        engine: 'filesystem',
+        source: { path: source },
+        storageLocationId: primary,
+        copyLocationIds: copies,
+        encryption: { recipients: [recipient] },
+      });
     expect(plan.status).toBe(201);
     const run = await service.http().post(`${API}/backup-plans/${plan.body.id}/run`).set('X-API-Key', ADMIN_KEY);
     const backup = await waitFor(
       async () => (await service.http().get(`${API}/backups/${run.body.id}`).set('X-API-Key', ADMIN_KEY)).body,
-      (b) => b.status === 'FAILED' || (b.status === 'COMPLETED' && b.copies.length === copies.length && b.copies.every((c: { status: string }) => ['COMPLETED', 'FAILED'].includes(c.status))),
+      (b) =>
+        b.status === 'FAILED' ||
+        (b.status === 'COMPLETED' &&
+          b.copies.length === copies.length &&
+          b.copies.every((c: { status: string }) => ['COMPLETED', 'FAILED'].includes(c.status))),
       180_000,
     );
     expect(backup).toMatchObject({ status: 'COMPLETED', error: null, encryption: { recipients: [recipient] } });
@@ -75,7 +103,12 @@ describe('backups on cloud storage (s3rver, Azurite, GCS emulator)', () => {
 
     for (const from of [null, ...copies]) {
       const target = join(service.restoreRoot, `from-${from ?? 'primary'}`);
-      const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target }, ...(from ? { storageLocationId: from } : {}) });
+      const recovery = await recoverAndWait(service, {
+        backupId: backup.id,
+        type: 'FULL',
+        target: { path: target },
+        ...(from ? { storageLocationId: from } : {}),
+      });
       expect({ from, status: recovery.status, error: recovery.error }).toEqual({ from, status: 'COMPLETED', error: null });
       expect(diffTrees(source, target)).toBe('');
     }
@@ -86,14 +119,24 @@ describe('backups on cloud storage (s3rver, Azurite, GCS emulator)', () => {
   }, 300_000);
 
   it('refuses settings that do not fit the kind, naming the fields, and never echoes a secret', async () => {
-    const res = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY).send({
-      name: 'bad-azure', kind: 'azure-blob', settings: { container: 'x', accountUrl: azure.accountUrl, accountKeySecret: 'plain-key-value', sasTokenSecret: 'env:X' },
-    });
+    const res = await service
+      .http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({
+        name: 'bad-azure',
+        kind: 'azure-blob',
+        settings: { container: 'x', accountUrl: azure.accountUrl, accountKeySecret: 'plain-key-value', sasTokenSecret: 'env:X' },
+      });
     expect(res.status).toBe(400);
     const fields = res.body.details.map((d: { field: string }) => d.field);
     expect(fields.every((f: string) => f.startsWith('settings.'))).toBe(true);
     expect(JSON.stringify(res.body)).not.toContain('plain-key-value');
-    const s3Bad = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY).send({ name: 'bad-s3', kind: 's3', settings: { partSizeBytes: 1 } });
+    const s3Bad = await service
+      .http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ name: 'bad-s3', kind: 's3', settings: { partSizeBytes: 1 } });
     expect(s3Bad.status).toBe(400);
     expect(s3Bad.body.details.map((d: { field: string }) => d.field)).toEqual(expect.arrayContaining(['settings.bucket', 'settings.partSizeBytes']));
   });

@@ -33,7 +33,11 @@ describe('configuration snapshots', () => {
     const appYml = index.items.find((f: { path: string }) => f.path.endsWith('app/app.yml'));
     expect(appYml).toMatchObject({ type: 'file', sha256: sha256Hex('port: 8080\nmode: primary\n'), mode: '0644' });
     expect(index.items.find((f: { path: string }) => f.path.endsWith('db.yml')).mode).toBe('0600');
-    const conf = await service.http().get(`${API}/backups/${first.id}/files`).query({ prefix: appYml.path.replace('app.yml', 'conf.d/') }).set('X-API-Key', ADMIN_KEY);
+    const conf = await service
+      .http()
+      .get(`${API}/backups/${first.id}/files`)
+      .query({ prefix: appYml.path.replace('app.yml', 'conf.d/') })
+      .set('X-API-Key', ADMIN_KEY);
     expect(conf.body.items.map((f: { path: string }) => f.path.split('/').pop())).toEqual(['cache.yml']);
 
     writeFileSync(join(etc, 'app', 'app.yml'), 'port: 9090\nmode: standby\n');
@@ -59,12 +63,18 @@ describe('configuration snapshots', () => {
   });
 
   it('refuses globs that match nothing and diffs of backups without a file index', async () => {
-    const none = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY)
+    const none = await service
+      .http()
+      .post(`${API}/backups`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ engine: 'configuration', source: { paths: [`${etc}/nothing/*.conf`] } });
     expect(none.status).toBe(400);
     expect(none.body.details).toEqual([expect.objectContaining({ field: 'source.paths' })]);
 
-    const relative = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY)
+    const relative = await service
+      .http()
+      .post(`${API}/backups`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ engine: 'configuration', source: { paths: ['etc/*.yml'] } });
     expect(relative.status).toBe(400);
     expect(relative.body.details[0].field).toBe('source.paths');

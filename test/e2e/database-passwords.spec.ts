@@ -51,7 +51,8 @@ describe('databases that require a password (scram-sha-256 cluster started by th
   }
 
   beforeAll(async () => {
-    if (!existsSync(join(resolve(__dirname, '..', '..'), 'dist', 'wal', 'wal-cli.js'))) throw new Error('run `npm run build` first: archive_command runs dist/wal/wal-cli.js');
+    if (!existsSync(join(resolve(__dirname, '..', '..'), 'dist', 'wal', 'wal-cli.js')))
+      throw new Error('run `npm run build` first: archive_command runs dist/wal/wal-cli.js');
     root = mkdtempSync(join(tmpdir(), 'dr-scram-'));
     openDir(root);
     const store = join(root, 'store');
@@ -59,8 +60,16 @@ describe('databases that require a password (scram-sha-256 cluster started by th
     giveToPg(store);
     service = await startService({ DRS_TEST_SCRAM_PASSWORD: PASSWORD, ...(PG_BIN_DIR ? { DR_PG_BIN_DIR: PG_BIN_DIR } : {}) });
     openDir(service.restoreRoot);
-    const location = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY).send({ name: 'scram-wal', kind: 'local', settings: { path: store } });
-    const archive = await service.http().post(`${API}/wal-archives`).set('X-API-Key', ADMIN_KEY).send({ name: `scram-${Date.now()}`, storageLocationId: location.body.id });
+    const location = await service
+      .http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ name: 'scram-wal', kind: 'local', settings: { path: store } });
+    const archive = await service
+      .http()
+      .post(`${API}/wal-archives`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ name: `scram-${Date.now()}`, storageLocationId: location.body.id });
     archiveId = archive.body.id;
     const clientConfig = await service.http().get(`${API}/wal-archives/${archiveId}/client-config`).set('X-API-Key', ADMIN_KEY);
     const configFile = join(root, 'wal.json');
@@ -78,11 +87,20 @@ describe('databases that require a password (scram-sha-256 cluster started by th
     // test's PostgreSQL OS user only (trust on local connections, which the service never uses).
     writeFileSync(
       join(cluster.dataDir, 'pg_hba.conf'),
-      ['local all all trust', 'local replication all trust', 'host all all 127.0.0.1/32 scram-sha-256', 'host replication all 127.0.0.1/32 scram-sha-256', ''].join('\n'),
+      [
+        'local all all trust',
+        'local replication all trust',
+        'host all all 127.0.0.1/32 scram-sha-256',
+        'host replication all 127.0.0.1/32 scram-sha-256',
+        '',
+      ].join('\n'),
     );
     runPgTool(pgTool('pg_ctl'), ['reload', '-D', cluster.dataDir]);
     await waitFor(withoutPassword, (m) => m !== 'connected', 10_000); // the reload has taken effect
-    await query('app', `CREATE TABLE orders (id int PRIMARY KEY, note text NOT NULL); INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 500) g`);
+    await query(
+      'app',
+      `CREATE TABLE orders (id int PRIMARY KEY, note text NOT NULL); INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 500) g`,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -110,12 +128,16 @@ describe('databases that require a password (scram-sha-256 cluster started by th
     expect(await query('app_restored', `SELECT count(*)::int AS n FROM orders`)).toEqual([{ n: 500 }]);
 
     const verification = (await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY).send({ mode: 'restore' })).body;
-    expect({ ok: verification.ok, problems: verification.problems, restore: verification.details.restore }).toEqual({ ok: true, problems: [], restore: { tables: 1, rows: 500, scratchTarget: expect.stringContaining(`127.0.0.1:${cluster.port}/dr_verify_`) } });
+    expect({ ok: verification.ok, problems: verification.problems, restore: verification.details.restore }).toEqual({
+      ok: true,
+      problems: [],
+      restore: { tables: 1, rows: 500, scratchTarget: expect.stringContaining(`127.0.0.1:${cluster.port}/dr_verify_`) },
+    });
     // the scratch database is gone
     expect(await query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE 'dr_verify_%'`)).toEqual([]);
   }, 120_000);
 
-  it('verifies on DR_VERIFY_PG_URL with the operator\'s DR_VERIFY_PG_PASSWORD_SECRET (any variable: it is configuration, not a request)', async () => {
+  it("verifies on DR_VERIFY_PG_URL with the operator's DR_VERIFY_PG_PASSWORD_SECRET (any variable: it is configuration, not a request)", async () => {
     const second = await startService({
       DR_VERIFY_PG_URL: `postgresql://postgres@127.0.0.1:${cluster.port}`,
       DR_VERIFY_PG_PASSWORD_SECRET: 'env:OPERATOR_VERIFY_PG_PASSWORD',
@@ -129,7 +151,11 @@ describe('databases that require a password (scram-sha-256 cluster started by th
       const verification = (await second.http().post(`${API}/backups/${own.id}/verify`).set('X-API-Key', ADMIN_KEY).send({ mode: 'restore' })).body;
       expect({ ok: verification.ok, problems: verification.problems }).toEqual({ ok: true, problems: [] });
       // an operator reference is not something a request may name
-      const refused = await second.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'postgres', source: { url: url('app'), passwordSecret: 'env:OPERATOR_VERIFY_PG_PASSWORD' } });
+      const refused = await second
+        .http()
+        .post(`${API}/backups`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ engine: 'postgres', source: { url: url('app'), passwordSecret: 'env:OPERATOR_VERIFY_PG_PASSWORD' } });
       expect({ status: refused.status, field: refused.body.details?.[0]?.field }).toEqual({ status: 400, field: 'source.passwordSecret' });
     } finally {
       await second.close();
@@ -141,7 +167,11 @@ describe('databases that require a password (scram-sha-256 cluster started by th
     expect({ status: base.status, error: base.error }).toEqual({ status: 'COMPLETED', error: null });
     await query('app', `INSERT INTO orders SELECT g, 'late ' || g FROM generate_series(501, 520) g`);
     const last = (await query<{ f: string }>('postgres', 'SELECT pg_walfile_name(pg_switch_wal()) AS f'))[0].f;
-    await waitFor(async () => (await query<{ w: string | null }>('postgres', 'SELECT last_archived_wal AS w FROM pg_stat_archiver'))[0].w ?? '', (w) => w >= last, 60_000);
+    await waitFor(
+      async () => (await query<{ w: string | null }>('postgres', 'SELECT last_archived_wal AS w FROM pg_stat_archiver'))[0].w ?? '',
+      (w) => w >= last,
+      60_000,
+    );
 
     const port = await freePort();
     const dataDirectory = join(service.restoreRoot, 'pitr-scram');

@@ -26,7 +26,13 @@ describe('database URLs: one strict parser for sources and targets', () => {
     const backup = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source) } });
     expect(backup.status).toBe('COMPLETED');
     backupId = backup.id;
-    viewer = (await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name: 'url-viewer', roles: ['VIEWER'] })).body.secret;
+    viewer = (
+      await service
+        .http()
+        .post(`${API}/api-keys`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ name: 'url-viewer', roles: ['VIEWER'] })
+    ).body.secret;
   });
 
   afterAll(async () => {
@@ -38,7 +44,10 @@ describe('database URLs: one strict parser for sources and targets', () => {
     const before = await tableChecksums(victim);
     const newdb = `drt_url_new_${randomBytes(3).toString('hex')}`;
     dropped.push(newdb);
-    const res = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const res = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId, type: 'FULL', target: { url: `${databaseUrl(newdb)}?dbname=${victim}`, create: true } });
     expect({ status: res.status, details: res.body.details }).toEqual({
       status: 400,
@@ -70,9 +79,22 @@ describe('database URLs: one strict parser for sources and targets', () => {
   });
 
   it('refuses …/nosuch?dbname=src and every other libpq parameter outside the allowed list', async () => {
-    const refused = ['dbname=' + source, 'user=postgres', 'host=127.0.0.1', 'port=5432', 'service=prod', 'passfile=/root/.pgpass', 'options=-cwork_mem%3D1', 'sslcert=/tmp/c.pem'];
+    const refused = [
+      'dbname=' + source,
+      'user=postgres',
+      'host=127.0.0.1',
+      'port=5432',
+      'service=prod',
+      'passfile=/root/.pgpass',
+      'options=-cwork_mem%3D1',
+      'sslcert=/tmp/c.pem',
+    ];
     for (const query of refused) {
-      const res = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'postgres', source: { url: `${databaseUrl('nosuch')}?${query}` } });
+      const res = await service
+        .http()
+        .post(`${API}/backups`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ engine: 'postgres', source: { url: `${databaseUrl('nosuch')}?${query}` } });
       expect({ query, status: res.status, field: res.body.details?.[0]?.field }).toEqual({ query, status: 400, field: 'source.url' });
     }
     const listed = await service.http().get(`${API}/backups?engine=postgres`).set('X-API-Key', ADMIN_KEY);

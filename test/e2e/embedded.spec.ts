@@ -31,7 +31,11 @@ describe('embedded default (no DATABASE_URL)', () => {
     const target = join(dataDir, 'restores', 'r1');
     const recovery = await call(first, key, 'POST', `${API}/recovery`, { backupId: backup.body.id, type: 'FULL', target: { path: target } });
     expect(recovery.status).toBe(202);
-    for (let i = 0; i < 100 && !['COMPLETED', 'FAILED'].includes(status = (await call(first, key, 'GET', `${API}/recovery/${recovery.body.id}`)).body.status); i++) {
+    for (
+      let i = 0;
+      i < 100 && !['COMPLETED', 'FAILED'].includes((status = (await call(first, key, 'GET', `${API}/recovery/${recovery.body.id}`)).body.status));
+      i++
+    ) {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(status).toBe('COMPLETED');

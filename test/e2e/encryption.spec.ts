@@ -54,21 +54,42 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
 
     // by hand, with the service gone: the commands of docs/artifact-format.md, step 1 verbatim
     copyFileSync(join(service.dataDir, 'manifest-signing-key.pub.pem'), join(dir, 'manifest-signing-key.pub.pem'));
-    const checked = execFileSync('bash', ['-c', [
-      'set -euo pipefail',
-      'jq -r .signature manifest.sig | base64 -d > /tmp/manifest.sig.bin',
-      'openssl pkeyutl -verify -pubin -inkey manifest-signing-key.pub.pem -rawin -in manifest.json -sigfile /tmp/manifest.sig.bin',
-      `jq -r '.objects[] | "\\(.sha256)  \\(.key | sub("^[^/]+/"; ""))"' manifest.json | sha256sum -c`,
-    ].join('\n')], { cwd: dir }).toString();
+    const checked = execFileSync(
+      'bash',
+      [
+        '-c',
+        [
+          'set -euo pipefail',
+          'jq -r .signature manifest.sig | base64 -d > /tmp/manifest.sig.bin',
+          'openssl pkeyutl -verify -pubin -inkey manifest-signing-key.pub.pem -rawin -in manifest.json -sigfile /tmp/manifest.sig.bin',
+          `jq -r '.objects[] | "\\(.sha256)  \\(.key | sub("^[^/]+/"; ""))"' manifest.json | sha256sum -c`,
+        ].join('\n'),
+      ],
+      { cwd: dir },
+    ).toString();
     expect(checked).toContain('Signature Verified Successfully');
     expect(checked).toContain('artifact.tar.zst.age: OK');
     expect(checked).toContain('details.jsonl.zst.age: OK');
     const byHand = join(work, 'by-hand');
     mkdirSync(byHand);
-    execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc | tar -x --preserve-permissions --xattrs --xattrs-include=\'*\' --acls -f - -C "$3"', '_', identityFile, artifact, byHand]);
+    execFileSync('bash', [
+      '-c',
+      'set -o pipefail; age -d -i "$1" "$2" | zstd -dc | tar -x --preserve-permissions --xattrs --xattrs-include=\'*\' --acls -f - -C "$3"',
+      '_',
+      identityFile,
+      artifact,
+      byHand,
+    ]);
     expect(diffTrees(source, byHand)).toBe('');
-    const details = execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc', '_', identityFile, join(dir, 'details.jsonl.zst.age')], { maxBuffer: 64 << 20 }).toString();
-    expect(JSON.parse(details.split('\n')[0])).toMatchObject({ kind: 'dr-backup-details', backupId: backup.id, source: { path: source }, fileCount: backup.fileCount });
+    const details = execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc', '_', identityFile, join(dir, 'details.jsonl.zst.age')], {
+      maxBuffer: 64 << 20,
+    }).toString();
+    expect(JSON.parse(details.split('\n')[0])).toMatchObject({
+      kind: 'dr-backup-details',
+      backupId: backup.id,
+      source: { path: source },
+      fileCount: backup.fileCount,
+    });
 
     // by the service, and verified by a scratch restore
     const target = join(service.restoreRoot, 'decrypted');
@@ -85,7 +106,9 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
     const locationId = await location('passphrase', { passphraseSecret: 'env:DRS_TEST_PASSPHRASE' });
     const backup = await backupAndWait(service, { engine: 'configuration', source: { paths: [`${source}/d1/sub 1/*.dat`] }, storageLocationId: locationId });
     expect(backup).toMatchObject({ status: 'COMPLETED', encryption: { format: 'age-v1', passphrase: true } });
-    const header = readFileSync(join(work, 'passphrase', backup.artifactKey)).subarray(0, 200).toString('latin1');
+    const header = readFileSync(join(work, 'passphrase', backup.artifactKey))
+      .subarray(0, 200)
+      .toString('latin1');
     expect(header).toMatch(/^age-encryption\.org\/v1\n-> scrypt /);
     const all = JSON.stringify([backup, (await service.http().get(`${API}/storage-locations/${locationId}`).set('X-API-Key', ADMIN_KEY)).body]);
     expect(all).not.toContain(process.env.DRS_TEST_PASSPHRASE);
@@ -95,11 +118,17 @@ describe('encrypted backups (age, real age CLI, real tar and zstd)', () => {
   });
 
   it('refuses bad recipients at once, naming the field', async () => {
-    const res = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY)
+    const res = await service
+      .http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ name: 'bad', kind: 'local', settings: { path: work }, encryption: { recipients: ['age1notakey'] } });
     expect(res.status).toBe(400);
     expect(res.body.details.map((d: { field: string }) => d.field)).toContain('encryption.recipients');
-    const both = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY)
+    const both = await service
+      .http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ name: 'both', kind: 'local', settings: { path: work }, encryption: { recipients: [recipient], passphraseSecret: 'env:DRS_X' } });
     expect(both.status).toBe(400);
     expect(both.body.details[0]).toMatchObject({ field: 'encryption' });
@@ -125,11 +154,17 @@ describe('encrypted backups without the identity configured', () => {
     mkdirSync(join(work, 'store'));
     mkdirSync(join(work, 'src'));
     writeFileSync(join(work, 'src', 'a.txt'), 'secret data');
-    const loc = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY)
+    const loc = await service
+      .http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ name: 'enc', kind: 'local', settings: { path: join(work, 'store') }, encryption: { recipients: [recipient] } });
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: join(work, 'src') }, storageLocationId: loc.body.id });
     expect(backup.status).toBe('COMPLETED');
-    const refused = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const refused = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId: backup.id, type: 'FULL', target: { path: join(service.restoreRoot, 'x') } });
     expect(refused.status).toBe(409);
     expect(refused.body).toMatchObject({ code: 'DECRYPTION_KEY_UNAVAILABLE' });

@@ -12,7 +12,11 @@ describe('localized error messages (Accept-Language)', () => {
   afterAll(() => service?.close());
 
   it('answers in French for Accept-Language: fr, keeping code, fields and the English detail', async () => {
-    const res = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).set('Accept-Language', 'fr')
+    const res = await service
+      .http()
+      .post(`${API}/backups`)
+      .set('X-API-Key', ADMIN_KEY)
+      .set('Accept-Language', 'fr')
       .send({ engine: 'filesystem', source: { path: 'relative/dir' } });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ statusCode: 400, code: 'VALIDATION_FAILED', message: 'Requête invalide : source.path' });
@@ -24,7 +28,9 @@ describe('localized error messages (Accept-Language)', () => {
 
     const anonymous = await service.http().get(`${API}/backups`).set('Accept-Language', 'fr');
     expect(anonymous.status).toBe(401);
-    expect(anonymous.body.message).toBe("Authentification requise : fournissez une clé d'API valide et non révoquée (en-tête X-API-Key) ou un jeton bearer valide (en-tête Authorization)");
+    expect(anonymous.body.message).toBe(
+      "Authentification requise : fournissez une clé d'API valide et non révoquée (en-tête X-API-Key) ou un jeton bearer valide (en-tête Authorization)",
+    );
     expect(anonymous.body.detail).toBe('missing X-API-Key header');
   });
 
@@ -41,7 +47,11 @@ describe('localized error messages (Accept-Language)', () => {
   });
 
   it('keeps the specific English cause in detail when the message is generic', async () => {
-    const res = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY).set('Accept-Language', 'de')
+    const res = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
+      .set('Accept-Language', 'de')
       .send({ backupId: UNKNOWN, type: 'FULL', target: { path: '/etc/not-allowed' } });
     expect(res.status).toBe(404);
     expect(res.body.message).toBe(`Nicht gefunden: ${UNKNOWN}`);

@@ -64,11 +64,21 @@ describe('filesystem backups (real tar, real zstd, local storage)', () => {
       encryption: null,
     });
     expect(manifest.objects).toEqual([
-      expect.objectContaining({ key: backup.artifactKey, role: 'artifact', sha256: backup.sha256, sizeBytes: backup.storedBytes, rawSizeBytes: backup.sizeBytes }),
+      expect.objectContaining({
+        key: backup.artifactKey,
+        role: 'artifact',
+        sha256: backup.sha256,
+        sizeBytes: backup.storedBytes,
+        rawSizeBytes: backup.sizeBytes,
+      }),
       expect.objectContaining({ key: `${backup.id}/details.jsonl.zst`, role: 'details' }),
     ]);
     for (const object of manifest.objects) {
-      expect(execFileSync('sha256sum', [join(service.dataDir, 'backups', object.key)]).toString().split(' ')[0]).toBe(object.sha256);
+      expect(
+        execFileSync('sha256sum', [join(service.dataDir, 'backups', object.key)])
+          .toString()
+          .split(' ')[0],
+      ).toBe(object.sha256);
     }
     execFileSync('zstd', ['-q', '-t', artifact]); // every frame's checksum verifies with the standard tool
     // the signature verifies with openssl and the public key the service wrote beside its generated private key
@@ -76,9 +86,26 @@ describe('filesystem backups (real tar, real zstd, local storage)', () => {
     expect(signature).toMatchObject({ algorithm: 'ed25519', keyId: backup.signatureKeyId });
     writeFileSync(join(dir, '..', 'sig.bin'), Buffer.from(signature.signature, 'base64'));
     const pub = join(service.dataDir, 'manifest-signing-key.pub.pem');
-    expect(execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', manifestFile, '-sigfile', join(dir, '..', 'sig.bin')]).toString()).toContain('Signature Verified Successfully');
+    expect(
+      execFileSync('openssl', [
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        pub,
+        '-rawin',
+        '-in',
+        manifestFile,
+        '-sigfile',
+        join(dir, '..', 'sig.bin'),
+      ]).toString(),
+    ).toContain('Signature Verified Successfully');
     // the details object: a header line, then one index line per member, each file with its SHA-256
-    const details = execFileSync('zstd', ['-dc', join(dir, 'details.jsonl.zst')], { maxBuffer: 64 << 20 }).toString().trim().split('\n').map((l) => JSON.parse(l));
+    const details = execFileSync('zstd', ['-dc', join(dir, 'details.jsonl.zst')], { maxBuffer: 64 << 20 })
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(details[0]).toMatchObject({ kind: 'dr-backup-details', backupId: backup.id, engine: 'filesystem', fileCount: details.length - 1 });
     expect(details[0].source).toEqual({ path: source, exclude: ['d1/**', 'big*'] });
     const files = details.slice(1).filter((e) => e.type === 'file');
@@ -111,14 +138,20 @@ describe('filesystem backups (real tar, real zstd, local storage)', () => {
     mkdirSync(target);
     writeFileSync(join(target, 'precious.txt'), 'do not lose me');
 
-    const refused = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const refused = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId: backup.id, type: 'FULL', target: { path: target } });
     expect(refused.status).toBe(409);
     expect(refused.body).toMatchObject({ code: 'TARGET_NOT_EMPTY', details: [{ field: 'target.path' }] });
     expect(readFileSync(join(target, 'precious.txt'), 'utf8')).toBe('do not lose me');
 
     for (const outside of ['/etc/dr-test', `${service.restoreRoot}/../escape`, '/tmp']) {
-      const res = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+      const res = await service
+        .http()
+        .post(`${API}/recovery`)
+        .set('X-API-Key', ADMIN_KEY)
         .send({ backupId: backup.id, type: 'FULL', target: { path: outside } });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe('TARGET_NOT_ALLOWED');
@@ -149,7 +182,9 @@ describe('filesystem backups (real tar, real zstd, local storage)', () => {
     // (the SHA-256 path alone is pinned by restore-integrity.spec.ts).
     const key = backup.artifactKey.replace(/[.]/g, '[.]');
     expect(recovery.error).toMatch(
-      new RegExp(`^(checksum mismatch for ${key}: expected sha256 ${backup.sha256}, read [0-9a-f]{64}|${key} is not valid zstd data near compressed byte \\d+: .+)$`),
+      new RegExp(
+        `^(checksum mismatch for ${key}: expected sha256 ${backup.sha256}, read [0-9a-f]{64}|${key} is not valid zstd data near compressed byte \\d+: .+)$`,
+      ),
     );
     expect(existsSync(join(service.restoreRoot, 'corrupt'))).toBe(false);
   });

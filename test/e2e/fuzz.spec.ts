@@ -73,9 +73,30 @@ const TRAVERSAL = ['../../etc/passwd', '..\\..\\windows\\system32', '%2e%2e%2fet
 /** Absolute paths outside the restore roots: refused as restore targets. Never used as backup sources. */
 const OUTSIDE = ['/etc', '/etc/passwd', '/', '/proc/self/environ', '/tmp/../etc/shadow', '/root/.ssh', '/dev/null'];
 const INJECTION = ["' OR 1=1 --", '${jndi:ldap://x/a}', '<script>alert(1)</script>', '{{7*7}}', '$(id)', '`id`', '%s%s%s%n'];
-const SECRET_REFS = ['env:DR_ADMIN_API_KEY', 'env:DRS_FUZZ_PG_PASSWORD', 'env:FUZZ_HOST_SECRET', 'file:/proc/self/environ', 'file:/etc/shadow', 'env:', 'file:relative', 'env:DATABASE_URL'];
+const SECRET_REFS = [
+  'env:DR_ADMIN_API_KEY',
+  'env:DRS_FUZZ_PG_PASSWORD',
+  'env:FUZZ_HOST_SECRET',
+  'file:/proc/self/environ',
+  'file:/etc/shadow',
+  'env:',
+  'file:relative',
+  'env:DATABASE_URL',
+];
 const NUMBERS = [-1, 0, 1.5, -0, 1e308, -1e308, 2 ** 53 + 1, 2 ** 31, -(2 ** 31) - 1, 36501, 1_000_001];
-const INVALID_UUIDS = ['not-a-uuid', '00000000-0000-0000-0000-00000000000', 'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ', '1', '%00', '..%2F..%2Fetc%2Fpasswd', 'null', 'undefined', '-1', '%E2%80%AE', `${'a'.repeat(2000)}`];
+const INVALID_UUIDS = [
+  'not-a-uuid',
+  '00000000-0000-0000-0000-00000000000',
+  'ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ',
+  '1',
+  '%00',
+  '..%2F..%2Fetc%2Fpasswd',
+  'null',
+  'undefined',
+  '-1',
+  '%E2%80%AE',
+  `${'a'.repeat(2000)}`,
+];
 
 /** Arrays nested `depth` deep, built without recursion (2,000 levels: a 4 KB body). */
 function deep(depth: number): unknown {
@@ -87,7 +108,17 @@ function deep(depth: number): unknown {
 /** Strings holding a lone UTF-16 surrogate (JSON.stringify writes them as `\ud800` escapes, JSON.parse restores them). */
 const LONE_SURROGATES = ['\ud800', 'a\udbffb', '\udc00', 'x\udfff', 'ok\ud83d', `${'y'.repeat(50)}\udc01`];
 /** Numeric query values past every bound (`page=10^20` once reached SQL as a bigint overflow). */
-const HUGE_NUMBERS = ['99999999999999999999', '1e300', '-99999999999999999999', '9007199254740993', '1e21', 'Infinity', '-Infinity', 'NaN', '0x7fffffffffffffff'];
+const HUGE_NUMBERS = [
+  '99999999999999999999',
+  '1e300',
+  '-99999999999999999999',
+  '9007199254740993',
+  '1e21',
+  'Infinity',
+  '-Infinity',
+  'NaN',
+  '0x7fffffffffffffff',
+];
 
 /**
  * `body` with `value` put at a random place: a new member of the body or of one of its nested objects, or in
@@ -104,30 +135,46 @@ function plant(body: Record<string, unknown>, value: unknown): string {
     });
     if (nested.length === 0 || chance(0.4)) break;
     const key = pick(nested);
-    holder = (holder)[key] as Record<string, unknown>;
+    holder = holder[key] as Record<string, unknown>;
     path = path ? `${path}.${key}` : key;
   }
   const keys = Array.isArray(holder) ? holder.map((_, i) => String(i)) : Object.keys(holder);
-  const key = Array.isArray(holder) ? String(holder.length ? Math.floor(random() * holder.length) : 0) : chance(0.5) && keys.length ? pick(keys) : pick(['notes', 'name', 'path', 'extra']);
-  (holder)[key] = value;
+  const key = Array.isArray(holder)
+    ? String(holder.length ? Math.floor(random() * holder.length) : 0)
+    : chance(0.5) && keys.length
+      ? pick(keys)
+      : pick(['notes', 'name', 'path', 'extra']);
+  holder[key] = value;
   return path ? `${path}.${key}` : key;
 }
 
 /** A value of a random wrong kind. */
 function badValue(): unknown {
   switch (Math.floor(random() * 12)) {
-    case 0: return pick(NUMBERS);
-    case 1: return pick(UNICODE);
-    case 2: return chance(0.5) ? HUGE : HUGE_UNICODE;
-    case 3: return pick(TRAVERSAL);
-    case 4: return pick(INJECTION);
-    case 5: return pick([true, false, null]);
-    case 6: return pick<unknown>([[], [1, 'a', null], [{}], ['x'.repeat(1000)]]);
-    case 7: return pick<unknown>([{}, { nested: { deep: [1] } }, { $gt: '' }, { constructor: { prototype: {} } }]);
-    case 8: return deep(60);
-    case 9: return pick(SECRET_REFS);
-    case 10: return pick(['', ' ', '\n', '\t']);
-    default: return pick(INVALID_UUIDS);
+    case 0:
+      return pick(NUMBERS);
+    case 1:
+      return pick(UNICODE);
+    case 2:
+      return chance(0.5) ? HUGE : HUGE_UNICODE;
+    case 3:
+      return pick(TRAVERSAL);
+    case 4:
+      return pick(INJECTION);
+    case 5:
+      return pick([true, false, null]);
+    case 6:
+      return pick<unknown>([[], [1, 'a', null], [{}], ['x'.repeat(1000)]]);
+    case 7:
+      return pick<unknown>([{}, { nested: { deep: [1] } }, { $gt: '' }, { constructor: { prototype: {} } }]);
+    case 8:
+      return deep(60);
+    case 9:
+      return pick(SECRET_REFS);
+    case 10:
+      return pick(['', ' ', '\n', '\t']);
+    default:
+      return pick(INVALID_UUIDS);
   }
 }
 
@@ -175,13 +222,7 @@ function badFreeForm(name: string, f: Fixtures): unknown {
   const base = freeForm(name, f);
   const key = pick([...Object.keys(base), 'path', 'url', 'paths', 'passwordSecret', 'unexpected']);
   const dangerous = name === 'target' ? [...OUTSIDE, `${f.restoreRoot}/../../etc`, `${f.restoreRoot}/../escape`] : [];
-  const options = [
-    ...TRAVERSAL,
-    ...dangerous,
-    `${f.scratch}/missing/${pick(UNICODE)}`,
-    'postgresql://user:password@127.0.0.1:1/db',
-    ...SECRET_REFS,
-  ];
+  const options = [...TRAVERSAL, ...dangerous, `${f.scratch}/missing/${pick(UNICODE)}`, 'postgresql://user:password@127.0.0.1:1/db', ...SECRET_REFS];
   return { ...base, [key]: chance(0.6) ? pick(options) : badValue() };
 }
 
@@ -265,8 +306,16 @@ function generate(route: Route, f: Fixtures): FuzzRequest {
   let path = route.path;
   for (const p of params.filter((x) => x.in === 'path')) {
     const roll = random();
-    const value = roll < 0.35 ? pick(INVALID_UUIDS) : roll < 0.45 ? encode(pick([...TRAVERSAL, ...OUTSIDE, ...UNICODE]))
-      : roll < 0.75 ? uuid() : p.name === 'id' && path.includes('/backups/') ? f.backupId : uuid();
+    const value =
+      roll < 0.35
+        ? pick(INVALID_UUIDS)
+        : roll < 0.45
+          ? encode(pick([...TRAVERSAL, ...OUTSIDE, ...UNICODE]))
+          : roll < 0.75
+            ? uuid()
+            : p.name === 'id' && path.includes('/backups/')
+              ? f.backupId
+              : uuid();
     path = path.replace(`{${p.name}}`, value);
   }
   const query = new URLSearchParams();
@@ -295,7 +344,14 @@ function generate(route: Route, f: Fixtures): FuzzRequest {
   }
   const roll = random();
   if (roll < 0.06) return { route, kind: 'bad-json', url, raw: pick(BAD_JSON), contentType: 'application/json' };
-  if (roll < 0.09) return { route, kind: 'content-type', url, raw: 'name=x&kind=local', contentType: pick(['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) };
+  if (roll < 0.09)
+    return {
+      route,
+      kind: 'content-type',
+      url,
+      raw: 'name=x&kind=local',
+      contentType: pick(['text/plain', 'application/x-www-form-urlencoded', 'application/xml']),
+    };
   if (roll < 0.092) return { route, kind: 'body:2MB', url, raw: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }), contentType: 'application/json' };
   const bad = badBody(content.schema, f);
   return { route, kind: bad.kind, url, body: bad.body };
@@ -374,7 +430,8 @@ describe('fuzzing every route with bad requests', () => {
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
         const where = `${key} [${r.kind}] ${r.url.slice(0, 120)} -> ${res.status}`;
-        if (r.kind === 'body:target-outside-roots' && res.status < 400) failures.push(`accepted a target outside the roots: ${where} ${JSON.stringify(r.body)}`);
+        if (r.kind === 'body:target-outside-roots' && res.status < 400)
+          failures.push(`accepted a target outside the roots: ${where} ${JSON.stringify(r.body)}`);
         // These are refused by the validation pipe whatever else the request holds: exactly 400.
         if (['body:nested-2000', 'body:lone-surrogate', 'query:huge-number'].includes(r.kind) && res.status !== 400) {
           failures.push(`not a 400: ${where} ${res.text.slice(0, 200)}`);
@@ -382,8 +439,12 @@ describe('fuzzing every route with bad requests', () => {
         if (res.status >= 500) failures.push(`5xx: ${where} ${res.text.slice(0, 300)}`);
         if (res.status >= 400) {
           const b = res.body ?? {};
-          const shaped = b.statusCode === res.status && typeof b.code === 'string' && typeof b.message === 'string' &&
-            (b.details === undefined || (Array.isArray(b.details) && b.details.every((d: any) => typeof d.field === 'string' && typeof d.message === 'string')));
+          const shaped =
+            b.statusCode === res.status &&
+            typeof b.code === 'string' &&
+            typeof b.message === 'string' &&
+            (b.details === undefined ||
+              (Array.isArray(b.details) && b.details.every((d: any) => typeof d.field === 'string' && typeof d.message === 'string')));
           if (!shaped) failures.push(`shape: ${where} ${res.text.slice(0, 300)}`);
         }
         const leaked = SECRETS.filter((s) => res.text?.includes(s) || JSON.stringify(res.headers).includes(s));
@@ -401,17 +462,28 @@ describe('fuzzing every route with bad requests', () => {
     for (const secret of SECRETS) {
       if (logs.includes(secret)) failures.push(`secret in logs: ${secret.slice(0, 12)}...`);
     }
-    const table = (m: Map<string | number, number>) => [...m.entries()].sort((a, b) => String(a[0]).localeCompare(String(b[0]))).map(([k, v]) => `  ${k}: ${v}`).join('\n');
+    const table = (m: Map<string | number, number>) =>
+      [...m.entries()]
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0])))
+        .map(([k, v]) => `  ${k}: ${v}`)
+        .join('\n');
     originalWrite.out(
       `\nfuzz: ${TOTAL} requests to ${routes.length} routes in ${seconds.toFixed(1)} s (seed ${SEED}), ` +
         `${logs.split('\n').length} log lines checked\nstatuses:\n${table(statuses)}\nrequest kinds:\n${table(kinds)}\n` +
         `requests per route:\n${table(perRoute)}\nfailures: ${failures.length}\n${failures.slice(0, 30).join('\n')}\n` +
-        (failures.length ? `error log lines:\n${logs.split('\n').filter((l) => l.includes('ERROR')).slice(0, 20).join('\n')}\n` : ''),
+        (failures.length
+          ? `error log lines:\n${logs
+              .split('\n')
+              .filter((l) => l.includes('ERROR'))
+              .slice(0, 20)
+              .join('\n')}\n`
+          : ''),
     );
     expect([...perRoute.values()].reduce((a, b) => a + b, 0)).toBe(TOTAL);
     expect(perRoute.size).toBe(routes.length);
     // the generators of the 500s of issue 10 ran, each more than a handful of times
-    for (const kind of ['body:nested-2000', 'body:lone-surrogate', 'query:huge-number']) expect([kind, (kinds.get(kind) ?? 0) >= TOTAL / 200]).toEqual([kind, true]);
+    for (const kind of ['body:nested-2000', 'body:lone-surrogate', 'query:huge-number'])
+      expect([kind, (kinds.get(kind) ?? 0) >= TOTAL / 200]).toEqual([kind, true]);
     expect(failures).toEqual([]);
   }, 300_000);
 });

@@ -46,7 +46,12 @@ describe('hardening', () => {
         .set('Content-Type', 'application/json')
         .send(JSON.stringify({ name: 'x'.repeat(1024 * 1024 + 10) }));
       expect(res.status).toBe(413);
-      expect(res.body).toEqual({ statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large (at most 1 MiB)', detail: 'request body too large' });
+      expect(res.body).toEqual({
+        statusCode: 413,
+        code: 'PAYLOAD_TOO_LARGE',
+        message: 'The request body is too large (at most 1 MiB)',
+        detail: 'request body too large',
+      });
     });
 
     it('refuses JSON bodies with prototype keys or NUL characters with 400 (not a 500 from the ORM or class-transformer)', async () => {
@@ -76,7 +81,11 @@ describe('hardening', () => {
       const cases: [string, string, string][] = [
         ['/api-keys', `{"name":"k","roles":${nested}}`, 'roles'],
         ['/backups', `{"engine":"filesystem","source":{"path":"/tmp","include":${nested}}}`, 'source.include'],
-        ['/recovery/external', `{"status":"COMPLETED","targetName":"db","recoveryPoint":"2026-01-01T00:00:00Z","startedAt":"2026-01-01T00:00:00Z","finishedAt":"2026-01-01T00:00:00Z","notes":${nested}}`, 'notes'],
+        [
+          '/recovery/external',
+          `{"status":"COMPLETED","targetName":"db","recoveryPoint":"2026-01-01T00:00:00Z","startedAt":"2026-01-01T00:00:00Z","finishedAt":"2026-01-01T00:00:00Z","notes":${nested}}`,
+          'notes',
+        ],
         ['/storage-locations', `{"name":"n","kind":"local","settings":{"path":"/tmp/x","deep":{"deeper":${nested}}}}`, 'settings.deep.deeper'],
       ];
       for (const [path, body, field] of cases) {
@@ -89,11 +98,19 @@ describe('hardening', () => {
       // 1 MB of brackets, without credentials: refused from the raw bytes in well under a second (JSON.parse with the
       // body parser's reviver took 6.3 s of event loop for it, before authentication)
       const started = Date.now();
-      const flood = await service.http().post(`${API}/backups`).set('Content-Type', 'application/json').send(`${'['.repeat(500_000)}${']'.repeat(500_000)}`);
+      const flood = await service
+        .http()
+        .post(`${API}/backups`)
+        .set('Content-Type', 'application/json')
+        .send(`${'['.repeat(500_000)}${']'.repeat(500_000)}`);
       expect({ status: flood.status, field: flood.body.details?.[0]?.field.slice(0, 4) }).toEqual({ status: 400, field: '0.0.' });
       expect(Date.now() - started).toBeLessThan(1500);
       // a JSON body in another charset than UTF-8 (RFC 8259 section 8.1)
-      const utf16 = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).set('Content-Type', 'application/json; charset=utf-16le')
+      const utf16 = await service
+        .http()
+        .post(`${API}/api-keys`)
+        .set('X-API-Key', ADMIN_KEY)
+        .set('Content-Type', 'application/json; charset=utf-16le')
         .send(Buffer.from('{"name":"k","roles":["VIEWER"]}', 'utf16le'));
       expect({ status: utf16.status, code: utf16.body.code }).toEqual({ status: 415, code: 'VALIDATION_FAILED' });
     });
@@ -118,9 +135,20 @@ describe('hardening', () => {
     });
 
     it('refuses numeric query values beyond their bounds with 400 naming the parameter (page=10^20 was a 500 from bigint)', async () => {
-      for (const path of ['/audit?page=99999999999999999999', '/audit?page=1e300', '/backups?page=99999999999999999999', '/recovery?page=1000001', '/audit?page=10000001']) {
+      for (const path of [
+        '/audit?page=99999999999999999999',
+        '/audit?page=1e300',
+        '/backups?page=99999999999999999999',
+        '/recovery?page=1000001',
+        '/audit?page=10000001',
+      ]) {
         const res = await service.http().get(`${API}${path}`).set('X-API-Key', ADMIN_KEY);
-        expect({ path, status: res.status, code: res.body.code, field: res.body.details?.[0]?.field }).toEqual({ path, status: 400, code: 'VALIDATION_FAILED', field: 'page' });
+        expect({ path, status: res.status, code: res.body.code, field: res.body.details?.[0]?.field }).toEqual({
+          path,
+          status: 400,
+          code: 'VALIDATION_FAILED',
+          field: 'page',
+        });
       }
       const last = await service.http().get(`${API}/audit?page=10000000`).set('X-API-Key', ADMIN_KEY);
       expect({ status: last.status, items: last.body.items, page: last.body.page }).toEqual({ status: 200, items: [], page: 10_000_000 });
@@ -159,7 +187,12 @@ describe('hardening', () => {
       const limited = await service.http().get(`${API}/backups`).set('X-API-Key', ADMIN_KEY);
       expect(statuses).toEqual([200, 200, 200, 200, 401]);
       expect(limited.status).toBe(429);
-      expect(limited.body).toEqual({ statusCode: 429, code: 'RATE_LIMITED', message: expect.stringContaining('Retry-After'), detail: expect.stringContaining('5 per minute') });
+      expect(limited.body).toEqual({
+        statusCode: 429,
+        code: 'RATE_LIMITED',
+        message: expect.stringContaining('Retry-After'),
+        detail: expect.stringContaining('5 per minute'),
+      });
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       for (let i = 0; i < 10; i++) {
         expect((await service.http().get('/actuator/health/liveness')).status).toBe(200);

@@ -1,7 +1,21 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  appendFileSync, chmodSync, readFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync,
+  appendFileSync,
+  chmodSync,
+  readFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +60,11 @@ function detailsHeader(dataDir: string, backupId: string): Record<string, any> {
 /** The member names of a stored (unencrypted) tar artifact. */
 function tarMembers(dataDir: string, artifactKey: string): string[] {
   const out = execFileSync('bash', ['-c', 'set -o pipefail; zstd -dc "$1" | tar -tf -', '_', join(dataDir, 'backups', artifactKey)], { maxBuffer: 64 << 20 });
-  return out.toString().split('\n').filter(Boolean).map((name) => name.replace(/\/$/, ''));
+  return out
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((name) => name.replace(/\/$/, ''));
 }
 
 /** `cp -a`: the tree's state at a backup, to compare its restore with. */
@@ -90,7 +108,9 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
   }
 
   it('takes a full, then incrementals of ~1% changes (modify, add, delete, rename, chmod, dirs, symlinks), each restoring exactly', async () => {
-    const plan = await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY)
+    const plan = await api()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ name: 'inc-plan', engine: 'filesystem', source: { path: source }, incrementalsPerFull: 2, retention: { keepLast: 1 } });
     expect(plan.status).toBe(201);
     expect(plan.body.incrementalsPerFull).toBe(2);
@@ -126,10 +146,16 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     const members = tarMembers(service.dataDir, first.artifactKey);
     for (let i = 0; i < 4; i++) expect(members).not.toContain(`d7/renamed-${i}.txt`);
     expect(members).toContain('d0/new-0.txt');
-    const moves = execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', first.id, 'moves.nul.zst')]).toString().split('\0').filter(Boolean);
+    const moves = execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', first.id, 'moves.nul.zst')])
+      .toString()
+      .split('\0')
+      .filter(Boolean);
     expect(moves).toHaveLength(8);
     for (let i = 0; i < 4; i++) expect(moves).toContain(`d7/renamed-${i}.txt`);
-    const deletions = execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', first.id, 'deletions.nul.zst')]).toString().split('\0').filter(Boolean);
+    const deletions = execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', first.id, 'deletions.nul.zst')])
+      .toString()
+      .split('\0')
+      .filter(Boolean);
     expect(deletions).toHaveLength(6 + 1); // the deleted files, the directory that became a file
     const header = detailsHeader(service.dataDir, first.id);
     expect(header.incremental).toMatchObject({ moved: 4, deleted: 7 });
@@ -189,11 +215,20 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     execFileSync('bash', ['-c', 'set -eo pipefail; zstd -dc "$1" | tar -xpf - -C "$2"', '_', join(stored, backups[0].artifactKey), dir]);
     for (const backup of backups.slice(1, 3)) {
       // moves first (each pair: mkdir -p the destination's directory, mv), then deletions, then the archive
-      execFileSync(
-        'bash',
-        ['-c', 'set -eo pipefail; cd "$2" && zstd -dc "$1" | xargs -0 -r -n2 sh -c \'mkdir -p "$(dirname "$2")" && mv -- "$1" "$2"\' sh', '_', join(stored, backup.id, 'moves.nul.zst'), dir],
-      );
-      execFileSync('bash', ['-c', 'set -eo pipefail; cd "$2" && zstd -dc "$1" | xargs -0 -r rm -rf --', '_', join(stored, backup.id, 'deletions.nul.zst'), dir]);
+      execFileSync('bash', [
+        '-c',
+        'set -eo pipefail; cd "$2" && zstd -dc "$1" | xargs -0 -r -n2 sh -c \'mkdir -p "$(dirname "$2")" && mv -- "$1" "$2"\' sh',
+        '_',
+        join(stored, backup.id, 'moves.nul.zst'),
+        dir,
+      ]);
+      execFileSync('bash', [
+        '-c',
+        'set -eo pipefail; cd "$2" && zstd -dc "$1" | xargs -0 -r rm -rf --',
+        '_',
+        join(stored, backup.id, 'deletions.nul.zst'),
+        dir,
+      ]);
       execFileSync('bash', ['-c', 'set -eo pipefail; zstd -dc "$1" | tar -xpf - -C "$2"', '_', join(stored, backup.artifactKey), dir]);
     }
     expect(diffTrees(snapshots[2], dir)).toBe('');
@@ -222,21 +257,44 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     mkdirSync(join(small, 'a'), { recursive: true });
     writeFileSync(join(small, 'a', 'one.txt'), 'one\n');
     const recipientOf = (name: string) => /public key: (age1\w+)/.exec(readFileSync(join(work, `${name}.key`), 'utf8'))![1];
-    const encryptedPlan = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
-      name: 'inc-encrypted', engine: 'filesystem', source: { path: small }, incrementalsPerFull: 5, encryption: { recipients: [recipientOf('known')] },
-    })).body;
+    const encryptedPlan = (
+      await api()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({
+          name: 'inc-encrypted',
+          engine: 'filesystem',
+          source: { path: small },
+          incrementalsPerFull: 5,
+          encryption: { recipients: [recipientOf('known')] },
+        })
+    ).body;
     const full = await backupAndWait(service, { planId: encryptedPlan.id });
     writeFileSync(join(small, 'a', 'two.txt'), 'two\n');
     unlinkSync(join(small, 'a', 'one.txt'));
     const inc = await backupAndWait(service, { planId: encryptedPlan.id });
-    expect(inc).toMatchObject({ status: 'COMPLETED', type: 'INCREMENTAL', parentId: full.id, objects: expect.arrayContaining([expect.objectContaining({ key: `${inc.id}/deletions.nul.zst.age` })]) });
+    expect(inc).toMatchObject({
+      status: 'COMPLETED',
+      type: 'INCREMENTAL',
+      parentId: full.id,
+      objects: expect.arrayContaining([expect.objectContaining({ key: `${inc.id}/deletions.nul.zst.age` })]),
+    });
     const target = join(service.restoreRoot, 'encrypted-chain');
     expect((await recoverAndWait(service, { backupId: inc.id, type: 'FULL', target: { path: target } })).status).toBe('COMPLETED');
     expect(diffTrees(small, target)).toBe('');
 
-    const recipientsOnly = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
-      name: 'inc-recipients', engine: 'filesystem', source: { path: small }, incrementalsPerFull: 5, encryption: { recipients: [recipientOf('foreign')] },
-    })).body;
+    const recipientsOnly = (
+      await api()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({
+          name: 'inc-recipients',
+          engine: 'filesystem',
+          source: { path: small },
+          incrementalsPerFull: 5,
+          encryption: { recipients: [recipientOf('foreign')] },
+        })
+    ).body;
     const first = await backupAndWait(service, { planId: recipientsOnly.id });
     expect(first).toMatchObject({ status: 'COMPLETED', type: 'FULL' });
     const refused = await api().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ planId: recipientsOnly.id, type: 'INCREMENTAL' });
@@ -244,16 +302,26 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
     expect(refused.body).toMatchObject({ code: 'INCREMENTAL_NOT_POSSIBLE', detail: expect.stringContaining('encrypted') });
     const fallback = await backupAndWait(service, { planId: recipientsOnly.id });
     expect(fallback).toMatchObject({ status: 'COMPLETED', type: 'FULL', parentId: null });
-    expect(fallback.warnings).toEqual([expect.stringContaining(`full backup instead of an incremental: the file index of the previous backup ${first.id} is encrypted`)]);
+    expect(fallback.warnings).toEqual([
+      expect.stringContaining(`full backup instead of an incremental: the file index of the previous backup ${first.id} is encrypted`),
+    ]);
   });
 
   it('incrementals of a plan with include/exclude globs keep to the selected files', async () => {
     const globbed = join(work, 'globbed');
     for (const dir of ['keep/a', 'keep/b', 'skip']) mkdirSync(join(globbed, dir), { recursive: true });
     for (const f of ['keep/a/1.txt', 'keep/a/2.txt', 'keep/b/3.txt', 'skip/4.txt', 'top.txt']) writeFileSync(join(globbed, f), `${f}\n`);
-    const plan = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
-      name: 'inc-globs', engine: 'filesystem', source: { path: globbed, exclude: ['skip/**'] }, incrementalsPerFull: 3,
-    })).body;
+    const plan = (
+      await api()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({
+          name: 'inc-globs',
+          engine: 'filesystem',
+          source: { path: globbed, exclude: ['skip/**'] },
+          incrementalsPerFull: 3,
+        })
+    ).body;
     await backupAndWait(service, { planId: plan.id });
     appendFileSync(join(globbed, 'keep/a/1.txt'), 'more\n');
     unlinkSync(join(globbed, 'keep/a/2.txt'));
@@ -270,21 +338,37 @@ describe('incremental filesystem backups (real tar, zstd, local storage)', () =>
   });
 
   it('refuses INCREMENTAL where it cannot be taken, naming the field', async () => {
-    const noPlan = await api().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'filesystem', source: { path: source }, type: 'INCREMENTAL' });
+    const noPlan = await api()
+      .post(`${API}/backups`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ engine: 'filesystem', source: { path: source }, type: 'INCREMENTAL' });
     expect(noPlan.status).toBe(400);
     expect(noPlan.body.details).toEqual([expect.objectContaining({ field: 'type' })]);
     const bad = await api().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ planId, type: 'DIFFERENTIAL' });
     expect(bad.status).toBe(400);
     expect(bad.body.details[0].field).toBe('type');
-    const fresh = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({ name: 'inc-fresh', engine: 'filesystem', source: { path: source } })).body;
+    const fresh = (
+      await api()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ name: 'inc-fresh', engine: 'filesystem', source: { path: source } })
+    ).body;
     const noParent = await api().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ planId: fresh.id, type: 'INCREMENTAL' });
     expect(noParent.status).toBe(409);
     expect(noParent.body).toMatchObject({ code: 'INCREMENTAL_NOT_POSSIBLE', details: [{ field: 'type' }] });
-    const config = (await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({ name: 'inc-config', engine: 'configuration', source: { paths: [`${source}/*.bin`] } })).body;
+    const config = (
+      await api()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ name: 'inc-config', engine: 'configuration', source: { paths: [`${source}/*.bin`] } })
+    ).body;
     const notFs = await api().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ planId: config.id, type: 'INCREMENTAL' });
     expect(notFs.status).toBe(400);
     expect(notFs.body.details[0]).toMatchObject({ field: 'type', message: expect.stringContaining('configuration') });
-    const perFull = await api().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({ name: 'inc-config2', engine: 'configuration', source: { paths: ['/etc/hostname'] }, incrementalsPerFull: 3 });
+    const perFull = await api()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ name: 'inc-config2', engine: 'configuration', source: { paths: ['/etc/hostname'] }, incrementalsPerFull: 3 });
     expect(perFull.status).toBe(400);
     expect(perFull.body.details[0].field).toBe('incrementalsPerFull');
   });

@@ -44,13 +44,20 @@ describe('bearer JWTs with an HS256 shared secret', () => {
     expect(recovery.body.code).toBe('FORBIDDEN');
 
     const admin = hs(claims({ sub: undefined, preferred_username: 'bob', realm_access: { roles: ['ADMIN'] } }));
-    const key = await service.http().post(`${API}/api-keys`).set('Authorization', `Bearer ${admin}`).send({ name: 'by-jwt', roles: ['VIEWER'] });
+    const key = await service
+      .http()
+      .post(`${API}/api-keys`)
+      .set('Authorization', `Bearer ${admin}`)
+      .send({ name: 'by-jwt', roles: ['VIEWER'] });
     expect(key.status).toBe(201);
     expect(key.body.createdBy).toBe('jwt:bob');
   });
 
   it('answers 403 to a valid token without a known role, and 401 to one without a subject', async () => {
-    const noRole = await service.http().get(`${API}/backups`).set('Authorization', `Bearer ${hs(claims({ realm_access: { roles: ['superuser'] } }))}`);
+    const noRole = await service
+      .http()
+      .get(`${API}/backups`)
+      .set('Authorization', `Bearer ${hs(claims({ realm_access: { roles: ['superuser'] } }))}`);
     expect(noRole.status).toBe(403);
     expect(noRole.body.code).toBe('FORBIDDEN');
     await expectRefused(service, hs(claims({ sub: undefined, realm_access: { roles: ['ADMIN'] } })), /no sub or preferred_username/);

@@ -68,7 +68,8 @@ describe('structured logs: JSON lines with request ids, no secrets', () => {
     expect(refused.status).toBe(400);
     expect(JSON.stringify(refused.body)).not.toContain(PLANTED.bodyUrlPassword);
     // an error path that logs the URL: secrets in the query string of an unknown route
-    const query = `dsn=${encodeURIComponent(`postgresql://admin:${PLANTED.queryUrlPassword}@db.example:5432/x`)}` +
+    const query =
+      `dsn=${encodeURIComponent(`postgresql://admin:${PLANTED.queryUrlPassword}@db.example:5432/x`)}` +
       `&password=${PLANTED.queryPassword}&identity=${PLANTED.ageKey}&key=${adminKey}`;
     const unknown = await call(`${API}/no-such-route?${query}`, { headers: { 'X-Request-Id': 'not a sane id; <script>' } });
     expect(unknown.status).toBe(404);
@@ -124,7 +125,11 @@ describe('structured logs: JSON lines with request ids, no secrets', () => {
   });
 
   it('logs each request with its id: the client one when sane, else a generated UUID', () => {
-    const requests = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((e) => e.req);
+    const requests = output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.req);
     expect(requests.length).toBeGreaterThanOrEqual(5);
     for (const entry of requests) expect(entry.reqId).toBe(entry.req.id);
     expect(requests.find((e) => e.reqId === 'redaction-test-1')).toMatchObject({ res: { statusCode: 200 } });

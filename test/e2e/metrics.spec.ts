@@ -52,7 +52,10 @@ describe('Prometheus metrics at /actuator/prometheus (real backups, restores and
     expect(ok.status).toBe('COMPLETED');
     // a storage location whose directory was replaced by a file: every write fails, whoever the user is
     mkdirSync(join(work, 'broken'));
-    const location = await service.http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY)
+    const location = await service
+      .http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ name: 'broken', kind: 'local', settings: { path: join(work, 'broken') } });
     expect(location.status).toBe(201);
     rmSync(join(work, 'broken'), { recursive: true });

@@ -17,7 +17,7 @@ if (!available && process.env.CI) {
  * (dropped by the test: the local MariaDB, uniquely named accounts) and the backup brings them back. Real
  * mariadb-dump and mariadb.
  */
-(available ? describe : describe.skip)('mysql: restore onto a server without the database\'s accounts', () => {
+(available ? describe : describe.skip)("mysql: restore onto a server without the database's accounts", () => {
   const run = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const prefix = `drt_myg_${run}`;
   const writer = `drt_gw_${run}`;
@@ -28,11 +28,12 @@ if (!available && process.env.CI) {
   let backup: Record<string, any>;
   let partial: Record<string, any>;
   const accounts = async () =>
-    (await mysqlQuery<{ u: string }>('SELECT CONCAT(User, \'@\', Host) AS u FROM mysql.user WHERE User IN (?, ?) ORDER BY 1', [writer, reader])).map((r) => r.u);
-  const dropAccounts = () => withMysql(async (c) => {
-    await c.query(`DROP USER IF EXISTS ?@'%'`, [writer]);
-    await c.query(`DROP USER IF EXISTS ?@'localhost'`, [reader]);
-  });
+    (await mysqlQuery<{ u: string }>("SELECT CONCAT(User, '@', Host) AS u FROM mysql.user WHERE User IN (?, ?) ORDER BY 1", [writer, reader])).map((r) => r.u);
+  const dropAccounts = () =>
+    withMysql(async (c) => {
+      await c.query(`DROP USER IF EXISTS ?@'%'`, [writer]);
+      await c.query(`DROP USER IF EXISTS ?@'localhost'`, [reader]);
+    });
 
   beforeAll(async () => {
     service = await startService();
@@ -106,14 +107,20 @@ if (!available && process.env.CI) {
     expect(recovery).toMatchObject({ status: 'COMPLETED', error: null });
     expect(recovery.warnings).toEqual([`created accounts the database needs, locked and without password: '${reader}'@'localhost', '${writer}'@'%'`]);
     expect(await accounts()).toEqual([`${reader}@localhost`, `${writer}@%`]);
-    const grants = async (user: string, host: string) => (await mysqlQuery<Record<string, string>>(`SHOW GRANTS FOR ?@?`, [user, host])).map((r) => Object.values(r)[0]);
+    const grants = async (user: string, host: string) =>
+      (await mysqlQuery<Record<string, string>>(`SHOW GRANTS FOR ?@?`, [user, host])).map((r) => Object.values(r)[0]);
     expect(await grants(writer, '%')).toContain(`GRANT SELECT, INSERT, UPDATE ON \`${target}\`.* TO \`${writer}\`@\`%\``);
-    expect(await grants(reader, 'localhost')).toEqual(expect.arrayContaining([
-      `GRANT SELECT, UPDATE (\`item\`) ON \`${target}\`.\`orders\` TO \`${reader}\`@\`localhost\` WITH GRANT OPTION`,
-      `GRANT SELECT (\`id\`) ON \`${target}\`.\`recent\` TO \`${reader}\`@\`localhost\``,
-    ]));
+    expect(await grants(reader, 'localhost')).toEqual(
+      expect.arrayContaining([
+        `GRANT SELECT, UPDATE (\`item\`) ON \`${target}\`.\`orders\` TO \`${reader}\`@\`localhost\` WITH GRANT OPTION`,
+        `GRANT SELECT (\`id\`) ON \`${target}\`.\`recent\` TO \`${reader}\`@\`localhost\``,
+      ]),
+    );
     const [created] = await mysqlQuery<Record<string, string>>(`SHOW CREATE USER ?@'%'`, [writer]);
     expect(Object.values(created)[0]).toMatch(/ACCOUNT LOCK/);
-    expect(await mysqlQuery(`SELECT id, item FROM \`${target}\`.orders ORDER BY id`)).toEqual([{ id: 1, item: 'a' }, { id: 2, item: 'b' }]);
+    expect(await mysqlQuery(`SELECT id, item FROM \`${target}\`.orders ORDER BY id`)).toEqual([
+      { id: 1, item: 'a' },
+      { id: 2, item: 'b' },
+    ]);
   });
 });

@@ -51,8 +51,9 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     });
     // created by the user that backs up and restores: it is the definer of the view, trigger and procedure (a
     // restore of objects defined by another user needs SUPER / SET USER, as with any mysqldump)
-    await withMysql(async (c) => {
-      await c.query(`
+    await withMysql(
+      async (c) => {
+        await c.query(`
         CREATE TABLE customers (
           id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100) NOT NULL, note TEXT NULL,
           created DATETIME(6) NOT NULL, balance DECIMAL(12,2), score DOUBLE, flags SET('a','b','c')
@@ -84,7 +85,10 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
         INSERT INTO \`order_log\` VALUES (NULL, n, '2024-01-01 00:00:00');
         END;
       `);
-    }, source, { user, password });
+      },
+      source,
+      { user, password },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -101,7 +105,10 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     expect(JSON.stringify(backup)).not.toContain(password);
     // MyISAM is outside the --single-transaction snapshot: recorded, not fatal
     // the backup user may not read the mysql schema: no accounts captured, and the backup says so
-    expect(backup.warnings).toEqual([expect.stringContaining('legacy (MyISAM)'), expect.stringMatching(/^cannot capture the accounts the database needs \(globals\): SELECT command denied .*`mysql`\.`db`/)]);
+    expect(backup.warnings).toEqual([
+      expect.stringContaining('legacy (MyISAM)'),
+      expect.stringMatching(/^cannot capture the accounts the database needs \(globals\): SELECT command denied .*`mysql`\.`db`/),
+    ]);
 
     const expected = await mysqlTableChecksums(source);
     expect(Object.keys(expected).sort()).toEqual(['customers', 'empty_one', 'files', 'legacy', 'order_log', 'orders']);
@@ -114,7 +121,11 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
 
     // the details object records the tools and the server version
     const details = backup.objects.find((o: { role: string }) => o.role === 'details');
-    const header = JSON.parse(execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', details.key)]).toString().split('\n')[0]);
+    const header = JSON.parse(
+      execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', details.key)])
+        .toString()
+        .split('\n')[0],
+    );
     expect(header.tools).toMatchObject({ 'mariadb-dump': expect.stringContaining('MariaDB'), 'mysql-server': expect.stringMatching(/^\d+\.\d+/) });
 
     const copy = target('copy');
@@ -142,7 +153,8 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
 
     // the record says other content than the dump holds: deep verification names the tables that differ
     const tampered = backup.tables.map((t: { name: string; rows: number; sha256: string }) =>
-      t.name === 'legacy' ? { ...t, rows: 51 } : t.name === 'files' ? { ...t, sha256: '0'.repeat(64) } : t);
+      t.name === 'legacy' ? { ...t, rows: 51 } : t.name === 'files' ? { ...t, sha256: '0'.repeat(64) } : t,
+    );
     await sql(service.database, 'UPDATE backups SET tables = $1 WHERE id = $2', [JSON.stringify(tampered), backup.id]);
     const bad = await verify();
     expect(bad.ok).toBe(false);
@@ -154,7 +166,9 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
 
     // figures for the report
     const ran = (r: Record<string, any>) => Date.parse(r.finishedAt) - Date.parse(r.startedAt);
-    process.stdout.write(`mysql e2e: ${backup.sizeBytes} bytes dumped -> ${backup.storedBytes} stored; backup ran ${ran(backup)} ms (${backupMs} ms through the API), restore ran ${recovery.durationMs} ms (${restoreMs} ms)\n`);
+    process.stdout.write(
+      `mysql e2e: ${backup.sizeBytes} bytes dumped -> ${backup.storedBytes} stored; backup ran ${ran(backup)} ms (${backupMs} ms through the API), restore ran ${recovery.durationMs} ms (${restoreMs} ms)\n`,
+    );
   });
 
   it('the artifact restores with the standard tools alone: zstd -d | mariadb', async () => {
@@ -171,15 +185,23 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
 
   it('refuses a target database that holds tables unless overwrite, a missing one without create; overwrite replaces the tables', async () => {
     const existing = target('existing');
-    await mysqlQuery(`CREATE DATABASE \`${existing}\`; CREATE TABLE \`${existing}\`.legacy (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO \`${existing}\`.legacy VALUES (999, 'stale')`);
+    await mysqlQuery(
+      `CREATE DATABASE \`${existing}\`; CREATE TABLE \`${existing}\`.legacy (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO \`${existing}\`.legacy VALUES (999, 'stale')`,
+    );
 
-    const refused = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const refused = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId: backup.id, type: 'FULL', target: asUser(existing) });
     expect(refused.status).toBe(409);
     expect(refused.body).toMatchObject({ code: 'TARGET_EXISTS', details: [{ field: 'target.url' }] });
     expect(await mysqlQuery(`SELECT id FROM \`${existing}\`.legacy`)).toEqual([{ id: 999 }]);
 
-    const missing = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const missing = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId: backup.id, type: 'FULL', target: asUser(`${prefix}_absent`) });
     expect(missing.status).toBe(400);
     expect(missing.body.details).toEqual([expect.objectContaining({ field: 'target.create' })]);
@@ -189,7 +211,7 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     expect(await mysqlTableChecksums(existing)).toEqual(await mysqlTableChecksums(source));
   });
 
-  it('records a failed restore with the client\'s reason (and a database it may not create), without the password', async () => {
+  it("records a failed restore with the client's reason (and a database it may not create), without the password", async () => {
     // an existing, empty database where the user may only read: mariadb stops at the dump's first DROP TABLE
     const readOnly = `drt_ro_${run}`;
     databases.push(readOnly);
@@ -251,7 +273,9 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     expect(a).toBeGreaterThan(100_000);
     expect(final).toBeGreaterThan(a);
     expect(b).toBe(a);
-    process.stdout.write(`mysql e2e (busy): ${taken.sizeBytes} bytes dumped -> ${taken.storedBytes} stored in ${Date.parse(taken.finishedAt) - Date.parse(taken.startedAt)} ms\n`);
+    process.stdout.write(
+      `mysql e2e (busy): ${taken.sizeBytes} bytes dumped -> ${taken.storedBytes} stored in ${Date.parse(taken.finishedAt) - Date.parse(taken.startedAt)} ms\n`,
+    );
   });
 
   it('backs up with read privileges only (no EVENT: events left out with a warning; no LOCK TABLES needed)', async () => {
@@ -266,7 +290,11 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
       });
       const read = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, reader), passwordSecret: 'env:DRS_TEST_MYSQL_READER' } });
       expect(read.status).toBe('COMPLETED');
-      expect(read.warnings).toEqual([expect.stringMatching(/^events not dumped: Access denied/), expect.stringContaining('legacy (MyISAM)'), expect.stringMatching(/^cannot capture the accounts the database needs \(globals\): SELECT command denied .*`mysql`\.`db`/)]);
+      expect(read.warnings).toEqual([
+        expect.stringMatching(/^events not dumped: Access denied/),
+        expect.stringContaining('legacy (MyISAM)'),
+        expect.stringMatching(/^cannot capture the accounts the database needs \(globals\): SELECT command denied .*`mysql`\.`db`/),
+      ]);
       expect(read.tables).toEqual(backup.tables);
     } finally {
       delete process.env.DRS_TEST_MYSQL_READER;
@@ -277,8 +305,13 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
   it('backs up only the tables asked for', async () => {
     const partial = await backupAndWait(service, { engine: 'mysql', source: { ...asUser(source), tables: ['files', 'empty_one'] } });
     expect(partial.status).toBe('COMPLETED');
-    expect(partial.tables.map((t: { name: string; rows: number }) => [t.name, t.rows])).toEqual([['files', 303], ['empty_one', 0]]); // as asked
-    expect(partial.warnings).toEqual([expect.stringMatching(/^cannot capture the accounts the database needs \(globals\): SELECT command denied .*`mysql`\.`db`/)]); // legacy (MyISAM) is not among them
+    expect(partial.tables.map((t: { name: string; rows: number }) => [t.name, t.rows])).toEqual([
+      ['files', 303],
+      ['empty_one', 0],
+    ]); // as asked
+    expect(partial.warnings).toEqual([
+      expect.stringMatching(/^cannot capture the accounts the database needs \(globals\): SELECT command denied .*`mysql`\.`db`/),
+    ]); // legacy (MyISAM) is not among them
     expect(partial.tables.find((t: { name: string }) => t.name === 'files')).toEqual(backup.tables.find((t: { name: string }) => t.name === 'files'));
   });
 
@@ -293,7 +326,10 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     } finally {
       delete process.env.DRS_TEST_MYSQL_WRONG;
     }
-    const unreachable = await backupAndWait(service, { engine: 'mysql', source: { url: mysqlUrl(source, user, 1), passwordSecret: 'env:DRS_TEST_MYSQL_PASSWORD' } });
+    const unreachable = await backupAndWait(service, {
+      engine: 'mysql',
+      source: { url: mysqlUrl(source, user, 1), passwordSecret: 'env:DRS_TEST_MYSQL_PASSWORD' },
+    });
     expect(unreachable.status).toBe('FAILED');
     expect(unreachable.error).toMatch(/cannot connect to 127\.0\.0\.1:1\/.*ECONNREFUSED/);
     expect(unreachable.error).not.toContain(password);
@@ -333,13 +369,30 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
     try {
       const dr = (...args: string[]) => {
         const result = spawnSync(join(__dirname, '..', '..', 'bin', 'dr'), args, {
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl(meta), DR_DATA_DIR: service.dataDir, DRS_TEST_MYSQL_PASSWORD: password },
+          env: {
+            PATH: process.env.PATH,
+            HOME: process.env.HOME,
+            DATABASE_URL: databaseUrl(meta),
+            DR_DATA_DIR: service.dataDir,
+            DRS_TEST_MYSQL_PASSWORD: password,
+          },
           encoding: 'utf8',
           timeout: 60_000,
         });
         return { code: result.status, stdout: result.stdout, stderr: result.stderr };
       };
-      const taken = dr('backup', '--engine', 'mysql', '--url', mysqlUrl(source, user), '--password-secret', 'env:DRS_TEST_MYSQL_PASSWORD', '--tables', 'files', 'empty_one');
+      const taken = dr(
+        'backup',
+        '--engine',
+        'mysql',
+        '--url',
+        mysqlUrl(source, user),
+        '--password-secret',
+        'env:DRS_TEST_MYSQL_PASSWORD',
+        '--tables',
+        'files',
+        'empty_one',
+      );
       expect([taken.code, taken.stdout]).toEqual([0, expect.stringContaining('COMPLETED')]);
       const id = /([0-9a-f-]{36})/.exec(taken.stdout)![1];
 
@@ -356,5 +409,4 @@ async function trickyColumnsMd5(database: string): Promise<string[]> {
       await dropDatabase(meta);
     }
   });
-
 });

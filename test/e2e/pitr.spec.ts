@@ -43,7 +43,10 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     giveToPg(store); // wal-push runs as the PostgreSQL OS user and writes here
     service = await startService(PG_BIN_DIR ? { DR_PG_BIN_DIR: PG_BIN_DIR } : {});
     openDir(service.restoreRoot); // recovered servers (as the PostgreSQL OS user) live below it
-    const location = await http().post(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY).send({ name: 'pitr-store', kind: 'local', settings: { path: store } });
+    const location = await http()
+      .post(`${API}/storage-locations`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ name: 'pitr-store', kind: 'local', settings: { path: store } });
     expect(location.status).toBe(201);
     archiveName = `main-${Date.now()}`;
     const archive = await http().post(`${API}/wal-archives`).set('X-API-Key', ADMIN_KEY).send({ name: archiveName, storageLocationId: location.body.id });
@@ -71,13 +74,16 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
   });
 
   it('takes a base backup with pg_basebackup (a plan keeping the last one), recording its WAL range', async () => {
-    const plan = await http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({
-      name: 'pitr-plan',
-      engine: 'postgres-base',
-      source: { url: `postgresql://postgres@127.0.0.1:${cluster.port}/postgres`, walArchiveId: archiveId },
-      storageLocationId: (await http().get(`${API}/wal-archives/${archiveId}`).set('X-API-Key', ADMIN_KEY)).body.storageLocationId,
-      retention: { keepLast: 1 },
-    });
+    const plan = await http()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({
+        name: 'pitr-plan',
+        engine: 'postgres-base',
+        source: { url: `postgresql://postgres@127.0.0.1:${cluster.port}/postgres`, walArchiveId: archiveId },
+        storageLocationId: (await http().get(`${API}/wal-archives/${archiveId}`).set('X-API-Key', ADMIN_KEY)).body.storageLocationId,
+        retention: { keepLast: 1 },
+      });
     expect(plan.status).toBe(201);
     planId = plan.body.id;
     const backup = await backupAndWait(service, { planId });
@@ -85,7 +91,12 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     expect(backup.status).toBe('COMPLETED');
     baseBackupId = backup.id;
     expect(backup.walRange).toEqual(
-      expect.objectContaining({ walArchiveId: archiveId, timeline: 1, startLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/), endLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) }),
+      expect.objectContaining({
+        walArchiveId: archiveId,
+        timeline: 1,
+        startLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
+        endLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
+      }),
     );
     // -X none: the server waited until the WAL the backup needs was archived.
     const status = (await http().get(`${API}/wal-archives/${archiveId}`).set('X-API-Key', ADMIN_KEY)).body;
@@ -96,7 +107,9 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
   it('archives the WAL of rows committed over time, across WAL switches', async () => {
     let lastSwitchRequested = 0;
     for (let batch = 1; batch <= BATCHES; batch++) {
-      startedAfter[batch] = (await cluster.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t;
+      startedAfter[batch] = (
+        await cluster.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`)
+      )[0].t;
       const client = new Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
       await client.connect();
       await client.query('BEGIN');
@@ -158,14 +171,21 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     expect(recovery.backupId).toBe(baseBackupId); // chosen: the newest base backup that ended before T
     expect(batches).toEqual([1, 2, 3]);
     expect(recovery.pointInTime).toEqual(
-      expect.objectContaining({ state: 'promoted', timeline: 2, lsn: expect.stringMatching(/\//), server: expect.objectContaining({ port: expect.any(Number), running: true }) }),
+      expect.objectContaining({
+        state: 'promoted',
+        timeline: 2,
+        lsn: expect.stringMatching(/\//),
+        server: expect.objectContaining({ port: expect.any(Number), running: true }),
+      }),
     );
     // The last transaction replayed is batch 3's commit: at or before T, after batch 3 started.
     const last = Date.parse(recovery.pointInTime.lastTransactionAt.replace(' ', 'T').replace(/\+00$/, 'Z'));
     expect(last).toBeLessThanOrEqual(Date.parse(t));
     expect(last).toBeGreaterThanOrEqual(Date.parse(startedAfter[3]) - 1);
     expect(recovery.durationMs).toBeGreaterThan(0);
-    process.stdout.write(`PITR to time: recovery ${recovery.durationMs} ms (replay ${recovery.pointInTime.replayMs} ms), reached ${recovery.pointInTime.lsn}\n`);
+    process.stdout.write(
+      `PITR to time: recovery ${recovery.durationMs} ms (replay ${recovery.pointInTime.replayMs} ms), reached ${recovery.pointInTime.lsn}\n`,
+    );
   }, 90_000);
 
   it('recovers to the latest archived point: all rows', async () => {
@@ -187,27 +207,51 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
 
   it('refuses bad targets with 400 naming the field', async () => {
     const port = await freePort();
-    const two = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
-      .send({ type: 'POINT_IN_TIME', backupId: baseBackupId, target: { dataDirectory: join(service.restoreRoot, 'bad'), port, recoveryTarget: { latest: true, lsn: '0/1' } } });
+    const two = await http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({
+        type: 'POINT_IN_TIME',
+        backupId: baseBackupId,
+        target: { dataDirectory: join(service.restoreRoot, 'bad'), port, recoveryTarget: { latest: true, lsn: '0/1' } },
+      });
     expect(two.status).toBe(400);
     expect(JSON.stringify(two.body)).toContain('target.recoveryTarget');
-    const early = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
-      .send({ type: 'POINT_IN_TIME', backupId: baseBackupId, target: { dataDirectory: join(service.restoreRoot, 'bad'), port, recoveryTarget: { time: '2001-01-01T00:00:00Z' } } });
+    const early = await http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({
+        type: 'POINT_IN_TIME',
+        backupId: baseBackupId,
+        target: { dataDirectory: join(service.restoreRoot, 'bad'), port, recoveryTarget: { time: '2001-01-01T00:00:00Z' } },
+      });
     expect(early.status).toBe(400);
     expect(JSON.stringify(early.body)).toContain('before base backup');
-    const outside = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const outside = await http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ type: 'POINT_IN_TIME', backupId: baseBackupId, target: { dataDirectory: '/etc/pitr', port, recoveryTarget: { latest: true } } });
     expect(outside.status).toBe(403);
-    const full = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const full = await http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ type: 'FULL', backupId: baseBackupId, target: { path: join(service.restoreRoot, 'bad') } });
     expect(full.status).toBe(400);
     expect(full.body.details).toEqual([expect.objectContaining({ field: 'type' })]);
-    const neither = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const neither = await http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ type: 'POINT_IN_TIME', target: { dataDirectory: join(service.restoreRoot, 'bad'), port, recoveryTarget: { latest: true } } });
     expect(neither.status).toBe(400);
     expect(neither.body.details).toEqual([expect.objectContaining({ field: 'backupId' })]);
-    const badPort = await http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
-      .send({ type: 'POINT_IN_TIME', backupId: baseBackupId, target: { dataDirectory: join(service.restoreRoot, 'bad'), port: 80, recoveryTarget: { time: 'yesterday' } } });
+    const badPort = await http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({
+        type: 'POINT_IN_TIME',
+        backupId: baseBackupId,
+        target: { dataDirectory: join(service.restoreRoot, 'bad'), port: 80, recoveryTarget: { time: 'yesterday' } },
+      });
     expect(badPort.status).toBe(400);
     expect(badPort.body.details.map((d: { field: string }) => d.field).sort()).toEqual(['target.port', 'target.recoveryTarget.time']);
   });
@@ -216,7 +260,9 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     // The listing still shows every segment (continuity ok), but wal-fetch refuses the corrupt one, which
     // PostgreSQL takes for the end of the WAL: it would promote early and silently lose the later transactions.
     const store = join(root, 'store', 'wal', archiveName, '00000001');
-    const segments = readdirSync(store).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort();
+    const segments = readdirSync(store)
+      .filter((f) => /^[0-9A-F]{24}\.json$/.test(f))
+      .sort();
     const victim = join(store, `${segments[segments.length - 3].slice(0, 24)}.zst`);
     const original = readFileSync(victim);
     const corrupt = Buffer.from(original);
@@ -233,7 +279,9 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
 
   it('detects a missing archived segment (API and metric) and fails a recovery that needs it, naming it', async () => {
     const store = join(root, 'store', 'wal', archiveName, '00000001');
-    const segments = readdirSync(store).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort();
+    const segments = readdirSync(store)
+      .filter((f) => /^[0-9A-F]{24}\.json$/.test(f))
+      .sort();
     const victim = segments[segments.length - 3].slice(0, 24);
     rmSync(join(store, `${victim}.json`));
     rmSync(join(store, `${victim}.zst`));
@@ -257,7 +305,10 @@ describe('point-in-time recovery (real PostgreSQL cluster, WAL archived with dr 
     const second = await backupAndWait(service, { planId });
     expect(second.status).toBe('COMPLETED');
     // keepLast 1: the first base backup goes, and with it the WAL before the second one's start.
-    const segmentsLeft = () => readdirSync(join(root, 'store', 'wal', archiveName, '00000001')).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).map((f) => f.slice(0, 24));
+    const segmentsLeft = () =>
+      readdirSync(join(root, 'store', 'wal', archiveName, '00000001'))
+        .filter((f) => /^[0-9A-F]{24}\.json$/.test(f))
+        .map((f) => f.slice(0, 24));
     const { status, left } = await waitFor(
       async () => ({ status: (await http().get(`${API}/wal-archives/${archiveId}`).set('X-API-Key', ADMIN_KEY)).body, left: segmentsLeft() }),
       ({ status: b, left: l }) => b.baseBackups === 1 && l.every((name) => name >= b.continuity.fromSegment),

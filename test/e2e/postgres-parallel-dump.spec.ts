@@ -106,13 +106,17 @@ describe('postgres parallel dump (source.jobs)', () => {
     }
     // the bounds are accepted (a plan: nothing runs, so no 17 connections to the shared test server)
     for (const jobs of [1, 16]) {
-      const ok = await service.http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY).send({ name: `pgdir-${tag}-ok-${jobs}`, engine: 'postgres', source: { url: databaseUrl(source), jobs }, schedule: '0 2 * * *' });
+      const ok = await service
+        .http()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
+        .send({ name: `pgdir-${tag}-ok-${jobs}`, engine: 'postgres', source: { url: databaseUrl(source), jobs }, schedule: '0 2 * * *' });
       expect({ jobs, status: ok.status }).toEqual({ jobs, status: 201 });
       expect(ok.body.source.jobs).toBe(jobs);
     }
   });
 
-  it('a failed parallel dump is recorded with pg_dump\'s reason, stores nothing and leaves no scratch directory', async () => {
+  it("a failed parallel dump is recorded with pg_dump's reason, stores nothing and leaves no scratch directory", async () => {
     const failed = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl('pgdir_no_such_database'), jobs: 2 } });
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toMatch(/pg_dump failed .*pgdir_no_such_database/s);
@@ -126,7 +130,10 @@ describe('postgres parallel dump (source.jobs)', () => {
     const owned = await createDatabase('pgdir_roles_src');
     databases.push(owned); // dropped below; listed so that a failure before that leaves nothing behind
     await sql('postgres', `ALTER DATABASE ${owned} OWNER TO ${roles.owner}`);
-    await sql(owned, `SET ROLE ${roles.owner}; CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 300) g; GRANT SELECT ON orders TO ${roles.reader}`);
+    await sql(
+      owned,
+      `SET ROLE ${roles.owner}; CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 300) g; GRANT SELECT ON orders TO ${roles.reader}`,
+    );
     const parallel = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(owned), jobs: 2 } });
     const plain = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(owned) } });
     const globals = (b: Record<string, any>) => {
@@ -144,12 +151,14 @@ describe('postgres parallel dump (source.jobs)', () => {
     const target = newDatabase('pgdir_roles_restored');
     const recovery = await recoverAndWait(service, { backupId: parallel.id, type: 'FULL', target: { url: databaseUrl(target), create: true } });
     expect(recovery.status).toBe('COMPLETED');
-    expect(recovery.warnings).toEqual([`created roles the database needs: ${roles.owner}, ${roles.reader} (without passwords unless the backup recorded them)`]);
+    expect(recovery.warnings).toEqual([
+      `created roles the database needs: ${roles.owner}, ${roles.reader} (without passwords unless the backup recorded them)`,
+    ]);
     expect(await tableChecksums(target)).toEqual(expected);
     expect(await sql('postgres', `SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1`, [target])).toEqual([{ owner: roles.owner }]);
-    expect(await sql(target, `SELECT tableowner, has_table_privilege($1, 'orders', 'SELECT') AS reads FROM pg_tables WHERE tablename = 'orders'`, [roles.reader])).toEqual([
-      { tableowner: roles.owner, reads: true },
-    ]);
+    expect(
+      await sql(target, `SELECT tableowner, has_table_privilege($1, 'orders', 'SELECT') AS reads FROM pg_tables WHERE tablename = 'orders'`, [roles.reader]),
+    ).toEqual([{ tableowner: roles.owner, reads: true }]);
   });
 });
 

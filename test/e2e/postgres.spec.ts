@@ -60,13 +60,19 @@ describe('postgres backups (real pg_dump / pg_restore on the local server)', () 
     await sql(target, `CREATE TABLE pgbench_branches (bid int, bbalance int, filler char(88))`);
     await sql(target, `INSERT INTO pgbench_branches VALUES (999, 1, 'stale')`);
 
-    const refused = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const refused = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId: backup.id, type: 'FULL', target: { url: databaseUrl(target) } });
     expect(refused.status).toBe(409);
     expect(refused.body).toMatchObject({ code: 'TARGET_EXISTS', details: [{ field: 'target.url' }] });
     expect(await sql(target, 'SELECT bid FROM pgbench_branches')).toEqual([{ bid: 999 }]);
 
-    const missing = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const missing = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId: backup.id, type: 'FULL', target: { url: databaseUrl(`drt_absent_${Date.now()}`) } });
     expect(missing.status).toBe(400);
     expect(missing.body.details).toEqual([expect.objectContaining({ field: 'target.create' })]);
@@ -76,7 +82,7 @@ describe('postgres backups (real pg_dump / pg_restore on the local server)', () 
     expect(await tableChecksums(target)).toEqual(await tableChecksums(source));
   });
 
-  it('records a failed dump with pg_dump\'s reason, stores nothing, and leaves earlier backups untouched', async () => {
+  it("records a failed dump with pg_dump's reason, stores nothing, and leaves earlier backups untouched", async () => {
     const good = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl(source) } });
     const failed = await backupAndWait(service, { engine: 'postgres', source: { url: databaseUrl('drt_no_such_database') } });
     expect(failed.status).toBe('FAILED');
@@ -86,14 +92,20 @@ describe('postgres backups (real pg_dump / pg_restore on the local server)', () 
     const verify = await service.http().post(`${API}/backups/${good.id}/verify`).set('X-API-Key', ADMIN_KEY);
     expect(verify.body).toMatchObject({ ok: true });
 
-    const notRestorable = await service.http().post(`${API}/recovery`).set('X-API-Key', ADMIN_KEY)
+    const notRestorable = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ backupId: failed.id, type: 'FULL', target: { url: databaseUrl('drt_x'), create: true } });
     expect(notRestorable.status).toBe(409);
     expect(notRestorable.body.code).toBe('BACKUP_NOT_RESTORABLE');
   });
 
   it('refuses a connection URL that carries a password, and a secret that cannot be resolved', async () => {
-    const withPassword = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY)
+    const withPassword = await service
+      .http()
+      .post(`${API}/backups`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ engine: 'postgres', source: { url: 'postgresql://postgres:hunter2@127.0.0.1/db' } });
     expect(withPassword.status).toBe(400);
     expect(withPassword.body.details).toEqual([expect.objectContaining({ field: 'source.url' })]);

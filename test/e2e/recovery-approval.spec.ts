@@ -19,7 +19,11 @@ function makeSource(): string {
 
 /** Creates API keys named `name` with one role. @returns the secret */
 async function keyFor(service: TestService, name: string, role: string): Promise<string> {
-  const res = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name, roles: [role] });
+  const res = await service
+    .http()
+    .post(`${API}/api-keys`)
+    .set('X-API-Key', ADMIN_KEY)
+    .send({ name, roles: [role] });
   expect(res.status).toBe(201);
   return res.body.secret;
 }
@@ -31,8 +35,17 @@ describe('two-person approval of production recoveries', () => {
   const keys: Record<string, string> = {};
   const as = (credential: string): [string, string] => (credential.startsWith('Bearer ') ? ['Authorization', credential] : ['X-API-Key', credential]);
   const request = (credential: string, target: string, extra: object = {}) =>
-    service.http().post(`${API}/recovery`).set(...as(credential)).send({ backupId, type: 'FULL', target: { path: target }, environment: 'production', ...extra });
-  const decide = (credential: string, id: string, verb: 'approve' | 'reject') => service.http().post(`${API}/recovery/${id}/${verb}`).set(...as(credential)).send({});
+    service
+      .http()
+      .post(`${API}/recovery`)
+      .set(...as(credential))
+      .send({ backupId, type: 'FULL', target: { path: target }, environment: 'production', ...extra });
+  const decide = (credential: string, id: string, verb: 'approve' | 'reject') =>
+    service
+      .http()
+      .post(`${API}/recovery/${id}/${verb}`)
+      .set(...as(credential))
+      .send({});
   const read = async (id: string) => (await service.http().get(`${API}/recovery/${id}`).set('X-API-Key', keys.viewer)).body;
 
   beforeAll(async () => {
@@ -81,7 +94,10 @@ describe('two-person approval of production recoveries', () => {
     expect(['PENDING', 'RUNNING', 'COMPLETED']).toContain(approved.body.status);
     expect(Date.parse(approved.body.approvedAt)).toBeGreaterThan(Date.parse(created.body.createdAt));
 
-    const done = await waitFor(() => read(created.body.id), (r) => ['COMPLETED', 'FAILED'].includes(r.status));
+    const done = await waitFor(
+      () => read(created.body.id),
+      (r) => ['COMPLETED', 'FAILED'].includes(r.status),
+    );
     expect(done).toMatchObject({ status: 'COMPLETED', error: null, approvedBy: 'apikey:bob' });
     expect(readFileSync(join(target, 'etc', 'app.conf'), 'utf8')).toBe('mode=production\nreplicas=3\n');
     expect(readFileSync(join(target, 'data.bin')).equals(Buffer.alloc(64 * 1024, 7))).toBe(true);
@@ -102,7 +118,10 @@ describe('two-person approval of production recoveries', () => {
     const approved = await decide(bearer('dave', ['ADMIN']), created.body.id, 'approve');
     expect(approved.status).toBe(200);
     expect(approved.body.approvedBy).toBe('jwt:dave');
-    const done = await waitFor(() => read(created.body.id), (r) => ['COMPLETED', 'FAILED'].includes(r.status));
+    const done = await waitFor(
+      () => read(created.body.id),
+      (r) => ['COMPLETED', 'FAILED'].includes(r.status),
+    );
     expect(done.status).toBe('COMPLETED');
   });
 
@@ -123,7 +142,11 @@ describe('two-person approval of production recoveries', () => {
   });
 
   it('runs non-production recoveries at once, validates the environment, and refuses approving what needs no approval', async () => {
-    const plain = await service.http().post(`${API}/recovery`).set('X-API-Key', keys.alice).send({ backupId, type: 'FULL', target: { path: join(service.restoreRoot, 'plain') } });
+    const plain = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', keys.alice)
+      .send({ backupId, type: 'FULL', target: { path: join(service.restoreRoot, 'plain') } });
     expect(plain.status).toBe(202);
     expect(plain.body).toMatchObject({ environment: 'non-production', approvalExpiresAt: null });
     expect(plain.body.status).not.toBe('AWAITING_APPROVAL');
@@ -160,7 +183,10 @@ describe('expiry of unapproved production recoveries', () => {
   });
 
   const create = async (name: string) => {
-    const res = await service.http().post(`${API}/recovery`).set('X-API-Key', alice)
+    const res = await service
+      .http()
+      .post(`${API}/recovery`)
+      .set('X-API-Key', alice)
       .send({ backupId, type: 'FULL', target: { path: join(service.restoreRoot, name) }, environment: 'production' });
     expect(res.status).toBe(202);
     expect(res.body.status).toBe('AWAITING_APPROVAL');

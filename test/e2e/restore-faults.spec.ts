@@ -52,7 +52,10 @@ describe('two recoveries into one target', () => {
     // a sibling whose name shares the prefix is another target
     const sibling = await post({ backupId: backup.id, type: 'FULL', target: { path: `${target}-sibling` } });
     expect(sibling.status).toBe(202);
-    await waitFor(() => get(sibling.body.id), (r) => TERMINAL.includes(r.status));
+    await waitFor(
+      () => get(sibling.body.id),
+      (r) => TERMINAL.includes(r.status),
+    );
 
     const rejected = await service.http().post(`${API}/recovery/${waiting.body.id}/reject`).set('X-API-Key', ADMIN_KEY);
     expect(rejected.status).toBe(200);
@@ -62,7 +65,10 @@ describe('two recoveries into one target', () => {
     expect(both.map((r) => r.status).sort()).toEqual([202, 409]);
     const accepted = both.find((r) => r.status === 202)!;
     expect(both.find((r) => r.status === 409)!.body.code).toBe('TARGET_BUSY');
-    const done = await waitFor(() => get(accepted.body.id), (r) => TERMINAL.includes(r.status));
+    const done = await waitFor(
+      () => get(accepted.body.id),
+      (r) => TERMINAL.includes(r.status),
+    );
     expect(done.status).toBe('COMPLETED');
 
     // released on completion
@@ -81,7 +87,10 @@ describe('two recoveries into one target', () => {
     const both = await Promise.all([1, 2].map(() => post({ backupId: backup.id, type: 'FULL', target: { url: databaseUrl(target), create: true } })));
     expect(both.map((r) => r.status).sort()).toEqual([202, 409]);
     expect(both.find((r) => r.status === 409)!.body).toMatchObject({ code: 'TARGET_BUSY', details: [{ field: 'target.url' }] });
-    const done = await waitFor(() => get(both.find((r) => r.status === 202)!.body.id), (r) => TERMINAL.includes(r.status));
+    const done = await waitFor(
+      () => get(both.find((r) => r.status === 202)!.body.id),
+      (r) => TERMINAL.includes(r.status),
+    );
     expect(done.status).toBe('COMPLETED');
     expect(await sql(target, 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 200000 }]);
   });
@@ -138,7 +147,13 @@ describe('leftovers of a service killed mid-backup (kill -9)', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const env = () => ({ DATABASE_URL: databaseUrl(meta), DR_DATA_DIR: dataDir, DR_ADMIN_API_KEY: ADMIN_KEY, DR_JOB_LEASE_SECONDS: '3', DR_RESTORE_ROOTS: dataDir });
+  const env = () => ({
+    DATABASE_URL: databaseUrl(meta),
+    DR_DATA_DIR: dataDir,
+    DR_ADMIN_API_KEY: ADMIN_KEY,
+    DR_JOB_LEASE_SECONDS: '3',
+    DR_RESTORE_ROOTS: dataDir,
+  });
   const scratch = join(dataDir, 'scratch');
   const backups = join(dataDir, 'backups');
   const scratchOf = (id: string) => (existsSync(scratch) ? readdirSync(scratch).filter((n) => n.includes(id)) : []);
@@ -146,7 +161,10 @@ describe('leftovers of a service killed mid-backup (kill -9)', () => {
   it('the next start removes the staged object, the scratch files and the folder of the dead job, and those of a failed one', async () => {
     const first = await startServerProcess(env());
     // a backup that FAILED (its database does not exist); below, what a failed publish would have left of it
-    const failed = await call(first, ADMIN_KEY, 'POST', `${API}/backups`, { engine: 'postgres', source: { url: databaseUrl(`drt_missing_${randomBytes(4).toString('hex')}`) } });
+    const failed = await call(first, ADMIN_KEY, 'POST', `${API}/backups`, {
+      engine: 'postgres',
+      source: { url: databaseUrl(`drt_missing_${randomBytes(4).toString('hex')}`) },
+    });
     expect(failed.status).toBe(202);
     for (let i = 0; i < 200 && (await call(first, ADMIN_KEY, 'GET', `${API}/backups/${failed.body.id}`)).body.status !== 'FAILED'; i++) {
       await new Promise((r) => setTimeout(r, 100));

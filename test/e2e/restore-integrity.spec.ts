@@ -24,7 +24,12 @@ function fingerprint(root: string): string[] {
     .split('\n')
     .map((line) => {
       const [path, type] = line.split('|');
-      const content = type === 'f' ? createHash('sha256').update(readFileSync(join(root, path))).digest('hex') : '-';
+      const content =
+        type === 'f'
+          ? createHash('sha256')
+              .update(readFileSync(join(root, path)))
+              .digest('hex')
+          : '-';
       // a directory's size depends on the file system's bookkeeping, not on what it holds
       return type === 'd' ? line.replace(/\|\d+\|(?=[^|]*\|[^|]*$)/, '|-|') + `|${content}` : `${line}|${content}`;
     });
@@ -50,7 +55,10 @@ function tarOf(files: Record<string, string | Buffer>): Buffer {
 
 /** Leftover staging areas (`.dr-restore-*`) anywhere below `root`. */
 function stagingLeftovers(root: string): string[] {
-  return execFileSync('find', [root, '-name', '.dr-restore-*'], { maxBuffer: 1 << 20 }).toString().split('\n').filter(Boolean);
+  return execFileSync('find', [root, '-name', '.dr-restore-*'], { maxBuffer: 1 << 20 })
+    .toString()
+    .split('\n')
+    .filter(Boolean);
 }
 
 describe('restore integrity: nothing reaches a target before it is proven', () => {
@@ -110,7 +118,11 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
     execFileSync('zstd', ['-t', '-q', stored(backup.artifactKey)]); // zstd itself finds nothing wrong
     const target = knownTarget('replaced');
-    await expectFailedAndUntouched(backup.id, target, new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}, read [0-9a-f]{64}$`));
+    await expectFailedAndUntouched(
+      backup.id,
+      target,
+      new RegExp(`^checksum mismatch for ${backup.artifactKey}: expected sha256 ${backup.sha256}, read [0-9a-f]{64}$`),
+    );
     expect(existsSync(join(target, 'planted.sh'))).toBe(false);
   });
 
@@ -118,7 +130,11 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: source } });
     writeFileSync(stored(backup.artifactKey), zstdFrame(tarOf({ 'planted.sh': 'echo pwned\n' })));
     const target = knownTarget('resized');
-    await expectFailedAndUntouched(backup.id, target, new RegExp(`^size mismatch for ${backup.artifactKey}: the manifest lists ${backup.storedBytes} bytes, read \\d+$`));
+    await expectFailedAndUntouched(
+      backup.id,
+      target,
+      new RegExp(`^size mismatch for ${backup.artifactKey}: the manifest lists ${backup.storedBytes} bytes, read \\d+$`),
+    );
     expect(existsSync(join(target, 'planted.sh'))).toBe(false);
   });
 
@@ -126,7 +142,11 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     const backup = await backupAndWait(service, { engine: 'configuration', source: { paths: [`${source}/docs/*.txt`, `${source}/noise.bin`] } });
     expect(backup.status).toBe('COMPLETED');
     const rel = relative('/', source);
-    const evil = tarOf({ [`${rel}/docs/a.txt`]: 'attacker content\n', [`${rel}/docs/planted.txt`]: 'planted\n', [`${rel}/docs/planted.bin`]: randomBytes(300 * 1024) });
+    const evil = tarOf({
+      [`${rel}/docs/a.txt`]: 'attacker content\n',
+      [`${rel}/docs/planted.txt`]: 'planted\n',
+      [`${rel}/docs/planted.bin`]: randomBytes(300 * 1024),
+    });
     writeFileSync(stored(backup.artifactKey), zstdOfSize(evil, backup.storedBytes));
     const target = join(service.restoreRoot, 'config-replaced');
     mkdirSync(join(target, rel, 'docs'), { recursive: true });
@@ -195,7 +215,9 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
       const before = fingerprint(target);
       const refused = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target }, overwrite: true });
       expect(refused.status).toBe('FAILED');
-      expect(refused.error).toMatch(/signature of backup .* does not verify \(the signature by key [0-9a-f]{16} does not match the manifest's bytes\); restore refused/);
+      expect(refused.error).toMatch(
+        /signature of backup .* does not verify \(the signature by key [0-9a-f]{16} does not match the manifest's bytes\); restore refused/,
+      );
 
       const { privateKey, publicKey } = generateKeyPairSync('ed25519');
       const signature = { algorithm: 'ed25519', keyId: keyIdOf(publicKey), signature: sign(null, edited, privateKey).toString('base64') };
@@ -207,7 +229,10 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     });
 
     it('refuses an incremental whose chain holds a member with an edited manifest, before reading any member', async () => {
-      const plan = await service.http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY)
+      const plan = await service
+        .http()
+        .post(`${API}/backup-plans`)
+        .set('X-API-Key', ADMIN_KEY)
         .send({ name: `chain-${randomBytes(3).toString('hex')}`, engine: 'filesystem', source: { path: source }, incrementalsPerFull: 3 });
       expect(plan.status).toBe(201);
       const full = await backupAndWait(service, { planId: plan.body.id });
@@ -228,7 +253,10 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
   });
 
   it('an incremental chain: a corrupt member fails the restore and the target stays as it was', async () => {
-    const plan = await service.http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY)
+    const plan = await service
+      .http()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ name: `chain-${randomBytes(3).toString('hex')}`, engine: 'filesystem', source: { path: source }, incrementalsPerFull: 3 });
     const full = await backupAndWait(service, { planId: plan.body.id });
     writeFileSync(join(source, 'docs', 'b.txt'), 'changed for the first incremental\n');
@@ -245,7 +273,11 @@ describe('restore integrity: nothing reaches a target before it is proven', () =
     const evil = tarOf({ 'docs/a.txt': 'attacker content\n', 'planted.sh': 'echo pwned\n', 'planted.bin': randomBytes(300 * 1024) });
     writeFileSync(stored(first.artifactKey), zstdOfSize(evil, first.storedBytes));
     const target = knownTarget('chain-corrupt');
-    const recovery = await expectFailedAndUntouched(second.id, target, new RegExp(`chain member 2 of 3 .*${first.id}.*checksum mismatch for ${first.artifactKey}`));
+    const recovery = await expectFailedAndUntouched(
+      second.id,
+      target,
+      new RegExp(`chain member 2 of 3 .*${first.id}.*checksum mismatch for ${first.artifactKey}`),
+    );
     expect(recovery.error).not.toContain(full.id);
     expect(existsSync(join(target, 'planted.sh'))).toBe(false);
     expect(full.status).toBe('COMPLETED');

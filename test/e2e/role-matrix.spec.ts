@@ -68,13 +68,15 @@ interface Route {
 function servedRoutes(service: TestService): Route[] {
   const express = service.app.getHttpAdapter().getInstance();
   const stack: { route?: { path: string; methods: Record<string, boolean> } }[] = (express.router ?? express._router).stack;
-  return stack
-    // `/{*path}` layers on every method are the catch-all Nest registers for middleware bound to all routes
-    // (the request logger), not handlers
-    // and `/api-docs` is Swagger UI with the public OpenAPI document, mounted on Express outside Nest's controllers
-    // (hardening.spec.ts checks it is served)
-    .filter((layer) => layer.route && layer.route.path !== '/{*path}' && !layer.route.path.startsWith('/api-docs'))
-    .flatMap((layer) => Object.keys(layer.route!.methods).map((m) => ({ method: m.toUpperCase(), path: layer.route!.path })));
+  return (
+    stack
+      // `/{*path}` layers on every method are the catch-all Nest registers for middleware bound to all routes
+      // (the request logger), not handlers
+      // and `/api-docs` is Swagger UI with the public OpenAPI document, mounted on Express outside Nest's controllers
+      // (hardening.spec.ts checks it is served)
+      .filter((layer) => layer.route && layer.route.path !== '/{*path}' && !layer.route.path.startsWith('/api-docs'))
+      .flatMap((layer) => Object.keys(layer.route!.methods).map((m) => ({ method: m.toUpperCase(), path: layer.route!.path })))
+  );
 }
 
 /** Every controller handler of every module with its `@Roles`/`@Public` declaration (handler's, else its class's). */
@@ -91,7 +93,10 @@ function declaredHandlers(service: TestService): { route: string; roles?: string
         const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
         if (path === undefined) continue;
         const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
-        const full = `/${[base, path].map((p) => p.replace(/^\/|\/$/g, '')).filter(Boolean).join('/')}`;
+        const full = `/${[base, path]
+          .map((p) => p.replace(/^\/|\/$/g, ''))
+          .filter(Boolean)
+          .join('/')}`;
         handlers.push({
           route: `${method} ${full}`,
           roles: Reflect.getMetadata(ROLES_KEY, handler) ?? Reflect.getMetadata(ROLES_KEY, controller),
@@ -114,13 +119,22 @@ describe('role × route matrix (every route, API keys and JWTs of every role)', 
     routes = servedRoutes(service);
     credentials.push({ label: 'no credentials', header: null, role: null, expect: 401 });
     credentials.push({ label: 'unknown API key', header: ['X-API-Key', 'dr_0123456789ab_unknownkeyunknownkeyunknownkey'], role: null, expect: 401 });
-    credentials.push({ label: 'JWT with a bad signature', header: ['Authorization', jwt({ sub: 'x', roles: ['ADMIN'] }, 'x'.repeat(40))], role: null, expect: 401 });
+    credentials.push({
+      label: 'JWT with a bad signature',
+      header: ['Authorization', jwt({ sub: 'x', roles: ['ADMIN'] }, 'x'.repeat(40))],
+      role: null,
+      expect: 401,
+    });
     credentials.push({ label: 'expired JWT', header: ['Authorization', jwt({ sub: 'x', roles: ['ADMIN'], exp: epoch(-10) })], role: null, expect: 401 });
     credentials.push({ label: 'JWT without a known role', header: ['Authorization', jwt({ sub: 'nobody', roles: ['ROOT'] })], role: null });
     for (const role of ROLES) {
       let key = ADMIN_KEY;
       if (role !== 'ADMIN') {
-        const res = await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name: `matrix-${role}`, roles: [role] });
+        const res = await service
+          .http()
+          .post(`${API}/api-keys`)
+          .set('X-API-Key', ADMIN_KEY)
+          .send({ name: `matrix-${role}`, roles: [role] });
         expect(res.status).toBe(201);
         key = res.body.secret;
       }

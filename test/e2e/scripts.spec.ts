@@ -157,7 +157,12 @@ describe('scripts against a running service', () => {
     expect(recovery.code).toBe(0);
     expect(json(recovery.stdout)).toMatchObject({ backupId: record.id, status: 'COMPLETED' });
     const listing = await call(server, ADMIN_KEY, 'GET', `${API}/backups/${record.id}/files`);
-    expect(listing.body.items.map((f: { path: string }) => f.path).sort().join(',')).toMatch(/app\.yml.*db\.yml/);
+    expect(
+      listing.body.items
+        .map((f: { path: string }) => f.path)
+        .sort()
+        .join(','),
+    ).toMatch(/app\.yml.*db\.yml/);
   });
 
   it('database backup and recovery into a new database with the same rows', async () => {
@@ -227,8 +232,19 @@ describe('scripts against a running service', () => {
 
   it('post-recovery-status records an external recovery that GET /recovery lists with its duration', async () => {
     const posted = run('recovery/post-recovery-status.sh', [
-      '--status', 'completed', '--target', 'orders', '--recovery-point', '2026-01-02T03:00:00Z',
-      '--started', '2026-01-02T04:00:00Z', '--finished', '2026-01-02T04:12:30Z', '--notes', 'pg_restore by hand', '--json',
+      '--status',
+      'completed',
+      '--target',
+      'orders',
+      '--recovery-point',
+      '2026-01-02T03:00:00Z',
+      '--started',
+      '2026-01-02T04:00:00Z',
+      '--finished',
+      '2026-01-02T04:12:30Z',
+      '--notes',
+      'pg_restore by hand',
+      '--json',
     ]);
     expect(posted.stderr).toBe('');
     expect(posted.code).toBe(0);
@@ -245,19 +261,46 @@ describe('scripts against a running service', () => {
     expect(listed.body.items.find((r: { id: string }) => r.id === record.id)).toMatchObject({ type: 'EXTERNAL', durationMs: 750_000 });
 
     const failed = run('recovery/post-recovery-status.sh', [
-      '--status', 'failed', '--target', 'orders', '--recovery-point', '2026-01-02T03:00:00Z', '--started', '2026-01-02T04:00:00Z',
-      '--finished', '2026-01-02T04:05:00Z', '--error', 'disk full',
+      '--status',
+      'failed',
+      '--target',
+      'orders',
+      '--recovery-point',
+      '2026-01-02T03:00:00Z',
+      '--started',
+      '2026-01-02T04:00:00Z',
+      '--finished',
+      '2026-01-02T04:05:00Z',
+      '--error',
+      'disk full',
     ]);
     expect(failed.code).toBe(0);
     expect(failed.stdout).toMatch(/recorded: orders FAILED \(external\)/);
 
-    const noError = run('recovery/post-recovery-status.sh', ['--status', 'failed', '--target', 'x', '--recovery-point', '2026-01-02T03:00:00Z', '--started', '2026-01-02T04:00:00Z']);
+    const noError = run('recovery/post-recovery-status.sh', [
+      '--status',
+      'failed',
+      '--target',
+      'x',
+      '--recovery-point',
+      '2026-01-02T03:00:00Z',
+      '--started',
+      '2026-01-02T04:00:00Z',
+    ]);
     expect(noError.code).toBe(2);
     expect(noError.stderr).toContain('--error is required');
 
     const backwards = run('recovery/post-recovery-status.sh', [
-      '--status', 'completed', '--target', 'orders', '--recovery-point', '2026-01-02T03:00:00Z',
-      '--started', '2026-01-02T05:00:00Z', '--finished', '2026-01-02T04:00:00Z',
+      '--status',
+      'completed',
+      '--target',
+      'orders',
+      '--recovery-point',
+      '2026-01-02T03:00:00Z',
+      '--started',
+      '2026-01-02T05:00:00Z',
+      '--finished',
+      '2026-01-02T04:00:00Z',
     ]);
     expect(backwards.code).toBe(1);
     expect(backwards.stderr).toContain('HTTP 400 VALIDATION_FAILED');
@@ -289,28 +332,45 @@ describe('scripts against a running service', () => {
 
   it('POST /recovery/external validates its body and its roles', async () => {
     const bad = await call(server, ADMIN_KEY, 'POST', `${API}/recovery/external`, {
-      status: 'done', targetName: '', recoveryPoint: 'yesterday', startedAt: '2026-01-02T04:00:00Z', finishedAt: '2026-01-02T04:00:00Z', extra: 1,
+      status: 'done',
+      targetName: '',
+      recoveryPoint: 'yesterday',
+      startedAt: '2026-01-02T04:00:00Z',
+      finishedAt: '2026-01-02T04:00:00Z',
+      extra: 1,
     });
     expect(bad.status).toBe(400);
     const fields = bad.body.details.map((d: { field: string }) => d.field);
     expect(fields).toEqual(expect.arrayContaining(['status', 'targetName', 'recoveryPoint', 'extra']));
 
     const future = await call(server, ADMIN_KEY, 'POST', `${API}/recovery/external`, {
-      status: 'COMPLETED', targetName: 'x', recoveryPoint: '2026-01-02T03:00:00Z', startedAt: '2026-01-02T04:00:00Z', finishedAt: '2999-01-01T00:00:00Z',
+      status: 'COMPLETED',
+      targetName: 'x',
+      recoveryPoint: '2026-01-02T03:00:00Z',
+      startedAt: '2026-01-02T04:00:00Z',
+      finishedAt: '2999-01-01T00:00:00Z',
     });
     expect(future.status).toBe(400);
     expect(future.body.details).toContainEqual({ field: 'finishedAt', message: 'finishedAt is in the future' });
 
     const unknownBackup = await call(server, ADMIN_KEY, 'POST', `${API}/recovery/external`, {
-      status: 'COMPLETED', targetName: 'x', recoveryPoint: '2026-01-02T03:00:00Z', startedAt: '2026-01-02T04:00:00Z',
-      finishedAt: '2026-01-02T04:01:00Z', backupId: '00000000-0000-4000-8000-000000000000',
+      status: 'COMPLETED',
+      targetName: 'x',
+      recoveryPoint: '2026-01-02T03:00:00Z',
+      startedAt: '2026-01-02T04:00:00Z',
+      finishedAt: '2026-01-02T04:01:00Z',
+      backupId: '00000000-0000-4000-8000-000000000000',
     });
     expect(unknownBackup.status).toBe(404);
 
     const viewer = await call(server, ADMIN_KEY, 'POST', `${API}/api-keys`, { name: 'scripts-viewer', roles: ['VIEWER'] });
     expect(viewer.status).toBe(201);
     const forbidden = await call(server, viewer.body.secret, 'POST', `${API}/recovery/external`, {
-      status: 'COMPLETED', targetName: 'x', recoveryPoint: '2026-01-02T03:00:00Z', startedAt: '2026-01-02T04:00:00Z', finishedAt: '2026-01-02T04:01:00Z',
+      status: 'COMPLETED',
+      targetName: 'x',
+      recoveryPoint: '2026-01-02T03:00:00Z',
+      startedAt: '2026-01-02T04:00:00Z',
+      finishedAt: '2026-01-02T04:01:00Z',
     });
     expect(forbidden.status).toBe(403);
   });

@@ -45,10 +45,22 @@ describe('secret references a request may name (DR_SECRET_ENV_PREFIX, DR_SECRET_
     mkdirSync(join(root, 'secrets-evil'));
     writeFileSync(join(root, 'secrets-evil', 'secret'), OUTSIDE_SECRET);
     fake = await FakePostgresServer.start();
-    service = await startService({ DR_SECRET_DIRS: secretsDir, DRS_TEST_PG_PASSWORD: PG_PASSWORD, DR_TEST_HOST_SECRET: HOST_SECRET, HOST_SECRET_OUTSIDE_PREFIX: HOST_SECRET });
+    service = await startService({
+      DR_SECRET_DIRS: secretsDir,
+      DRS_TEST_PG_PASSWORD: PG_PASSWORD,
+      DR_TEST_HOST_SECRET: HOST_SECRET,
+      HOST_SECRET_OUTSIDE_PREFIX: HOST_SECRET,
+    });
     // the signing key exists once the service has started: a link to it from inside the allowed directory
     symlinkSync(join(service.dataDir, 'manifest-signing-key.pem'), join(secretsDir, 'to-signing-key'));
-    const key = async (roles: string[]) => (await service.http().post(`${API}/api-keys`).set('X-API-Key', ADMIN_KEY).send({ name: `k-${roles[0]}-${randomBytes(3).toString('hex')}`, roles })).body.secret as string;
+    const key = async (roles: string[]) =>
+      (
+        await service
+          .http()
+          .post(`${API}/api-keys`)
+          .set('X-API-Key', ADMIN_KEY)
+          .send({ name: `k-${roles[0]}-${randomBytes(3).toString('hex')}`, roles })
+      ).body.secret as string;
     backupAdmin = await key(['BACKUP_ADMIN']);
     recoveryAdmin = await key(['RECOVERY_ADMIN']);
     refusal = `not an allowed secret reference: use env:DRS_NAME or file:/path under ${secretsDir} (DR_SECRET_ENV_PREFIX, DR_SECRET_DIRS); the service's own secrets are never allowed`;
@@ -82,7 +94,11 @@ describe('secret references a request may name (DR_SECRET_ENV_PREFIX, DR_SECRET_
       `file:${secretsDir}`, // the directory itself
     ];
     for (const passwordSecret of refused) {
-      const res = await service.http().post(`${API}/backups`).set('X-API-Key', backupAdmin).send({ engine: 'postgres', source: { url: fakeUrl(), passwordSecret } });
+      const res = await service
+        .http()
+        .post(`${API}/backups`)
+        .set('X-API-Key', backupAdmin)
+        .send({ engine: 'postgres', source: { url: fakeUrl(), passwordSecret } });
       expect({ passwordSecret, status: res.status, code: res.body.code, details: res.body.details }).toEqual({
         passwordSecret,
         status: 400,
@@ -99,18 +115,67 @@ describe('secret references a request may name (DR_SECRET_ENV_PREFIX, DR_SECRET_
   it('holds every …Secret field of every route to it: plans, recovery targets, storage settings, encryption, WAL archives', async () => {
     const bad = 'env:DR_ADMIN_API_KEY';
     const location = (await service.http().get(`${API}/storage-locations`).set('X-API-Key', ADMIN_KEY)).body[0].id as string;
-    const plan = await service.http().post(`${API}/backup-plans`).set('X-API-Key', backupAdmin)
+    const plan = await service
+      .http()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', backupAdmin)
       .send({ name: `p-${randomBytes(3).toString('hex')}`, engine: 'postgres', source: { url: fakeUrl(), passwordSecret: 'env:DRS_TEST_PG_PASSWORD' } });
     expect(plan.status).toBe(201);
     const cases: [string, string, string, object, string][] = [
-      ['post', '/backup-plans', backupAdmin, { name: 'bad-plan', engine: 'postgres', source: { url: fakeUrl(), passwordSecret: bad } }, 'source.passwordSecret'],
+      [
+        'post',
+        '/backup-plans',
+        backupAdmin,
+        { name: 'bad-plan', engine: 'postgres', source: { url: fakeUrl(), passwordSecret: bad } },
+        'source.passwordSecret',
+      ],
       ['patch', `/backup-plans/${plan.body.id}`, backupAdmin, { source: { url: fakeUrl(), passwordSecret: bad } }, 'source.passwordSecret'],
-      ['post', '/backup-plans', backupAdmin, { name: 'bad-enc', engine: 'filesystem', source: { path: root }, encryption: { passphraseSecret: `file:${service.dataDir}/admin-api-key` } }, 'encryption.passphraseSecret'],
-      ['post', '/recovery', recoveryAdmin, { backupId: '00000000-0000-4000-8000-000000000000', type: 'FULL', target: { url: fakeUrl(), create: true, passwordSecret: bad } }, 'target.passwordSecret'],
-      ['post', '/storage-locations', ADMIN_KEY, { name: 'evil-s3', kind: 's3', settings: { bucket: 'b', endpoint: 'http://127.0.0.1:1', accessKeyIdSecret: bad, secretAccessKeySecret: 'env:DRS_TEST_PG_PASSWORD' } }, 'settings.accessKeyIdSecret'],
-      ['post', '/storage-locations', ADMIN_KEY, { name: 'evil-gcs', kind: 'gcs', settings: { bucket: 'b', keyFileSecret: 'file:/etc/shadow' } }, 'settings.keyFileSecret'],
-      ['post', '/storage-locations', ADMIN_KEY, { name: 'evil-enc', kind: 'local', settings: { path: join(root, 'loc') }, encryption: { passphraseSecret: 'env:HOST_SECRET_OUTSIDE_PREFIX' } }, 'encryption.passphraseSecret'],
-      ['post', '/wal-archives', backupAdmin, { name: 'evil-wal', storageLocationId: location, identitySecret: `file:${secretsDir}/to-signing-key` }, 'identitySecret'],
+      [
+        'post',
+        '/backup-plans',
+        backupAdmin,
+        { name: 'bad-enc', engine: 'filesystem', source: { path: root }, encryption: { passphraseSecret: `file:${service.dataDir}/admin-api-key` } },
+        'encryption.passphraseSecret',
+      ],
+      [
+        'post',
+        '/recovery',
+        recoveryAdmin,
+        { backupId: '00000000-0000-4000-8000-000000000000', type: 'FULL', target: { url: fakeUrl(), create: true, passwordSecret: bad } },
+        'target.passwordSecret',
+      ],
+      [
+        'post',
+        '/storage-locations',
+        ADMIN_KEY,
+        {
+          name: 'evil-s3',
+          kind: 's3',
+          settings: { bucket: 'b', endpoint: 'http://127.0.0.1:1', accessKeyIdSecret: bad, secretAccessKeySecret: 'env:DRS_TEST_PG_PASSWORD' },
+        },
+        'settings.accessKeyIdSecret',
+      ],
+      [
+        'post',
+        '/storage-locations',
+        ADMIN_KEY,
+        { name: 'evil-gcs', kind: 'gcs', settings: { bucket: 'b', keyFileSecret: 'file:/etc/shadow' } },
+        'settings.keyFileSecret',
+      ],
+      [
+        'post',
+        '/storage-locations',
+        ADMIN_KEY,
+        { name: 'evil-enc', kind: 'local', settings: { path: join(root, 'loc') }, encryption: { passphraseSecret: 'env:HOST_SECRET_OUTSIDE_PREFIX' } },
+        'encryption.passphraseSecret',
+      ],
+      [
+        'post',
+        '/wal-archives',
+        backupAdmin,
+        { name: 'evil-wal', storageLocationId: location, identitySecret: `file:${secretsDir}/to-signing-key` },
+        'identitySecret',
+      ],
     ];
     for (const [method, path, key, body, field] of cases) {
       const res = await (service.http() as any)[method](`${API}${path}`).set('X-API-Key', key).send(body);
@@ -122,7 +187,10 @@ describe('secret references a request may name (DR_SECRET_ENV_PREFIX, DR_SECRET_
   });
 
   it('sends what an allowed reference names, from the environment and from a file under DR_SECRET_DIRS', async () => {
-    for (const [passwordSecret, expected] of [['env:DRS_TEST_PG_PASSWORD', PG_PASSWORD], [`file:${secretsDir}/pg-password`, FILE_PASSWORD]]) {
+    for (const [passwordSecret, expected] of [
+      ['env:DRS_TEST_PG_PASSWORD', PG_PASSWORD],
+      [`file:${secretsDir}/pg-password`, FILE_PASSWORD],
+    ]) {
       const before = fake.passwords.length;
       const backup = await backupAndWait(service, { engine: 'postgres', source: { url: fakeUrl(), passwordSecret } }, backupAdmin);
       expect(backup.status).toBe('FAILED'); // the fake server refuses every password after reading it
@@ -133,13 +201,21 @@ describe('secret references a request may name (DR_SECRET_ENV_PREFIX, DR_SECRET_
   });
 
   it('refuses at resolution a reference stored before the allow-list existed (a plan edited in the database)', async () => {
-    const plan = await service.http().post(`${API}/backup-plans`).set('X-API-Key', backupAdmin)
+    const plan = await service
+      .http()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', backupAdmin)
       .send({ name: `old-${randomBytes(3).toString('hex')}`, engine: 'postgres', source: { url: fakeUrl(), passwordSecret: 'env:DRS_TEST_PG_PASSWORD' } });
-    await sql(service.database, `UPDATE backup_plans SET source = jsonb_set(source, '{passwordSecret}', '"env:DR_ADMIN_API_KEY"') WHERE id = $1`, [plan.body.id]);
+    await sql(service.database, `UPDATE backup_plans SET source = jsonb_set(source, '{passwordSecret}', '"env:DR_ADMIN_API_KEY"') WHERE id = $1`, [
+      plan.body.id,
+    ]);
     const connections = fake.connections;
     const run = await service.http().post(`${API}/backup-plans/${plan.body.id}/run`).set('X-API-Key', backupAdmin);
     expect(run.status).toBe(202);
-    const done = await waitFor(async () => (await service.http().get(`${API}/backups/${run.body.id}`).set('X-API-Key', backupAdmin)).body, (b) => ['COMPLETED', 'FAILED'].includes(b.status));
+    const done = await waitFor(
+      async () => (await service.http().get(`${API}/backups/${run.body.id}`).set('X-API-Key', backupAdmin)).body,
+      (b) => ['COMPLETED', 'FAILED'].includes(b.status),
+    );
     expect(done.status).toBe('FAILED');
     expect(done.error).toContain('not an allowed secret reference');
     expect(done.error).not.toContain(ADMIN_KEY);
@@ -164,20 +240,37 @@ describe('secret references a request may name (DR_SECRET_ENV_PREFIX, DR_SECRET_
     afterAll(() => new Promise<void>((r) => receiver.close(() => r())));
 
     /** Runs the CLI without blocking this process (the receiver answers from its event loop). */
-    async function push(storageSettings: object, env: Record<string, string>, extra: object = {}, command = 'wal-push'): Promise<{ status: number; stderr: string }> {
+    async function push(
+      storageSettings: object,
+      env: Record<string, string>,
+      extra: object = {},
+      command = 'wal-push',
+    ): Promise<{ status: number; stderr: string }> {
       const dir = mkdtempSync(join(root, 'wal-'));
       const config = join(dir, 'wal.json');
-      writeFileSync(config, JSON.stringify({ archive: 'a', storage: { kind: 's3', settings: { bucket: 'dr-wal-bucket', region: 'us-east-1', forcePathStyle: true, endpoint, ...storageSettings } }, ...extra }));
+      writeFileSync(
+        config,
+        JSON.stringify({
+          archive: 'a',
+          storage: { kind: 's3', settings: { bucket: 'dr-wal-bucket', region: 'us-east-1', forcePathStyle: true, endpoint, ...storageSettings } },
+          ...extra,
+        }),
+      );
       writeFileSync(join(dir, '000000010000000000000001'), randomBytes(1024));
       const args = command === 'wal-push' ? ['wal-push', '000000010000000000000001'] : ['wal-fetch', '000000010000000000000001', 'pg_wal/RECOVERYXLOG'];
       return new Promise((resolve) => {
-        execFile(DR, [...args, '--config', config], { cwd: dir, env: { PATH: process.env.PATH, HOME: process.env.HOME, DR_SECRET_DIRS: secretsDir, ...env } }, (error, _stdout, stderr) => {
-          resolve({ status: error ? Number((error as { code?: number }).code) : 0, stderr });
-        });
+        execFile(
+          DR,
+          [...args, '--config', config],
+          { cwd: dir, env: { PATH: process.env.PATH, HOME: process.env.HOME, DR_SECRET_DIRS: secretsDir, ...env } },
+          (error, _stdout, stderr) => {
+            resolve({ status: error ? Number((error as { code?: number }).code) : 0, stderr });
+          },
+        );
       });
     }
 
-    it('refuses the archiver\'s other secrets: nothing reaches the endpoint', async () => {
+    it("refuses the archiver's other secrets: nothing reaches the endpoint", async () => {
       const hostEnv = { PGPASSWORD: HOST_SECRET, DR_ADMIN_API_KEY: ADMIN_KEY, DRS_WAL_SECRET: 'wal-secret-value' };
       const cases: [object, object, string, string][] = [
         [{ accessKeyIdSecret: 'env:PGPASSWORD', secretAccessKeySecret: 'env:DRS_WAL_SECRET' }, {}, 'wal-push', 'settings.accessKeyIdSecret'],
@@ -196,7 +289,10 @@ describe('secret references a request may name (DR_SECRET_ENV_PREFIX, DR_SECRET_
     });
 
     it('sends an allowed one (the endpoint sees the access key id in the SigV4 Authorization header)', async () => {
-      const result = await push({ accessKeyIdSecret: 'env:DRS_WAL_KEY_ID', secretAccessKeySecret: `file:${secretsDir}/pg-password` }, { DRS_WAL_KEY_ID: 'AKIDALLOWEDEXAMPLE' });
+      const result = await push(
+        { accessKeyIdSecret: 'env:DRS_WAL_KEY_ID', secretAccessKeySecret: `file:${secretsDir}/pg-password` },
+        { DRS_WAL_KEY_ID: 'AKIDALLOWEDEXAMPLE' },
+      );
       expect(result.status).toBe(2); // the endpoint denies everything
       expect(requests.length).toBeGreaterThan(0);
       expect(String(requests[0].authorization)).toContain('Credential=AKIDALLOWEDEXAMPLE/');

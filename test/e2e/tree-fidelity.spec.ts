@@ -17,7 +17,11 @@ function removeTree(path: string): void {
 /** The backup's details object, line by line (unencrypted backups). */
 function details(service: TestService, backupId: string): any[] {
   const out = execFileSync('zstd', ['-dc', join(service.dataDir, 'backups', backupId, 'details.jsonl.zst')], { maxBuffer: 64 << 20 });
-  return out.toString().trimEnd().split('\n').map((l) => JSON.parse(l));
+  return out
+    .toString()
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 /** Setting a file capability needs root (CI runs as root); elsewhere the capability checks are left out. */
@@ -64,14 +68,17 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
     expect(verified.body).toMatchObject({ ok: true, problems: [], details: { restore: { files: 2, directories: 2 } } });
   });
 
-  it('an overwrite restore merges names that are not UTF-8 into an existing target (staging merge by bytes), keeping the target\'s other entries', async () => {
+  it("an overwrite restore merges names that are not UTF-8 into an existing target (staging merge by bytes), keeping the target's other entries", async () => {
     const tree = join(work, 'latin1-merge');
     sh(String.raw`mkdir -p "$1"/$'r\xe9sum\xe9s/2024' && cd "$1" && printf cv > $'r\xe9sum\xe9s/2024/cv.txt' && printf new > plain.txt`, tree);
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: tree } });
     expect(backup.status).toBe('COMPLETED');
     const target = join(service.restoreRoot, 'latin1-merge');
     // the target already holds the Latin-1 directory (with an older file and one of its own) and a file of its own
-    sh(String.raw`mkdir -p "$1"/$'r\xe9sum\xe9s/2024' && cd "$1" && printf old > $'r\xe9sum\xe9s/2024/cv.txt' && printf mine > $'r\xe9sum\xe9s/mine.txt' && printf keep > keep.txt && printf old > plain.txt`, target);
+    sh(
+      String.raw`mkdir -p "$1"/$'r\xe9sum\xe9s/2024' && cd "$1" && printf old > $'r\xe9sum\xe9s/2024/cv.txt' && printf mine > $'r\xe9sum\xe9s/mine.txt' && printf keep > keep.txt && printf old > plain.txt`,
+      target,
+    );
     const recovery = await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target }, overwrite: true });
     expect(recovery).toMatchObject({ status: 'COMPLETED', error: null });
     expect(sh(String.raw`cd "$1" && cat $'r\xe9sum\xe9s/2024/cv.txt' $'r\xe9sum\xe9s/mine.txt' keep.txt plain.txt`, target)).toBe('cvminekeepnew');
@@ -105,7 +112,9 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
   it('restores a tree byte-exactly: Latin-1 names, newlines, leading dashes, a 4 KB path, ns mtimes, xattrs, a capability, ACLs', async () => {
     const expected = treeFacts(source);
     // the tree holds what the test means it to hold
-    expect(expected.entries.map((e) => e.path)).toEqual(expect.arrayContaining([LATIN1_DIR, `${LATIN1_DIR}/cv-\xff.txt`, `${LATIN1_DIR}/sub/lettre.txt`, 'new\nline', '-rf']));
+    expect(expected.entries.map((e) => e.path)).toEqual(
+      expect.arrayContaining([LATIN1_DIR, `${LATIN1_DIR}/cv-\xff.txt`, `${LATIN1_DIR}/sub/lettre.txt`, 'new\nline', '-rf']),
+    );
     expect(expected.entries.some((e) => e.path.length > 4000 && e.path.endsWith('/leaf.txt'))).toBe(true);
     expect(expected.entries.map((e) => e.path)).toContain(Buffer.from('über-ß-日本.txt').toString('latin1'));
     if (ROOT) expect(xattrBlock(expected, './cap-true')).toContain('security.capability=0x');
@@ -139,9 +148,13 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
     // the API lists them the same way, and the prefix filter works on the shown path
     const files = await service.http().get(`${API}/backups/${backup.id}/files`).query({ prefix: 'r\\xe9sum' }).set('X-API-Key', ADMIN_KEY);
     expect(files.status).toBe(200);
-    expect(files.body.items.map((f: { pathB64: string }) => Buffer.from(f.pathB64, 'base64').toString('latin1')).sort()).toEqual(
-      [LATIN1_DIR, `${LATIN1_DIR}/cv-\xff.txt`, `${LATIN1_DIR}/lien-\xe9`, `${LATIN1_DIR}/sub`, `${LATIN1_DIR}/sub/lettre.txt`],
-    );
+    expect(files.body.items.map((f: { pathB64: string }) => Buffer.from(f.pathB64, 'base64').toString('latin1')).sort()).toEqual([
+      LATIN1_DIR,
+      `${LATIN1_DIR}/cv-\xff.txt`,
+      `${LATIN1_DIR}/lien-\xe9`,
+      `${LATIN1_DIR}/sub`,
+      `${LATIN1_DIR}/sub/lettre.txt`,
+    ]);
 
     // deep verification restores into scratch (beyond PATH_MAX) and compares every entry, byte for byte and to the ns
     const verified = await service.http().post(`${API}/backups/${backup.id}/verify`).set('X-API-Key', ADMIN_KEY).send({ mode: 'restore', waitSeconds: 120 });
@@ -167,7 +180,10 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
   it('fails a backup holding a path that tar cannot restore (4,096 bytes or more), naming it; excluding it, the backup completes', async () => {
     const tree = join(work, 'too-deep');
     // deep/ and 17 directories of 254 bytes: 4,339 bytes
-    sh(`mkdir "$1" && cd "$1" && printf keep > keep.txt && d=$(printf 'e%.0s' {1..254}) && mkdir deep && cd deep && for i in $(seq 1 17); do mkdir "$d"; cd "$d"; done && printf lost > lost.txt`, tree);
+    sh(
+      `mkdir "$1" && cd "$1" && printf keep > keep.txt && d=$(printf 'e%.0s' {1..254}) && mkdir deep && cd deep && for i in $(seq 1 17); do mkdir "$d"; cd "$d"; done && printf lost > lost.txt`,
+      tree,
+    );
     const failed = await backupAndWait(service, { engine: 'filesystem', source: { path: tree } });
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toMatch(/cannot back up "deep\/e+…e+": its path is 4339 bytes long.*leave it out \(source\.exclude\)/);
@@ -193,19 +209,29 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
   });
 
   it('selects names that are not UTF-8 with include/exclude globs like any other', async () => {
-    const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: source, include: ['r?sum?s/**', '*.txt'], exclude: ['**/lettre.txt'] } });
+    const backup = await backupAndWait(service, {
+      engine: 'filesystem',
+      source: { path: source, include: ['r?sum?s/**', '*.txt'], exclude: ['**/lettre.txt'] },
+    });
     expect(backup.status).toBe('COMPLETED');
     const target = join(service.restoreRoot, 'globbed');
     expect((await recoverAndWait(service, { backupId: backup.id, type: 'FULL', target: { path: target } })).status).toBe('COMPLETED');
-    const restored = treeFacts(target).entries.filter((e) => e.type !== 'd').map((e) => e.path);
-    expect(restored.sort()).toEqual([`${LATIN1_DIR}/cv-\xff.txt`, `${LATIN1_DIR}/lien-\xe9`, 'xattrs.txt', Buffer.from('über-ß-日本.txt').toString('latin1')].sort());
+    const restored = treeFacts(target)
+      .entries.filter((e) => e.type !== 'd')
+      .map((e) => e.path);
+    expect(restored.sort()).toEqual(
+      [`${LATIN1_DIR}/cv-\xff.txt`, `${LATIN1_DIR}/lien-\xe9`, 'xattrs.txt', Buffer.from('über-ß-日本.txt').toString('latin1')].sort(),
+    );
   });
 
   it('incremental chains move, delete and archive names that are bytes, and keep metadata changes; the documented commands restore them', async () => {
     const tree = join(work, 'inc');
     mkdirSync(tree);
     makeAwkwardTree(tree);
-    const plan = await service.http().post(`${API}/backup-plans`).set('X-API-Key', ADMIN_KEY)
+    const plan = await service
+      .http()
+      .post(`${API}/backup-plans`)
+      .set('X-API-Key', ADMIN_KEY)
       .send({ name: 'fidelity-inc', engine: 'filesystem', source: { path: tree }, incrementalsPerFull: 3 });
     expect(plan.status).toBe(201);
     const full = await backupAndWait(service, { planId: plan.body.id });
@@ -225,9 +251,15 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
     const inc = await backupAndWait(service, { planId: plan.body.id });
     expect(inc).toMatchObject({ status: 'COMPLETED', type: 'INCREMENTAL', parentId: full.id });
     const stored = (id: string, name: string) => join(service.dataDir, 'backups', id, name);
-    const moves = execFileSync('zstd', ['-dc', stored(inc.id, 'moves.nul.zst')]).toString('latin1').split('\0').filter(Boolean);
+    const moves = execFileSync('zstd', ['-dc', stored(inc.id, 'moves.nul.zst')])
+      .toString('latin1')
+      .split('\0')
+      .filter(Boolean);
     expect(moves).toEqual([`${LATIN1_DIR}/cv-\xff.txt`, 'cv-d\xe9plac\xe9.txt']);
-    const deletions = execFileSync('zstd', ['-dc', stored(inc.id, 'deletions.nul.zst')]).toString('latin1').split('\0').filter(Boolean);
+    const deletions = execFileSync('zstd', ['-dc', stored(inc.id, 'deletions.nul.zst')])
+      .toString('latin1')
+      .split('\0')
+      .filter(Boolean);
     expect(deletions).toEqual([`${LATIN1_DIR}/sub`, `${LATIN1_DIR}/sub/lettre.txt`]);
     const expected = treeFacts(tree);
     expect(expected.xattrs).toContain('user.color=0x677265656e'); // "green"
@@ -255,7 +287,11 @@ describe('tree fidelity: file names are bytes, metadata is kept (filesystem, inc
   it('configuration snapshots refuse globs that reach names they cannot select (not UTF-8), naming them, instead of leaving them out', async () => {
     const tree = join(work, 'conf');
     sh(String.raw`mkdir -p "$1"/$'r\xe9' "$1/ok" && cd "$1" && printf a > ok/app.txt && printf b > $'r\xe9/x.txt' && printf c > $'caf\xe9.txt'`, tree);
-    const refused = await service.http().post(`${API}/backups`).set('X-API-Key', ADMIN_KEY).send({ engine: 'configuration', source: { paths: [`${tree}/**/*.txt`] } });
+    const refused = await service
+      .http()
+      .post(`${API}/backups`)
+      .set('X-API-Key', ADMIN_KEY)
+      .send({ engine: 'configuration', source: { paths: [`${tree}/**/*.txt`] } });
     expect(refused.status).toBe(400);
     expect(refused.body).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ field: 'source.paths' }] });
     expect(refused.body.details[0].message).toContain(`"${tree}/caf\\\\xe9.txt", "${tree}/r\\\\xe9"`);

@@ -13,7 +13,12 @@ describe('bad input answers 4xx naming the field, never 5xx', () => {
   afterAll(() => service.close());
 
   const post = (path: string, body: unknown) =>
-    service.http().post(`${API}${path}`).set('X-API-Key', ADMIN_KEY).set('Content-Type', 'application/json').send(body as object);
+    service
+      .http()
+      .post(`${API}${path}`)
+      .set('X-API-Key', ADMIN_KEY)
+      .set('Content-Type', 'application/json')
+      .send(body as object);
 
   it.each([
     [{}, ['engine', 'source']],

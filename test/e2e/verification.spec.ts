@@ -1,5 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_KEY, API, backupAndWait, startService, TestService } from '../support/app';
@@ -41,7 +55,9 @@ describe('verification (real storage, real pg_dump / pg_restore / tar)', () => {
     const backup = await backupAndWait(service, { engine: 'filesystem', source: { path: join(source, 'd3') } });
     expect(await verify(backup.id)).toMatchObject({ ok: true, problems: [] });
     const targets: [string, RegExp][] = [
-      ...backup.objects.map((o: { key: string; role: string }) => [o.key, new RegExp(`${o.key} \\(${o.role}\\) has sha256 [0-9a-f]{64}, recorded`)] as [string, RegExp]),
+      ...backup.objects.map(
+        (o: { key: string; role: string }) => [o.key, new RegExp(`${o.key} \\(${o.role}\\) has sha256 [0-9a-f]{64}, recorded`)] as [string, RegExp],
+      ),
       [backup.manifestKey, new RegExp(`manifest ${backup.manifestKey}: signature not valid: the signature by key [0-9a-f]{16} does not match`)],
       [backup.manifestKey.replace('manifest.json', 'manifest.sig'), /signature not valid/],
     ];
@@ -98,12 +114,19 @@ describe('verification (real storage, real pg_dump / pg_restore / tar)', () => {
     // Simulate an artifact that lost a file: rewrite the details object with an index naming one more file, and
     // record the new object's hash, as a backup whose archive missed a file would look.
     const detailsKey = `${backup.id}/details.jsonl.zst`;
-    const lines = execFileSync('zstd', ['-dc', stored(detailsKey)], { maxBuffer: 64 << 20 }).toString().trimEnd().split('\n');
+    const lines = execFileSync('zstd', ['-dc', stored(detailsKey)], { maxBuffer: 64 << 20 })
+      .toString()
+      .trimEnd()
+      .split('\n');
     const ghost = { ...JSON.parse(lines.find((l) => l.includes('"type":"file"'))!), path: 'd0/ghost.dat' };
     writeFileSync(join(work, 'details.jsonl'), [...lines, JSON.stringify(ghost)].join('\n') + '\n');
     execFileSync('zstd', ['-q', '-f', join(work, 'details.jsonl'), '-o', stored(detailsKey)]);
-    const sha = execFileSync('sha256sum', [stored(detailsKey)]).toString().split(' ')[0];
-    const objects = backup.objects.map((o: { role: string }) => (o.role === 'details' ? { ...o, sha256: sha, sizeBytes: statSync(stored(detailsKey)).size } : o));
+    const sha = execFileSync('sha256sum', [stored(detailsKey)])
+      .toString()
+      .split(' ')[0];
+    const objects = backup.objects.map((o: { role: string }) =>
+      o.role === 'details' ? { ...o, sha256: sha, sizeBytes: statSync(stored(detailsKey)).size } : o,
+    );
     await sql(service.database, 'UPDATE backups SET objects = $1 WHERE id = $2', [JSON.stringify(objects), backup.id]);
     const bad = await verify(backup.id, { mode: 'restore' });
     expect(bad.ok).toBe(false);

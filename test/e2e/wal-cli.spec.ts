@@ -56,7 +56,9 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
     }
     const fetches = [1, 2, 3].map((i) => dr(['wal-fetch', SEGMENT, `pg_wal/RECOVERYXLOG${i}`, '--config', config], dir).ms);
     expect(readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG1')).equals(bytes)).toBe(true);
-    process.stdout.write(`wal-push 16 MiB segment: ${pushes[0].ms.toFixed(0)} ms (store), ${pushes[1].ms.toFixed(0)} ms (already archived); wal-fetch: ${fetches.map((m) => m.toFixed(0)).join(', ')} ms\n`);
+    process.stdout.write(
+      `wal-push 16 MiB segment: ${pushes[0].ms.toFixed(0)} ms (store), ${pushes[1].ms.toFixed(0)} ms (already archived); wal-fetch: ${fetches.map((m) => m.toFixed(0)).join(', ')} ms\n`,
+    );
   });
 
   it('refuses a different segment under an archived name, exit 2, and keeps the archived one', () => {
@@ -127,7 +129,15 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
     execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' });
     const recipient = execFileSync('age-keygen', ['-y', keyFile], { encoding: 'utf8' }).trim();
     const encrypted = join(dir, 'enc.json');
-    writeFileSync(encrypted, JSON.stringify({ archive: 'enc', storage: { kind: 'local', settings: { path: store } }, encryption: { recipients: [recipient] }, identitySecret: `file:${keyFile}` }));
+    writeFileSync(
+      encrypted,
+      JSON.stringify({
+        archive: 'enc',
+        storage: { kind: 'local', settings: { path: store } },
+        encryption: { recipients: [recipient] },
+        identitySecret: `file:${keyFile}`,
+      }),
+    );
     const bytes = segmentBytes(2);
     writeFileSync(join(dir, '000000010000000000000009'), bytes);
     const push = dr(['wal-push', '000000010000000000000009', '--config', encrypted], dir);
@@ -146,10 +156,23 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
     const server = await startS3Server('dr-wal');
     try {
       const s3Config = join(dir, 's3.json');
-      writeFileSync(s3Config, JSON.stringify({
-        archive: 's3',
-        storage: { kind: 's3', settings: { bucket: server.bucket, endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', accessKeyIdSecret: 'env:DRS_WAL_S3_KEY', secretAccessKeySecret: 'env:DRS_WAL_S3_SECRET' } },
-      }));
+      writeFileSync(
+        s3Config,
+        JSON.stringify({
+          archive: 's3',
+          storage: {
+            kind: 's3',
+            settings: {
+              bucket: server.bucket,
+              endpoint: server.endpoint,
+              forcePathStyle: true,
+              region: 'us-east-1',
+              accessKeyIdSecret: 'env:DRS_WAL_S3_KEY',
+              secretAccessKeySecret: 'env:DRS_WAL_S3_SECRET',
+            },
+          },
+        }),
+      );
       const env = { PATH: process.env.PATH, DRS_WAL_S3_KEY: 'S3RVER', DRS_WAL_S3_SECRET: 'S3RVER' };
       const run = (args: string[]) => {
         const started = process.hrtime.bigint();
@@ -165,7 +188,11 @@ describe('dr wal-push / dr wal-fetch (archive_command, restore_command)', () => 
       expect(fetch.code).toBe(0);
       expect(readFileSync(join(dir, 'pg_wal', 's3')).equals(bytes)).toBe(true);
       expect(run(['wal-fetch', '00000005.history', 'pg_wal/none', '--config', s3Config])).toEqual(expect.objectContaining({ code: 1, stderr: '' }));
-      const noSecret = spawnSync(DR, ['wal-push', '00000001000000000000000A', '--config', s3Config], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH } });
+      const noSecret = spawnSync(DR, ['wal-push', '00000001000000000000000A', '--config', s3Config], {
+        cwd: dir,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH },
+      });
       expect(noSecret.status).toBe(2);
       expect(noSecret.stderr).toContain('DRS_WAL_S3_KEY is not set');
       process.stdout.write(`S3 (s3rver): wal-push ${push.ms.toFixed(0)} ms, wal-fetch ${fetch.ms.toFixed(0)} ms\n`);

@@ -43,10 +43,12 @@ describe('api-docs/openapi.yaml as a contract', () => {
 
     it('fails on a body that breaks the schema, naming the field and the schema path', async () => {
       answer = json(200, { id: ID, status: 'SOMETHING' });
-      const error: Error = await contractRequest(base).get(`${API}/backups/${ID}`).then(
-        () => new Error('accepted'),
-        (e: Error) => e,
-      );
+      const error: Error = await contractRequest(base)
+        .get(`${API}/backups/${ID}`)
+        .then(
+          () => new Error('accepted'),
+          (e: Error) => e,
+        );
       expect(error.message).toContain(`GET ${API}/backups/{id} answered 200; the body does not match`);
       expect(error.message).toContain('body/status must be equal to one of the allowed values');
       expect(error.message).toContain('(schema #/components/schemas/BackupResponse/properties/status/enum)');

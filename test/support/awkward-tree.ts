@@ -91,7 +91,9 @@ export function treeFacts(root: string): { entries: EntryFacts[]; xattrs: string
       if (type === 'f') {
         // the exact bytes, decoded as the service decodes names, reached even beyond PATH_MAX
         const decoded = decodeFileName(fields[i]);
-        entry.sha256 = createHash('sha256').update(readFileSync(paths.of(decoded))).digest('hex');
+        entry.sha256 = createHash('sha256')
+          .update(readFileSync(paths.of(decoded)))
+          .digest('hex');
       }
       entries.push(entry);
     }
@@ -108,7 +110,12 @@ export function treeFacts(root: string): { entries: EntryFacts[]; xattrs: string
 
 /** getfattr's and getfacl's output: blank-line separated blocks, sorted (find's order differs between trees). */
 function sortBlocks(text: string): string {
-  return text.split('\n\n').map((b) => b.trim()).filter(Boolean).sort().join('\n\n');
+  return text
+    .split('\n\n')
+    .map((b) => b.trim())
+    .filter(Boolean)
+    .sort()
+    .join('\n\n');
 }
 
 function splitNul(buffer: Buffer): Buffer[] {

@@ -120,8 +120,7 @@ export async function startAzurite(containers: string[] = [], readyTimeoutMs = 2
     });
   };
 
-  const connectionString =
-    `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${accountUrl};`;
+  const connectionString = `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${accountUrl};`;
   const createContainer = async (name: string): Promise<void> => {
     const service = new BlobServiceClient(accountUrl, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY));
     await service.getContainerClient(name).createIfNotExists();

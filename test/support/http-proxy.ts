@@ -61,16 +61,19 @@ export async function startHttpProxy(upstream: string, hooks: ProxyHooks = {}): 
       return;
     }
     req.pause();
-    setTimeout(() => {
-      const upstreamReq = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upstreamRes) => {
-        const headers = hooks.responseHeaders ? hooks.responseHeaders(req, { ...upstreamRes.headers }) : upstreamRes.headers;
-        res.writeHead(hooks.responseStatus?.(req, upstreamRes.statusCode!) ?? upstreamRes.statusCode!, headers);
-        upstreamRes.pipe(res);
-      });
-      upstreamReq.on('error', () => res.destroy());
-      req.pipe(upstreamReq);
-      req.resume();
-    }, hooks.delayMs?.(req) ?? 0);
+    setTimeout(
+      () => {
+        const upstreamReq = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upstreamRes) => {
+          const headers = hooks.responseHeaders ? hooks.responseHeaders(req, { ...upstreamRes.headers }) : upstreamRes.headers;
+          res.writeHead(hooks.responseStatus?.(req, upstreamRes.statusCode!) ?? upstreamRes.statusCode!, headers);
+          upstreamRes.pipe(res);
+        });
+        upstreamReq.on('error', () => res.destroy());
+        req.pipe(upstreamReq);
+        req.resume();
+      },
+      hooks.delayMs?.(req) ?? 0,
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

@@ -3,10 +3,7 @@ import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 
 /** How {@link signJwt} signs: HMAC-SHA256 with a secret, RSA or ECDSA P-256 with a private key, or not at all. */
-export type JwtSigner =
-  | { alg: 'HS256'; secret: string | Buffer }
-  | { alg: 'RS256' | 'ES256'; privateKey: KeyObject; kid?: string }
-  | { alg: 'none' };
+export type JwtSigner = { alg: 'HS256'; secret: string | Buffer } | { alg: 'RS256' | 'ES256'; privateKey: KeyObject; kid?: string } | { alg: 'none' };
 
 const b64 = (value: Buffer | string) => Buffer.from(value).toString('base64url');
 

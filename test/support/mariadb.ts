@@ -11,10 +11,14 @@ export const MYSQL_ADMIN = {
 /** Whether the test server answers (checked synchronously, so a spec can decide to run at load time). */
 export function mysqlAvailable(): boolean {
   try {
-    execFileSync('mariadb', ['--no-defaults', `--host=${MYSQL_ADMIN.host}`, `--port=${MYSQL_ADMIN.port}`, '--protocol=TCP', `--user=${MYSQL_ADMIN.user}`, '-e', 'SELECT 1'], {
-      stdio: 'ignore',
-      timeout: 10_000,
-    });
+    execFileSync(
+      'mariadb',
+      ['--no-defaults', `--host=${MYSQL_ADMIN.host}`, `--port=${MYSQL_ADMIN.port}`, '--protocol=TCP', `--user=${MYSQL_ADMIN.user}`, '-e', 'SELECT 1'],
+      {
+        stdio: 'ignore',
+        timeout: 10_000,
+      },
+    );
     return true;
   } catch {
     return false;

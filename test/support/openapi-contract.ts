@@ -66,7 +66,12 @@ export class OpenApiContract {
           method: method.toUpperCase(),
           template,
           pointer: `#/paths/${escapePointer(template)}/${method}`,
-          pattern: new RegExp(`^${template.split(/\{[^}]+\}/).map((part) => part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')).join('[^/]+')}$`),
+          pattern: new RegExp(
+            `^${template
+              .split(/\{[^}]+\}/)
+              .map((part) => part.replace(/[.*+?^$()|[\]\\]/g, '\\$&'))
+              .join('[^/]+')}$`,
+          ),
           responses: op.responses ?? {},
         })),
       )

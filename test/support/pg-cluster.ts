@@ -14,7 +14,11 @@ export const PG_OS_USER = process.env.DR_PG_OS_USER ?? 'postgres';
 export const PG_BIN_DIR: string | undefined = (() => {
   if (spawnSync('sh', ['-c', 'command -v initdb && command -v pg_ctl'], { stdio: 'ignore' }).status === 0) return undefined;
   const root = '/usr/lib/postgresql';
-  const majors = existsSync(root) ? readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a)) : [];
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .filter((d) => /^\d+$/.test(d))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   return majors.length ? join(root, majors[0], 'bin') : undefined;
 })();
 

@@ -205,7 +205,13 @@ export function useCheapKey(repoPath: string, password: string): { masterKey: Ci
   const keysDir = join(repoPath, 'keys');
   const [name, ...others] = readdirSync(keysDir);
   if (!name || others.length) throw new Error(`expected one key in ${keysDir}`);
-  const keyFile = JSON.parse(readFileSync(join(keysDir, name), 'utf8')) as Record<string, unknown> & { N: number; r: number; p: number; salt: string; data: string };
+  const keyFile = JSON.parse(readFileSync(join(keysDir, name), 'utf8')) as Record<string, unknown> & {
+    N: number;
+    r: number;
+    p: number;
+    salt: string;
+    data: string;
+  };
   const masterKey = open(deriveCipherKey(password, Buffer.from(keyFile.salt, 'base64'), keyFile.N, keyFile.r, keyFile.p), Buffer.from(keyFile.data, 'base64'));
   const salt = randomBytes(64);
   const cheap = { N: 1024, r: 8, p: 1 };
@@ -236,7 +242,16 @@ export function rfc3339InZone(instant: Date, timezone: string): string {
 
 /** The wall clock of `timezone` at instant `ms`, as milliseconds of a UTC date with the same fields (whole seconds). */
 function wallClockMillis(ms: number, timezone: string): number {
-  const f = new Intl.DateTimeFormat('en-US', { timeZone: timezone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+  const f = new Intl.DateTimeFormat('en-US', {
+    timeZone: timezone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  });
   const p = Object.fromEntries(f.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
   return Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute), Number(p.second));
 }

@@ -22,7 +22,11 @@ describe('age encryption (age-encryption package, checked against the age comman
   it('what the service encrypts, age -d decrypts', async () => {
     const data = randomBytes(3 * 65536 + 17); // several 64 KiB chunks and a partial one
     const chunks: Buffer[] = [];
-    await pipeline(Readable.from([data]), await createEncryptStream({ recipients: [recipient] }), new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }));
+    await pipeline(
+      Readable.from([data]),
+      await createEncryptStream({ recipients: [recipient] }),
+      new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }),
+    );
     writeFileSync(join(dir, 'ours.age'), Buffer.concat(chunks));
     expect(sha(execFileSync('age', ['-d', '-i', keyFile, join(dir, 'ours.age')], { maxBuffer: 16 << 20 }))).toBe(sha(data));
   });
@@ -36,7 +40,10 @@ describe('age encryption (age-encryption package, checked against the age comman
   });
 
   it('refuses the wrong identity and a changed byte of ciphertext', async () => {
-    const other = execFileSync('age-keygen').toString().split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
+    const other = execFileSync('age-keygen')
+      .toString()
+      .split('\n')
+      .find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
     const ciphertext = readFileSync(join(dir, 'theirs.age'));
     await expect(decryptStream(Readable.from([ciphertext]), { identities: [other], passphrases: [] }).then((s) => s.toArray())).rejects.toThrow();
     const tampered = Buffer.from(ciphertext);
@@ -54,11 +61,15 @@ describe('age encryption (age-encryption package, checked against the age comman
     const p = new ArtifactPipeline({ zstdLevel: 3, zstdWorkers: 1 } as AppConfig);
     const data = Buffer.concat([randomBytes(1 << 20), Buffer.alloc(4 << 20, 7)]);
     const chunks: Buffer[] = [];
-    const stored = await p.store(Readable.from([data]), new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }), { encryption: { recipients: [recipient] } });
+    const stored = await p.store(Readable.from([data]), new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }), {
+      encryption: { recipients: [recipient] },
+    });
     const ciphertext = Buffer.concat(chunks);
     expect(stored).toMatchObject({ sizeBytes: data.length, storedBytes: ciphertext.length, sha256: sha(ciphertext) });
     writeFileSync(join(dir, 'artifact.zst.age'), ciphertext);
-    const byHand = execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc', '_', keyFile, join(dir, 'artifact.zst.age')], { maxBuffer: 64 << 20 });
+    const byHand = execFileSync('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -dc', '_', keyFile, join(dir, 'artifact.zst.age')], {
+      maxBuffer: 64 << 20,
+    });
     expect(sha(byHand)).toBe(sha(data));
     const raw = await p.openRaw(Readable.from([ciphertext]), 'k', stored.sha256, { decryption: { identities: [identity], passphrases: [] } });
     expect(sha(Buffer.concat(await raw.toArray()))).toBe(sha(data));

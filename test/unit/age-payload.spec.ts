@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AgeDecryptionKeys, AgeHeaderError, AgePayloadError, createEncryptStream, decryptStream, MAX_AGE_HEADER_BYTES } from '../../src/pipeline/age-encryption';
+import {
+  AgeDecryptionKeys,
+  AgeHeaderError,
+  AgePayloadError,
+  createEncryptStream,
+  decryptStream,
+  MAX_AGE_HEADER_BYTES,
+} from '../../src/pipeline/age-encryption';
 import { AGE_CHUNK_BYTES, AGE_SEALED_CHUNK_BYTES, AgePayloadDecrypter, agePayloadKey } from '../../src/pipeline/age-payload';
 
 /**

@@ -65,7 +65,7 @@ describe('audit hash chain', () => {
     expect(checker.firstBadSeq).toBe(2);
   });
 
-  it('an entry edited with its hash recomputed is caught by the next entry\'s prev_hash link only', () => {
+  it("an entry edited with its hash recomputed is caught by the next entry's prev_hash link only", () => {
     const entries = chain(6);
     const forged = entries.map((e) => Object.assign(new AuditEntryEntity(), e));
     // the forger rewrites entry 3 consistently: its own hash matches its content again
@@ -84,7 +84,10 @@ describe('audit hash chain', () => {
     relinked[2].hash = auditEntryHash(draft);
     const second = new AuditChainChecker();
     relinked.forEach((e) => second.add(e));
-    expect(second.problems).toEqual([{ seq: 3, problem: 'prev_hash mismatch' }, { seq: 4, problem: 'prev_hash mismatch' }]);
+    expect(second.problems).toEqual([
+      { seq: 3, problem: 'prev_hash mismatch' },
+      { seq: 4, problem: 'prev_hash mismatch' },
+    ]);
   });
 
   it('details keep no control characters or fractions that would hash differently after jsonb and jq', () => {

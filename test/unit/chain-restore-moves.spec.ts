@@ -12,7 +12,7 @@ const list = (pairs: [string, string][]) => {
   return Readable.from(chunks);
 };
 
-describe('applyMoves (restoring an incremental\'s move list)', () => {
+describe("applyMoves (restoring an incremental's move list)", () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'dr-moves-'));
@@ -23,8 +23,16 @@ describe('applyMoves (restoring an incremental\'s move list)', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('renames each pair, creating the destination\'s directories and replacing a file there', async () => {
-    expect(await applyMoves(dir, list([['a/one', 'new/deep/one'], ['two', 'three']]))).toBe(2);
+  it("renames each pair, creating the destination's directories and replacing a file there", async () => {
+    expect(
+      await applyMoves(
+        dir,
+        list([
+          ['a/one', 'new/deep/one'],
+          ['two', 'three'],
+        ]),
+      ),
+    ).toBe(2);
     expect(readFileSync(join(dir, 'new/deep/one'), 'utf8')).toBe('one');
     expect(readFileSync(join(dir, 'three'), 'utf8')).toBe('two');
     expect(existsSync(join(dir, 'a/one'))).toBe(false);

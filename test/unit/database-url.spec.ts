@@ -23,15 +23,26 @@ describe('the one strict database URL parser (issue 10, item 6)', () => {
     expect(problem('postgresql://u@h/db?port=5433')).toBe("must not hold port: the port is the URL's port part");
     expect(problem('postgresql://u@h/db?service=prod')).toBe("must not hold service: it reads connection settings from a file on the service's host");
     expect(problem('postgresql://u@h/db?passfile=/root/.pgpass')).toBe("must not hold passfile: it reads a file on the service's host; use passwordSecret");
-    expect(problem('postgresql://u@h/db?options=-c%20search_path%3Devil')).toBe('query parameter "options" is not supported (allowed: sslmode, sslrootcert, application_name, connect_timeout)');
+    expect(problem('postgresql://u@h/db?options=-c%20search_path%3Devil')).toBe(
+      'query parameter "options" is not supported (allowed: sslmode, sslrootcert, application_name, connect_timeout)',
+    );
     expect(problem('postgresql://u@h/db?sslkey=/etc/ssl/private/k.pem')).toMatch(/^query parameter "sslkey" is not supported/);
     expect(problem('postgresql://u:hunter2@h/db')).toBe('must not contain a password; name it with passwordSecret instead');
     expect(problem('postgresql://u@h/db?sslmode=require&sslmode=disable')).toBe('query parameter "sslmode" is given more than once');
   });
 
   it('allows the documented parameters with valid values only', () => {
-    expect(parseDatabaseUrl('postgresql://backup@db.example:6432/orders?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem&application_name=dr%20backup&connect_timeout=5', 'postgres')).toEqual({
-      kind: 'postgres', host: 'db.example', port: 6432, user: 'backup', database: 'orders',
+    expect(
+      parseDatabaseUrl(
+        'postgresql://backup@db.example:6432/orders?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem&application_name=dr%20backup&connect_timeout=5',
+        'postgres',
+      ),
+    ).toEqual({
+      kind: 'postgres',
+      host: 'db.example',
+      port: 6432,
+      user: 'backup',
+      database: 'orders',
       params: { sslmode: 'verify-full', sslrootcert: '/etc/ssl/ca.pem', application_name: 'dr backup', connect_timeout: '5' },
     });
     expect(problem('postgresql://u@h/db?sslmode=sometimes')).toMatch(/^sslmode must be/);
@@ -70,8 +81,14 @@ describe('the one strict database URL parser (issue 10, item 6)', () => {
     expect(postgresToolUrl(address)).toBe('postgresql://b%40ck@[::1]:6543/my%20db?sslmode=require&connect_timeout=3');
     expect(postgresToolUrl(address, 'postgres')).toBe('postgresql://b%40ck@[::1]:6543/postgres?sslmode=require&connect_timeout=3');
     expect(await postgresClientConfig(address, 'pw', 'postgres')).toEqual({
-      host: '::1', port: 6543, user: 'b@ck', password: 'pw', database: 'postgres', ssl: { rejectUnauthorized: false },
-      application_name: undefined, connectionTimeoutMillis: 3000,
+      host: '::1',
+      port: 6543,
+      user: 'b@ck',
+      password: 'pw',
+      database: 'postgres',
+      ssl: { rejectUnauthorized: false },
+      application_name: undefined,
+      connectionTimeoutMillis: 3000,
     });
     const plain = parseDatabaseUrl('postgresql://u@h/db', 'postgres');
     expect(await postgresClientConfig(plain, undefined, 'db')).toMatchObject({ ssl: false, connectionTimeoutMillis: 10_000, password: undefined });

@@ -33,7 +33,8 @@ function tree(files: Record<string, string>): string {
 /** A compliant base: a feature with an entity and a service, an engine, a recovery that builds on backup. */
 const BASE: Record<string, string> = {
   'src/backup/backup.entity.ts': 'export class BackupEntity { id = ""; }\n',
-  'src/backup/backups.service.ts': "import { BackupEntity } from './backup.entity';\nexport class BackupsService { get(): BackupEntity { return new BackupEntity(); } }\n",
+  'src/backup/backups.service.ts':
+    "import { BackupEntity } from './backup.entity';\nexport class BackupsService { get(): BackupEntity { return new BackupEntity(); } }\n",
   'src/engines/engine.ts': 'export const ENGINE = "filesystem";\n',
   'src/recovery/recovery.service.ts':
     "import type { BackupEntity } from '../backup/backup.entity';\nimport { BackupsService } from '../backup/backups.service';\nimport { ENGINE } from '../engines/engine';\nexport const restore = (s: BackupsService): BackupEntity => (ENGINE ? s.get() : s.get());\n",
@@ -60,11 +61,25 @@ describe('dependency rules (npm run lint:deps, .dependency-cruiser.cjs)', () => 
   });
 
   it.each([
-    ['no-circular', { 'src/backup/backups.service.ts': "import { restore } from '../recovery/recovery.service';\nexport class BackupsService { get() { return restore; } }\n" }],
-    ['lower-layers-import-no-feature', { 'src/engines/engine.ts': "import { BackupsService } from '../backup/backups.service';\nexport const ENGINE = BackupsService.name;\n" }],
-    ['lower-layers-import-no-feature', { 'src/storage/drivers/s3.driver.ts': "import { BackupsService } from '../../backup/backups.service';\nexport const X = BackupsService;\n" }],
+    [
+      'no-circular',
+      {
+        'src/backup/backups.service.ts': "import { restore } from '../recovery/recovery.service';\nexport class BackupsService { get() { return restore; } }\n",
+      },
+    ],
+    [
+      'lower-layers-import-no-feature',
+      { 'src/engines/engine.ts': "import { BackupsService } from '../backup/backups.service';\nexport const ENGINE = BackupsService.name;\n" },
+    ],
+    [
+      'lower-layers-import-no-feature',
+      { 'src/storage/drivers/s3.driver.ts': "import { BackupsService } from '../../backup/backups.service';\nexport const X = BackupsService;\n" },
+    ],
     ['backup-never-imports-recovery', { 'src/backup/retention.ts': "import { restore } from '../recovery/recovery.service';\nexport const R = restore;\n" }],
-    ['entities-only-through-their-feature', { 'src/metrics/gauges.ts': "import { BackupEntity } from '../backup/backup.entity';\nexport const rows = [BackupEntity];\n" }],
+    [
+      'entities-only-through-their-feature',
+      { 'src/metrics/gauges.ts': "import { BackupEntity } from '../backup/backup.entity';\nexport const rows = [BackupEntity];\n" },
+    ],
   ])('fail on a planted %s violation', async (rule, extra) => {
     const { code, output } = await planted(extra);
     expect(output).toContain(`error ${rule}:`);

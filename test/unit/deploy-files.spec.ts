@@ -113,7 +113,9 @@ describe('k8s manifests', () => {
   });
 
   it('the secret template holds placeholders only and is not applied by the kustomization', () => {
-    for (const secret of manifests().filter((m) => m.object.kind === 'Secret').map((m) => m.object)) {
+    for (const secret of manifests()
+      .filter((m) => m.object.kind === 'Secret')
+      .map((m) => m.object)) {
       for (const [key, value] of Object.entries<string>(secret.stringData)) {
         expect({ key, placeholder: value.includes('REPLACE_ME') }).toEqual({ key, placeholder: true });
       }

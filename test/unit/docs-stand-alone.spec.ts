@@ -7,7 +7,9 @@ const ROOT = resolve(__dirname, '..', '..');
 function docs(): string[] {
   const files = ['README.md', 'bench/README.md', ...readdirSync(join(ROOT, 'docs')).map((f) => `docs/${f}`)];
   const scripts = (dir: string): string[] =>
-    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? scripts(`${dir}/${e.name}`) : e.name.endsWith('.sh') ? [`${dir}/${e.name}`] : []));
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? scripts(`${dir}/${e.name}`) : e.name.endsWith('.sh') ? [`${dir}/${e.name}`] : [],
+    );
   return [...files, ...scripts('scripts')];
 }
 

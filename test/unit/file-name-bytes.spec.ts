@@ -20,8 +20,14 @@ const latin1 = (s: string) => Buffer.from(s, 'latin1');
 describe('file names as bytes (PEP 383 decoding)', () => {
   it('gives back the exact bytes of any name, and leaves valid UTF-8 as it was', () => {
     const samples = [
-      latin1('r\xe9sum\xe9s'), latin1('\xff'), Buffer.from('über-ß-日本-😀'), Buffer.from([0xed, 0xa0, 0x80]), // an encoded surrogate
-      Buffer.from([0xc0, 0xaf]), Buffer.from([0xf4, 0x90, 0x80, 0x80]), Buffer.from([0xe2, 0x82]), Buffer.from([0xf0, 0x90, 0x82, 0x80, 0x80]),
+      latin1('r\xe9sum\xe9s'),
+      latin1('\xff'),
+      Buffer.from('über-ß-日本-😀'),
+      Buffer.from([0xed, 0xa0, 0x80]), // an encoded surrogate
+      Buffer.from([0xc0, 0xaf]),
+      Buffer.from([0xf4, 0x90, 0x80, 0x80]),
+      Buffer.from([0xe2, 0x82]),
+      Buffer.from([0xf0, 0x90, 0x82, 0x80, 0x80]),
       Buffer.concat([Buffer.from('𐂀'), latin1('\x80')]), // a real U+10080 (low surrogate DC80) followed by an escaped 0x80
     ];
     for (let i = 0; i < 2000; i++) samples.push(Buffer.from(randomBytes(1 + (i % 40)).map((b) => (b === 0 || b === 0x2f ? 0x41 : b))));
@@ -66,7 +72,12 @@ describe('pax time records', () => {
 describe('TreePaths (paths beyond PATH_MAX)', () => {
   it('reaches an entry 4,400 bytes deep through open directories, and closes them', () => {
     const root = mkdtempSync(join(tmpdir(), 'dr-deep-'));
-    execFileSync('bash', ['-c', 'cd "$1" && d=$(printf "d%.0s" {1..250}) && for i in $(seq 1 17); do mkdir "$d"; cd "$d"; done && printf leaf > $\'f\\xe9\'', '_', root]);
+    execFileSync('bash', [
+      '-c',
+      'cd "$1" && d=$(printf "d%.0s" {1..250}) && for i in $(seq 1 17); do mkdir "$d"; cd "$d"; done && printf leaf > $\'f\\xe9\'',
+      '_',
+      root,
+    ]);
     const relative = `${`${'d'.repeat(250)}/`.repeat(17)}f\udce9`;
     expect(tooLongForTar(relative)).toBe(true);
     expect(tooLongForTar('short')).toBe(false);
@@ -97,10 +108,16 @@ describe('globSelector (include/exclude for names fast-glob cannot read)', () =>
     [['d1/**', 'empty-dir'], ['**/tiefer-ördner/**']],
     [[], ['d3/**', '**/*-1*.dat']],
   ])('selects what fast-glob selects: include %j, exclude %j', async (include, exclude) => {
-    const expected = (await fg(include.length ? include : ['**'], { cwd: root, ignore: exclude, dot: true, onlyFiles: false, followSymbolicLinks: false })).sort();
+    const expected = (
+      await fg(include.length ? include : ['**'], { cwd: root, ignore: exclude, dot: true, onlyFiles: false, followSymbolicLinks: false })
+    ).sort();
     const all = (await fg(['**'], { cwd: root, dot: true, onlyFiles: false, followSymbolicLinks: false, markDirectories: true })).sort();
     const selects = globSelector(include, exclude);
-    const selected = all.map((p) => ({ path: p.replace(/\/$/, ''), dir: p.endsWith('/') })).filter((e) => selects(e.path, e.dir)).map((e) => e.path).sort();
+    const selected = all
+      .map((p) => ({ path: p.replace(/\/$/, ''), dir: p.endsWith('/') }))
+      .filter((e) => selects(e.path, e.dir))
+      .map((e) => e.path)
+      .sort();
     expect(selected).toEqual(expected);
     expect(selected.length).toBeGreaterThan(0);
   });
@@ -124,9 +141,12 @@ describe('incremental lists of names that are bytes', () => {
 
   it('moves and deletes exactly the named entries', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dr-lists-'));
-    execFileSync('bash', ['-c', 'cd "$1" && mkdir $\'r\\xe9s\' && printf a > $\'r\\xe9s/\\xff\' && printf b > $\'r\\xc3\\xa9s\' && printf c > keep', '_', dir]);
+    execFileSync('bash', ['-c', "cd \"$1\" && mkdir $'r\\xe9s' && printf a > $'r\\xe9s/\\xff' && printf b > $'r\\xc3\\xa9s' && printf c > keep", '_', dir]);
     expect(await applyMoves(dir, list(['r\xe9s/\xff', 'moved-\xe9']))).toBe(1);
-    const names = () => readdirSync(Buffer.from(dir), { encoding: 'buffer' }).map((b) => b.toString('latin1')).sort();
+    const names = () =>
+      readdirSync(Buffer.from(dir), { encoding: 'buffer' })
+        .map((b) => b.toString('latin1'))
+        .sort();
     expect(names()).toEqual(['keep', 'moved-\xe9', 'r\xc3\xa9s', 'r\xe9s']);
     expect(readFileSync(Buffer.concat([Buffer.from(`${dir}/`), latin1('moved-\xe9')]), 'utf8')).toBe('a');
     // the Latin-1 directory goes; the UTF-8 file whose name shows alike stays
@@ -139,15 +159,20 @@ describe('incremental lists of names that are bytes', () => {
 describe('restore verification compares names as bytes and mtimes to the nanosecond', () => {
   const context = () => ({ signal: new AbortController().signal, runId: `t${Date.now()}`, scratchDir: mkdtempSync(join(tmpdir(), 'dr-scratch-')) });
   const entry = (path: string, extra: Partial<FileIndexEntry> = {}): FileIndexEntry =>
-    withIndexPath({ path: '', type: 'file', sizeBytes: 2, mode: '0644', mtime: '2020-09-13T12:26:40.123Z', mtimeNs: '1600000000123456789', ...extra }, decodeFileName(latin1(path)));
+    withIndexPath(
+      { path: '', type: 'file', sizeBytes: 2, mode: '0644', mtime: '2020-09-13T12:26:40.123Z', mtimeNs: '1600000000123456789', ...extra },
+      decodeFileName(latin1(path)),
+    );
   /** Writes `names` (latin1 spelling) with content "cv" and mtime 1600000000.123456789. */
-  const restoreWith = (names: string[], mtime = '1600000000.123456789') => async (dir: string) => {
-    for (const name of names) {
-      const full = Buffer.concat([Buffer.from(`${dir}/`), latin1(name)]);
-      writeFileSync(full, 'cv');
-      execFileSync('bash', ['-c', `touch -d "@${mtime}" -- "$1"/*`, '_', dir]);
-    }
-  };
+  const restoreWith =
+    (names: string[], mtime = '1600000000.123456789') =>
+    async (dir: string) => {
+      for (const name of names) {
+        const full = Buffer.concat([Buffer.from(`${dir}/`), latin1(name)]);
+        writeFileSync(full, 'cv');
+        execFileSync('bash', ['-c', `touch -d "@${mtime}" -- "$1"/*`, '_', dir]);
+      }
+    };
   const sha = '29cdee48e28d8104186513c96be32955f6203cffa61833e36a88a37ecbff7989'; // of "cv"
 
   it('names a recorded Latin-1 entry missing from the restore, and an unrecorded one present', async () => {

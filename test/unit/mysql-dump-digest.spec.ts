@@ -71,7 +71,7 @@ function parse(chunks: Buffer[]): ReturnType<MysqlDumpParser['digests']> {
 function randomChunks(buf: Buffer, max: number, seed: number): Buffer[] {
   const chunks: Buffer[] = [];
   let state = seed;
-  for (let i = 0; i < buf.length; ) {
+  for (let i = 0; i < buf.length;) {
     state = (state * 1103515245 + 12345) & 0x7fffffff;
     const n = 1 + (state % max);
     chunks.push(buf.subarray(i, i + n));
@@ -103,9 +103,9 @@ describe('MysqlDumpParser (mysqldump / mariadb-dump SQL output)', () => {
   });
 
   it('does not depend on how rows are split into statements and lines (mysqldump vs mariadb-dump layout)', () => {
-    const oneLine = 'INSERT INTO `t` VALUES (1,\'x\'),(2,\'y\'),(3,NULL);\n';
-    const split = 'INSERT INTO `t` VALUES (1,\'x\'),(2,\'y\');\nINSERT INTO `t` VALUES\n(3,NULL);\n';
-    const withColumns = 'INSERT INTO `t` (`id`, `we``ird`) VALUES (1,\'x\'),\n(2,\'y\'),\n(3,NULL);\n';
+    const oneLine = "INSERT INTO `t` VALUES (1,'x'),(2,'y'),(3,NULL);\n";
+    const split = "INSERT INTO `t` VALUES (1,'x'),(2,'y');\nINSERT INTO `t` VALUES\n(3,NULL);\n";
+    const withColumns = "INSERT INTO `t` (`id`, `we``ird`) VALUES (1,'x'),\n(2,'y'),\n(3,NULL);\n";
     const expected = [{ name: 't', rows: 3, bytes: 22, sha256: sha256("(1,'x')(2,'y')(3,NULL)") }];
     expect(parse([Buffer.from(oneLine)])).toEqual(expected);
     expect(parse([Buffer.from(split)])).toEqual(expected);
@@ -129,7 +129,7 @@ describe('MysqlDumpParser (mysqldump / mariadb-dump SQL output)', () => {
   });
 
   it('digests a row of several MiB split across many chunks with bounded state', () => {
-    const big = 'x\\\'y'.repeat(1_500_000); // 6 MB of text with escapes throughout
+    const big = "x\\'y".repeat(1_500_000); // 6 MB of text with escapes throughout
     const tuple = `(1,'${big}',0x${'ab'.repeat(100_000)})`;
     const dump = Buffer.from(`-- head\nINSERT INTO \`big\` VALUES ${tuple},(2,'');\n`);
     const digests = parse(randomChunks(dump, 65_536, 7));
@@ -158,7 +158,11 @@ describe('MysqlDumpParser (mysqldump / mariadb-dump SQL output)', () => {
     await pipeline(Readable.from(randomChunks(Buffer.from(MARIADB_DUMP), 100, 3)), digest, sink);
     expect(Buffer.concat(received).toString()).toBe(MARIADB_DUMP);
     expect(digest.problem).toBeUndefined();
-    expect(digest.digests.map((d) => [d.name, d.rows])).toEqual([['e', 0], ['m', 0], ['t', 2]]);
+    expect(digest.digests.map((d) => [d.name, d.rows])).toEqual([
+      ['e', 0],
+      ['m', 0],
+      ['t', 2],
+    ]);
 
     const bad = new MysqlDumpDigestStream();
     await pipeline(Readable.from([Buffer.from("INSERT INTO `t` VALUES (1,'x"), Buffer.from("')")]), bad, new Writable({ write: (_c, _e, cb) => cb() }));

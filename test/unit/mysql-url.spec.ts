@@ -3,8 +3,19 @@ import { parseMysqlUrl } from '../../src/engines/mysql-client';
 
 describe('parseMysqlUrl', () => {
   it('reads user, host, port (3306 by default) and database, percent-decoded', () => {
-    expect(parseMysqlUrl('mysql://backup@db.example:3307/orders', 'source.url')).toEqual({ host: 'db.example', port: 3307, user: 'backup', database: 'orders' });
-    expect(parseMysqlUrl('mysql://backup@db/orders?connect_timeout=4', 'source.url')).toEqual({ host: 'db', port: 3306, user: 'backup', database: 'orders', connectTimeoutSeconds: 4 });
+    expect(parseMysqlUrl('mysql://backup@db.example:3307/orders', 'source.url')).toEqual({
+      host: 'db.example',
+      port: 3307,
+      user: 'backup',
+      database: 'orders',
+    });
+    expect(parseMysqlUrl('mysql://backup@db/orders?connect_timeout=4', 'source.url')).toEqual({
+      host: 'db',
+      port: 3306,
+      user: 'backup',
+      database: 'orders',
+      connectTimeoutSeconds: 4,
+    });
     expect(parseMysqlUrl('mariadb://b%40ck@[::1]/my%20db', 'source.url')).toEqual({ host: '::1', port: 3306, user: 'b@ck', database: 'my db' });
   });
 

@@ -29,7 +29,10 @@ describe('request shape (depth and well-formed Unicode, checked before class-tra
   it('finds the same depth limit in raw JSON bytes before parsing, naming the path; brackets in strings do not count', () => {
     const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
     expect(jsonDepthProblem(Buffer.from(JSON.stringify(nested(MAX_REQUEST_DEPTH))))).toBeNull();
-    expect(jsonDepthProblem(Buffer.from(JSON.stringify(nested(MAX_REQUEST_DEPTH + 1))))).toEqual({ field: `a${'.0'.repeat(MAX_REQUEST_DEPTH)}`, message: `nested deeper than ${MAX_REQUEST_DEPTH} levels` });
+    expect(jsonDepthProblem(Buffer.from(JSON.stringify(nested(MAX_REQUEST_DEPTH + 1))))).toEqual({
+      field: `a${'.0'.repeat(MAX_REQUEST_DEPTH)}`,
+      message: `nested deeper than ${MAX_REQUEST_DEPTH} levels`,
+    });
     // the same verdict as the parsed check, for the same documents
     for (const n of [1, 31, 32, 33, 34, 2000]) {
       const text = `{"x":1,"list":["a",{"k\\"ey":${deep(n)}}]}`;
@@ -41,7 +44,10 @@ describe('request shape (depth and well-formed Unicode, checked before class-tra
     const tricky = `{"s":"${'[{'.repeat(100)}\\"${'['.repeat(100)}","é✓💥":[1,2,{"t":"]]]}}}"}]}`;
     expect(() => JSON.parse(tricky)).not.toThrow(); // valid JSON, nested 3 deep
     expect(jsonDepthProblem(Buffer.from(tricky))).toBeNull();
-    expect(jsonDepthProblem(Buffer.from(`{"é✓💥":[1,2,${deep(40)}]}`))).toEqual({ field: `é✓💥.2${'.0'.repeat(31)}`, message: `nested deeper than ${MAX_REQUEST_DEPTH} levels` });
+    expect(jsonDepthProblem(Buffer.from(`{"é✓💥":[1,2,${deep(40)}]}`))).toEqual({
+      field: `é✓💥.2${'.0'.repeat(31)}`,
+      message: `nested deeper than ${MAX_REQUEST_DEPTH} levels`,
+    });
     // 1 MB of brackets: one pass, no parse
     const started = Date.now();
     expect(jsonDepthProblem(Buffer.from(deep(500_000)))?.message).toBe(`nested deeper than ${MAX_REQUEST_DEPTH} levels`);

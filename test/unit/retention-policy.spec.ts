@@ -48,7 +48,9 @@ describe('applyRetention: count rules', () => {
   });
 
   it("keepDaily reproduces the documentation's example: 12 Sundays, --keep-daily 4 keeps the last four Sundays", () => {
-    const sundays = ['09-01', '09-08', '09-15', '09-22', '09-29', '10-06', '10-13', '10-20', '10-27', '11-03', '11-10', '11-17'].map((d) => at(`2019-${d}T11:00:00Z`));
+    const sundays = ['09-01', '09-08', '09-15', '09-22', '09-29', '10-06', '10-13', '10-20', '10-27', '11-03', '11-10', '11-17'].map((d) =>
+      at(`2019-${d}T11:00:00Z`),
+    );
     const r = run(sundays, { keepDaily: 4 });
     expect(r.keep.map((k) => k.id)).toEqual(['2019-11-17T11:00:00Z', '2019-11-10T11:00:00Z', '2019-11-03T11:00:00Z', '2019-10-27T11:00:00Z']);
     expect(r.keep.every((k) => k.reasons.join() === 'daily snapshot')).toBe(true);
@@ -94,8 +96,34 @@ describe('applyRetention: count rules', () => {
 
   it('lists every rule that keeps a backup, in restic order (within, last, hourly … yearly, hourly within … yearly within)', () => {
     const snaps = ['2024-06-30T20:00:00Z', '2024-06-30T08:00:00Z', '2024-06-29T20:00:00Z', '2024-05-31T20:00:00Z'].map((t) => at(t));
-    expect(reasonsOf(snaps, { keepYearly: 1, keepMonthly: 2, keepWeekly: 1, keepDaily: 2, keepHourly: 1, keepLast: 1, keepWithin: '1d', keepWithinDaily: '1y', keepWithinMonthly: '1y' }, { resticVersion: '0.14' })).toEqual({
-      '2024-06-30T20:00:00Z': ['within 1d', 'last snapshot', 'hourly snapshot', 'daily snapshot', 'weekly snapshot', 'monthly snapshot', 'yearly snapshot', 'daily within 1y', 'monthly within 1y'],
+    expect(
+      reasonsOf(
+        snaps,
+        {
+          keepYearly: 1,
+          keepMonthly: 2,
+          keepWeekly: 1,
+          keepDaily: 2,
+          keepHourly: 1,
+          keepLast: 1,
+          keepWithin: '1d',
+          keepWithinDaily: '1y',
+          keepWithinMonthly: '1y',
+        },
+        { resticVersion: '0.14' },
+      ),
+    ).toEqual({
+      '2024-06-30T20:00:00Z': [
+        'within 1d',
+        'last snapshot',
+        'hourly snapshot',
+        'daily snapshot',
+        'weekly snapshot',
+        'monthly snapshot',
+        'yearly snapshot',
+        'daily within 1y',
+        'monthly within 1y',
+      ],
       '2024-06-30T08:00:00Z': ['within 1d'],
       '2024-06-29T20:00:00Z': ['daily snapshot', 'daily within 1y'],
       '2024-05-31T20:00:00Z': ['monthly snapshot', 'daily within 1y', 'monthly within 1y'],
@@ -104,7 +132,8 @@ describe('applyRetention: count rules', () => {
 
   it("the documentation's --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --keep-yearly 75 over three years of daily backups", () => {
     const snaps = [];
-    for (let t = Date.UTC(2022, 0, 1, 12); t <= Date.UTC(2024, 11, 31, 12); t += 86_400_000) snaps.push({ id: new Date(t).toISOString().slice(0, 10), time: new Date(t) });
+    for (let t = Date.UTC(2022, 0, 1, 12); t <= Date.UTC(2024, 11, 31, 12); t += 86_400_000)
+      snaps.push({ id: new Date(t).toISOString().slice(0, 10), time: new Date(t) });
     const r = run(snaps, { keepDaily: 7, keepWeekly: 5, keepMonthly: 12, keepYearly: 75 }, { resticVersion: '0.14' });
     const reasons = Object.fromEntries(r.keep.map((k) => [k.id, k.reasons]));
     const count = (reason: string) => r.keep.filter((k) => k.reasons.includes(reason)).length;
@@ -174,7 +203,9 @@ describe('applyRetention: time zones', () => {
   it('DST fall-back: the repeated hour is one hourly bucket in the zone', () => {
     const snaps = [at('2024-10-27T01:30:00Z'), at('2024-10-27T00:30:00Z')]; // 02:30 CET and 02:30 CEST in Paris
     expect(kept(snaps, { keepHourly: 'unlimited' }, ONLY_BUCKETS)).toHaveLength(2);
-    expect(reasonsOf(snaps, { keepHourly: 'unlimited' }, { ...ONLY_BUCKETS, timezone: 'Europe/Paris' })).toEqual({ '2024-10-27T01:30:00Z': ['hourly snapshot'] });
+    expect(reasonsOf(snaps, { keepHourly: 'unlimited' }, { ...ONLY_BUCKETS, timezone: 'Europe/Paris' })).toEqual({
+      '2024-10-27T01:30:00Z': ['hourly snapshot'],
+    });
   });
 
   it('DST spring-forward: a 23-hour day is one daily bucket in the zone', () => {
@@ -190,7 +221,13 @@ describe('applyRetention: time zones', () => {
 
 describe('applyRetention: keepWithin', () => {
   it('is measured from the newest backup, not from now, and keeps only backups strictly after the cutoff', () => {
-    const snaps = ['2020-06-10T12:00:00.000Z', '2020-06-09T00:00:00.000Z', '2020-06-08T12:00:00.001Z', '2020-06-08T12:00:00.000Z', '2020-06-01T00:00:00.000Z'].map((t) => at(t));
+    const snaps = [
+      '2020-06-10T12:00:00.000Z',
+      '2020-06-09T00:00:00.000Z',
+      '2020-06-08T12:00:00.001Z',
+      '2020-06-08T12:00:00.000Z',
+      '2020-06-01T00:00:00.000Z',
+    ].map((t) => at(t));
     const r = run(snaps, { keepWithin: '2d' });
     expect(r.keep).toEqual([
       { id: '2020-06-10T12:00:00.000Z', reasons: ['within 2d'] },
@@ -247,7 +284,12 @@ describe('applyRetention: keepWithin<Unit>', () => {
       '2024-06-09T20:00:00Z': ['daily within 2d'],
     });
     expect(kept(snaps, { keepWithinHourly: '1d12h' })).toEqual(['2024-06-10T20:00:00Z', '2024-06-10T08:00:00Z', '2024-06-09T20:00:00Z']); // 06-09 08:00 is the cutoff itself
-    expect(kept(snaps, { keepWithinHourly: '1d13h' })).toEqual(['2024-06-10T20:00:00Z', '2024-06-10T08:00:00Z', '2024-06-09T20:00:00Z', '2024-06-09T08:00:00Z']);
+    expect(kept(snaps, { keepWithinHourly: '1d13h' })).toEqual([
+      '2024-06-10T20:00:00Z',
+      '2024-06-10T08:00:00Z',
+      '2024-06-09T20:00:00Z',
+      '2024-06-09T08:00:00Z',
+    ]);
     expect(reasonsOf(snaps, { keepWithinWeekly: '1m', keepWithinMonthly: '1y', keepWithinYearly: '75y' })['2024-06-10T20:00:00Z']).toEqual([
       'weekly within 1m',
       'monthly within 1y',
@@ -295,7 +337,16 @@ describe('RetentionPolicy validation', () => {
   it('accepts counts, "unlimited", -1 and restic durations', async () => {
     expect(await check({})).toEqual([]);
     expect(await check({ keepLast: 3, keepHourly: 0, keepDaily: 'unlimited', keepWeekly: -1, keepMonthly: 12, keepYearly: 75 })).toEqual([]);
-    expect(await check({ keepWithin: '2y5m7d3h', keepWithinHourly: '3d', keepWithinDaily: '7d', keepWithinWeekly: '1m', keepWithinMonthly: '1y', keepWithinYearly: '75y' })).toEqual([]);
+    expect(
+      await check({
+        keepWithin: '2y5m7d3h',
+        keepWithinHourly: '3d',
+        keepWithinDaily: '7d',
+        keepWithinWeekly: '1m',
+        keepWithinMonthly: '1y',
+        keepWithinYearly: '75y',
+      }),
+    ).toEqual([]);
   });
 
   it('rejects bad values with a message that says what is expected', async () => {
@@ -346,22 +397,86 @@ describe('RetentionPolicy validation', () => {
  * month after "30 February", for the keep-within edges.
  */
 const HISTORY = [
-  '2022-12-31 23:59:00', '2023-01-01 00:00:30', '2023-01-02 00:10:00', '2023-01-08 23:30:00', '2023-01-09 00:30:00',
-  '2023-01-31 23:45:00', '2023-02-01 00:15:00', '2023-02-28 09:00:00', '2023-03-12 01:10:00', '2023-03-12 02:30:00',
-  '2023-03-12 03:50:00', '2023-03-26 01:10:00', '2023-03-26 02:30:00', '2023-03-26 03:50:00', '2023-04-30 23:00:00',
-  '2023-05-01 01:00:00', '2023-06-01 10:00:00', '2023-07-05 10:00:00', '2023-07-05 11:15:00', '2023-08-20 20:00:00',
-  '2023-09-30 23:59:59', '2023-10-01 00:00:01', '2023-10-29 01:59:00', '2023-10-29 02:30:00', '2023-10-29 03:01:00',
-  '2023-11-05 00:59:00', '2023-11-05 01:30:00', '2023-11-05 02:01:00', '2023-11-30 12:00:00', '2023-12-31 22:30:00',
-  '2023-12-31 23:30:00', '2024-01-01 00:30:00', '2024-01-07 23:59:00', '2024-01-08 00:01:00', '2024-02-29 12:00:00',
-  '2024-03-01 00:00:00', '2024-03-10 01:59:00', '2024-03-10 02:15:00', '2024-03-10 03:45:00', '2024-03-31 01:59:00',
-  '2024-03-31 02:15:00', '2024-03-31 03:45:00', '2024-05-31 23:30:00', '2024-06-01 00:30:00', '2024-06-30 12:00:00',
-  '2024-08-05 21:00:00', '2024-09-15 10:00:00', '2024-10-27 01:59:00', '2024-10-27 02:30:00', '2024-10-27 03:01:00',
-  '2024-11-03 00:59:00', '2024-11-03 01:30:00', '2024-11-03 02:01:00', '2024-11-30 23:00:00', '2024-12-01 01:00:00',
-  '2024-12-29 23:30:00', '2024-12-30 00:30:00', '2024-12-31 23:59:00', '2025-01-01 00:01:00', '2025-01-06 00:00:00',
-  '2025-01-31 12:00:00', '2025-02-28 12:00:00', '2025-03-01 12:00:00', '2025-03-02 11:00:00', '2025-03-02 13:00:00',
-  '2025-03-09 02:30:00', '2025-03-09 03:10:00', '2025-03-20 09:00:00', '2025-03-27 08:00:00', '2025-03-28 20:00:00',
-  '2025-03-29 09:00:00', '2025-03-29 11:30:00', '2025-03-29 12:30:00', '2025-03-30 01:30:00', '2025-03-30 02:30:00',
-  '2025-03-30 09:10:00', '2025-03-30 09:40:00', '2025-03-30 10:05:00', '2025-03-30 11:00:00', '2025-03-30 12:00:00',
+  '2022-12-31 23:59:00',
+  '2023-01-01 00:00:30',
+  '2023-01-02 00:10:00',
+  '2023-01-08 23:30:00',
+  '2023-01-09 00:30:00',
+  '2023-01-31 23:45:00',
+  '2023-02-01 00:15:00',
+  '2023-02-28 09:00:00',
+  '2023-03-12 01:10:00',
+  '2023-03-12 02:30:00',
+  '2023-03-12 03:50:00',
+  '2023-03-26 01:10:00',
+  '2023-03-26 02:30:00',
+  '2023-03-26 03:50:00',
+  '2023-04-30 23:00:00',
+  '2023-05-01 01:00:00',
+  '2023-06-01 10:00:00',
+  '2023-07-05 10:00:00',
+  '2023-07-05 11:15:00',
+  '2023-08-20 20:00:00',
+  '2023-09-30 23:59:59',
+  '2023-10-01 00:00:01',
+  '2023-10-29 01:59:00',
+  '2023-10-29 02:30:00',
+  '2023-10-29 03:01:00',
+  '2023-11-05 00:59:00',
+  '2023-11-05 01:30:00',
+  '2023-11-05 02:01:00',
+  '2023-11-30 12:00:00',
+  '2023-12-31 22:30:00',
+  '2023-12-31 23:30:00',
+  '2024-01-01 00:30:00',
+  '2024-01-07 23:59:00',
+  '2024-01-08 00:01:00',
+  '2024-02-29 12:00:00',
+  '2024-03-01 00:00:00',
+  '2024-03-10 01:59:00',
+  '2024-03-10 02:15:00',
+  '2024-03-10 03:45:00',
+  '2024-03-31 01:59:00',
+  '2024-03-31 02:15:00',
+  '2024-03-31 03:45:00',
+  '2024-05-31 23:30:00',
+  '2024-06-01 00:30:00',
+  '2024-06-30 12:00:00',
+  '2024-08-05 21:00:00',
+  '2024-09-15 10:00:00',
+  '2024-10-27 01:59:00',
+  '2024-10-27 02:30:00',
+  '2024-10-27 03:01:00',
+  '2024-11-03 00:59:00',
+  '2024-11-03 01:30:00',
+  '2024-11-03 02:01:00',
+  '2024-11-30 23:00:00',
+  '2024-12-01 01:00:00',
+  '2024-12-29 23:30:00',
+  '2024-12-30 00:30:00',
+  '2024-12-31 23:59:00',
+  '2025-01-01 00:01:00',
+  '2025-01-06 00:00:00',
+  '2025-01-31 12:00:00',
+  '2025-02-28 12:00:00',
+  '2025-03-01 12:00:00',
+  '2025-03-02 11:00:00',
+  '2025-03-02 13:00:00',
+  '2025-03-09 02:30:00',
+  '2025-03-09 03:10:00',
+  '2025-03-20 09:00:00',
+  '2025-03-27 08:00:00',
+  '2025-03-28 20:00:00',
+  '2025-03-29 09:00:00',
+  '2025-03-29 11:30:00',
+  '2025-03-29 12:30:00',
+  '2025-03-30 01:30:00',
+  '2025-03-30 02:30:00',
+  '2025-03-30 09:10:00',
+  '2025-03-30 09:40:00',
+  '2025-03-30 10:05:00',
+  '2025-03-30 11:00:00',
+  '2025-03-30 12:00:00',
 ];
 
 interface Comparison {
@@ -383,7 +498,10 @@ const POLICIES: Comparison[] = [
   { flags: ['--keep-daily', '1000'], policy: { keepDaily: 1000 } },
   { flags: ['--keep-weekly', '200'], policy: { keepWeekly: 200 } },
   { flags: ['--keep-monthly', '100'], policy: { keepMonthly: 100 } },
-  { flags: ['--keep-daily', '7', '--keep-weekly', '5', '--keep-monthly', '12', '--keep-yearly', '75'], policy: { keepDaily: 7, keepWeekly: 5, keepMonthly: 12, keepYearly: 75 } },
+  {
+    flags: ['--keep-daily', '7', '--keep-weekly', '5', '--keep-monthly', '12', '--keep-yearly', '75'],
+    policy: { keepDaily: 7, keepWeekly: 5, keepMonthly: 12, keepYearly: 75 },
+  },
   { flags: ['--keep-within', '2y5m7d3h'], policy: { keepWithin: '2y5m7d3h' } },
   { flags: ['--keep-within', '1y2m'], policy: { keepWithin: '1y2m' } },
   { flags: ['--keep-within', '1m'], policy: { keepWithin: '1m' } },
@@ -427,9 +545,15 @@ const SCENARIOS: Scenario[] = [
     timezone: 'Australia/Lord_Howe',
     clones: history('Australia/Lord_Howe', ['2023-04-01T14:45:00Z', '2023-04-01T15:15:00Z', '2024-10-05T15:20:00Z', '2024-10-05T15:40:00Z']),
     policies: POLICIES.filter((c) =>
-      ['--keep-hourly 1000', '--keep-daily 1000', '--keep-weekly 200', '--keep-monthly 100', '--keep-within 1d', '--keep-within 24h', '--keep-within-hourly 5y --keep-within-daily 5y'].includes(
-        c.flags.join(' '),
-      ),
+      [
+        '--keep-hourly 1000',
+        '--keep-daily 1000',
+        '--keep-weekly 200',
+        '--keep-monthly 100',
+        '--keep-within 1d',
+        '--keep-within 24h',
+        '--keep-within-hourly 5y --keep-within-daily 5y',
+      ].includes(c.flags.join(' ')),
     ),
   },
   {
@@ -523,7 +647,10 @@ const semantics: ResticSemantics = !restic ? '0.18' : restic.major > 0 || restic
     const worker = async () => {
       while (next < runs.length) {
         const { s, c } = runs[next++];
-        forgets.set(key(s, c), await repo.forgetDryRun(s.host, s.timezone, c.flags).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+        forgets.set(
+          key(s, c),
+          await repo.forgetDryRun(s.host, s.timezone, c.flags).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+        );
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
@@ -571,6 +698,11 @@ const semantics: ResticSemantics = !restic ? '0.18' : restic.major > 0 || restic
   it('the documentation example keeps exactly what the documentation shows', () => {
     const group = forgets.get('doc --keep-daily 4');
     if (!group || group instanceof Error) throw group ?? new Error('restic forget did not run');
-    expect((group.keep ?? []).map((sn) => idOf.get(sn.id))).toEqual(['2019-11-17 11:00:00', '2019-11-10 11:00:00', '2019-11-03 11:00:00', '2019-10-27 11:00:00']);
+    expect((group.keep ?? []).map((sn) => idOf.get(sn.id))).toEqual([
+      '2019-11-17 11:00:00',
+      '2019-11-10 11:00:00',
+      '2019-11-03 11:00:00',
+      '2019-10-27 11:00:00',
+    ]);
   });
 });

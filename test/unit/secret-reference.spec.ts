@@ -52,7 +52,14 @@ describe('secret reference allow-list (issue 10, item 1)', () => {
     expect(await outcome(policy, 'env:DRS_UNIT_VALUE')).toBe('value:allowed value');
     expect(await outcome(policy, 'env:DRS_UNIT_UNSET')).toBe('SECRET_UNAVAILABLE:environment variable DRS_UNIT_UNSET is not set');
     const refused = `VALIDATION_FAILED:not an allowed secret reference: use env:DRS_NAME or file:/path under ${dataDir}/secrets (DR_SECRET_ENV_PREFIX, DR_SECRET_DIRS); the service's own secrets are never allowed`;
-    for (const ref of ['env:DR_ADMIN_API_KEY', 'env:HOME', 'env:NOT_SET_ANYWHERE', 'env:DATABASE_URL', `file:${dataDir}/manifest-signing-key.pem`, `file:${secrets}/db`]) {
+    for (const ref of [
+      'env:DR_ADMIN_API_KEY',
+      'env:HOME',
+      'env:NOT_SET_ANYWHERE',
+      'env:DATABASE_URL',
+      `file:${dataDir}/manifest-signing-key.pem`,
+      `file:${secrets}/db`,
+    ]) {
       expect([ref, await outcome(policy, ref)]).toEqual([ref, refused]);
     }
   });
@@ -63,7 +70,15 @@ describe('secret reference allow-list (issue 10, item 1)', () => {
     expect(await outcome(policy, `file:${secrets}/nested/ok`)).toBe('value:nested value');
     expect(await outcome(policy, `file:${secrets}/missing`)).toBe(`SECRET_UNAVAILABLE:secret file ${secrets}/missing cannot be read`);
     expect(await outcome(policy, `file:${secrets}/nested`)).toBe(`SECRET_UNAVAILABLE:secret file ${secrets}/nested cannot be read`);
-    for (const ref of [`file:${secrets}-evil/db`, `file:${secrets}/../run-secrets-evil/db`, `file:${secrets}/./db`, `file:${secrets}/key-link`, `file:${secrets}/jwt-link`, 'env:DRS_UNIT_VALUE', 'env:APP_SECRET_']) {
+    for (const ref of [
+      `file:${secrets}-evil/db`,
+      `file:${secrets}/../run-secrets-evil/db`,
+      `file:${secrets}/./db`,
+      `file:${secrets}/key-link`,
+      `file:${secrets}/jwt-link`,
+      'env:DRS_UNIT_VALUE',
+      'env:APP_SECRET_',
+    ]) {
       expect([ref, (await outcome(policy, ref)).split(':')[0]]).toEqual([ref, 'VALIDATION_FAILED']);
     }
     process.env.APP_SECRET_X = 'x';
@@ -76,8 +91,10 @@ describe('secret reference allow-list (issue 10, item 1)', () => {
     expect((await outcome(policy, 'env:DRS_JWT')).split(':')[0]).toBe('VALIDATION_FAILED');
   });
 
-  it('refuses at boot a prefix covering the service\'s variables and directories that hold its data or lie in /proc', () => {
-    const problems = (env: NodeJS.ProcessEnv) => secretPolicyFromEnv({ DR_DATA_DIR: dataDir, ...env }, '/', { dataDir, scratchDir: join(root, 'scratch'), restoreRoots: [join(root, 'restores')] }).problems;
+  it("refuses at boot a prefix covering the service's variables and directories that hold its data or lie in /proc", () => {
+    const problems = (env: NodeJS.ProcessEnv) =>
+      secretPolicyFromEnv({ DR_DATA_DIR: dataDir, ...env }, '/', { dataDir, scratchDir: join(root, 'scratch'), restoreRoots: [join(root, 'restores')] })
+        .problems;
     expect(problems({ DR_SECRET_ENV_PREFIX: 'DR_' })).toHaveLength(1);
     expect(problems({ DR_SECRET_ENV_PREFIX: 'DR_SECRETS_' })).toHaveLength(1);
     expect(problems({ DR_SECRET_ENV_PREFIX: 'NOUNDERSCORE' })).toHaveLength(1);

@@ -1,5 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectoryStaging, restoreThroughStaging, STAGING_PREFIX } from '../../src/engines/staged-directory';
@@ -80,7 +93,15 @@ describe('DirectoryStaging (real file system)', () => {
     // what commit() had done when the process died: docs/a.txt replaced, `link` set aside but the new one not moved in
     const root = join(dir, `${STAGING_PREFIX}run-5`);
     const docs = lstatSync(join(dir, 'docs'), { bigint: true });
-    const meta = { op: 'meta', rel: 'docs', mode: Number(docs.mode) & 0o7777, uid: Number(docs.uid), gid: Number(docs.gid), atimeNs: `${docs.atimeNs}`, mtimeNs: `${docs.mtimeNs}` };
+    const meta = {
+      op: 'meta',
+      rel: 'docs',
+      mode: Number(docs.mode) & 0o7777,
+      uid: Number(docs.uid),
+      gid: Number(docs.gid),
+      atimeNs: `${docs.atimeNs}`,
+      mtimeNs: `${docs.mtimeNs}`,
+    };
     appendFileSync(join(root, 'journal.jsonl'), `${JSON.stringify(meta)}\n`);
     appendFileSync(join(root, 'journal.jsonl'), `${JSON.stringify({ op: 'move', rel: 'docs/a.txt', old: true })}\n`);
     mkdirSync(join(root, 'replaced', 'docs'), { recursive: true });

@@ -91,8 +91,8 @@ async function recorded(archive: Buffer, sizes: number[]): Promise<{ members: Se
   }
   const recorder = new Recorder();
   const out: Buffer[] = [];
-  await pipeline(Readable.from(chunks), recorder, async function* (source) {
-    for await (const chunk of source) out.push(chunk as Buffer);
+  await pipeline(Readable.from(chunks), recorder, async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) out.push(chunk);
   });
   return { members: recorder.members, out: Buffer.concat(out) };
 }

@@ -1,4 +1,18 @@
-import { appendFileSync, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -9,7 +23,15 @@ import { FileIndexEntry } from '../../src/engines/file-index-entry';
 
 /** Runs a scan to its end. @returns the names tar would archive, the deletion list and the move list (pairs) */
 async function scan(root: string, scratch: string, runId: string, parent?: FileIndexEntry[]) {
-  const s = await TreeScan.create(scratch, runId, root, parent && (async function* () { yield* parent; })());
+  const s = await TreeScan.create(
+    scratch,
+    runId,
+    root,
+    parent &&
+      (async function* () {
+        yield* parent;
+      })(),
+  );
   const names: string[] = [];
   for await (const name of s.names()) names.push(name);
   const deletions = readFileSync(s.deletionsPath, 'utf8').split('\0').filter(Boolean);
@@ -96,7 +118,12 @@ describe('tree scan (change detection of filesystem backups)', () => {
       renameSync(join(root, 'a/b/2'), join(root, 'z/2-renamed')); // the new path comes after the old one in the walk
       renameSync(join(root, 'z/6'), join(root, 'a/6-renamed')); // ... and before it
       const inc = await scan(root, scratch, 'inc', full.index);
-      expect(inc.moves).toEqual(expect.arrayContaining([['a/b/2', 'z/2-renamed'], ['z/6', 'a/6-renamed']]));
+      expect(inc.moves).toEqual(
+        expect.arrayContaining([
+          ['a/b/2', 'z/2-renamed'],
+          ['z/6', 'a/6-renamed'],
+        ]),
+      );
       expect(inc.moves).toHaveLength(2);
       expect(inc.deletions).toEqual([]);
       expect(inc.names).not.toEqual(expect.arrayContaining(['z/2-renamed']));
@@ -120,7 +147,10 @@ describe('tree scan (change detection of filesystem backups)', () => {
       rmSync(join(root, 'a/b/c'), { recursive: true }); // now empty: deleted
       renameSync(join(root, 'a-b/5'), join(root, 'top')); // over an existing file (another inode)
       const inc = await scan(root, scratch, 'inc', full.index);
-      expect(inc.moves.sort()).toEqual([['a-b/5', 'top'], ['a/b/c/3', 'fresh/deep/3']]);
+      expect(inc.moves.sort()).toEqual([
+        ['a-b/5', 'top'],
+        ['a/b/c/3', 'fresh/deep/3'],
+      ]);
       expect(inc.deletions).toEqual(['a/b/c']);
       expect(inc.names).toEqual(['.', 'a/b', 'a-b', 'fresh', 'fresh/deep', 'a']);
       expect(sha(inc.index, 'top')).toBe('new:a-b/5');
@@ -158,12 +188,20 @@ describe('tree scan (change detection of filesystem backups)', () => {
     });
   });
 
-  it('a full backup\'s index made as the members pass (indexAsArchived) is the index merged after the walk; names are bytes', async () => {
+  it("a full backup's index made as the members pass (indexAsArchived) is the index merged after the walk; names are bytes", async () => {
     /** A member as tar-stream shows it: the name and link target decoded as UTF-8 (an undecodable byte as U+FFFD). */
     const member = (name: string, linkTarget?: Buffer): FileIndexEntry => {
       const path = name === '.' ? '' : name;
       const shown = encodeFileName(path).toString('utf8');
-      return { path: shown, type: 'file', sizeBytes: 0, mode: '0644', mtime: new Date(0).toISOString(), sha256: `new:${path}`, ...(linkTarget ? { linkTarget: linkTarget.toString('utf8') } : {}) };
+      return {
+        path: shown,
+        type: 'file',
+        sizeBytes: 0,
+        mode: '0644',
+        mtime: new Date(0).toISOString(),
+        sha256: `new:${path}`,
+        ...(linkTarget ? { linkTarget: linkTarget.toString('utf8') } : {}),
+      };
     };
     const liveIndex = async (runId: string, links: Record<string, Buffer> = {}) => {
       const live = await TreeScan.create(scratch, runId, root, undefined);
@@ -204,6 +242,13 @@ describe('tree scan (change detection of filesystem backups)', () => {
   it('refuses a parent index that is not in tree order or has no lstat', async () => {
     const full = await scan(root, scratch, 'full');
     await expect(scan(root, scratch, 'bad', [...full.index].reverse())).rejects.toThrow(/not in tree order/);
-    await expect(scan(root, scratch, 'old', full.index.map(({ stat: _stat, ...e }) => e))).rejects.toThrow(/records no lstat/);
+    await expect(
+      scan(
+        root,
+        scratch,
+        'old',
+        full.index.map(({ stat: _stat, ...e }) => e),
+      ),
+    ).rejects.toThrow(/records no lstat/);
   });
 });

@@ -53,7 +53,9 @@ describe('WAL archive continuity', () => {
   it('is ok when every segment from the base backup start to the newest is archived', () => {
     const files = names('000000010000000000000001', '000000010000000000000002', '000000010000000000000003', '000000010000000000000004', '00000001.history');
     const report = checkContinuity(files, new Map(), MB16, { timeline: 1, startLsn: '0/2000028' });
-    expect(report).toEqual(expect.objectContaining({ ok: true, fromSegment: '000000010000000000000002', toSegment: '000000010000000000000004', missingCount: 0 }));
+    expect(report).toEqual(
+      expect.objectContaining({ ok: true, fromSegment: '000000010000000000000002', toSegment: '000000010000000000000004', missingCount: 0 }),
+    );
   });
 
   it('names each missing segment, and segments before the start are not needed', () => {
@@ -68,15 +70,31 @@ describe('WAL archive continuity', () => {
     // Timeline 2 branched at 0/5000100: segments 2-4 are expected on timeline 1, 5 onward on timeline 2.
     const history = new Map([[2, [{ parent: 1, switchLsn: 0x5000100n }]]]);
     const files = names(
-      '000000010000000000000002', '000000010000000000000003', '000000010000000000000004',
-      '000000010000000000000005.partial', '000000010000000000000005', '000000010000000000000006', // tl 1 went on: not followed
-      '000000020000000000000005', '000000020000000000000006', '00000002.history',
+      '000000010000000000000002',
+      '000000010000000000000003',
+      '000000010000000000000004',
+      '000000010000000000000005.partial',
+      '000000010000000000000005',
+      '000000010000000000000006', // tl 1 went on: not followed
+      '000000020000000000000005',
+      '000000020000000000000006',
+      '00000002.history',
     );
     const ok = checkContinuity(files, history, MB16, { timeline: 1, startLsn: '0/2000028' });
     expect(ok).toEqual(expect.objectContaining({ ok: true, timeline: 2, fromSegment: '000000010000000000000002', toSegment: '000000020000000000000006' }));
-    const gap = checkContinuity(files.filter((f) => f.name !== '000000010000000000000004'), history, MB16, { timeline: 1, startLsn: '0/2000028' });
+    const gap = checkContinuity(
+      files.filter((f) => f.name !== '000000010000000000000004'),
+      history,
+      MB16,
+      { timeline: 1, startLsn: '0/2000028' },
+    );
     expect(gap.missing).toEqual(['000000010000000000000004']);
-    const childGap = checkContinuity(files.filter((f) => f.name !== '000000020000000000000005'), history, MB16, { timeline: 1, startLsn: '0/2000028' });
+    const childGap = checkContinuity(
+      files.filter((f) => f.name !== '000000020000000000000005'),
+      history,
+      MB16,
+      { timeline: 1, startLsn: '0/2000028' },
+    );
     expect(childGap.missing).toEqual(['000000020000000000000005']); // timeline 1's own segment 5 does not count
   });
 

@@ -3,10 +3,13 @@ import { ApiKeyEntity } from '../api-key.entity';
 import { Role } from '../role';
 
 export class CreateApiKeyDto {
-  @IsString() @Length(1, 200)
+  @IsString()
+  @Length(1, 200)
   name: string;
 
-  @IsArray() @ArrayNotEmpty() @IsEnum(Role, { each: true })
+  @IsArray()
+  @ArrayNotEmpty()
+  @IsEnum(Role, { each: true })
   roles: Role[];
 }
 

@@ -23,7 +23,9 @@ import { BackupPlanEntity } from '../backup-plan.entity';
 
 /** `POST /backup-plans`. `schedule` is a cron expression (5 fields, or 6 with seconds) in `timezone` (IANA, default UTC). */
 export class CreateBackupPlanDto {
-  @IsString() @Length(1, 100) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: 'name may hold letters, digits, . _ -' })
+  @IsString()
+  @Length(1, 100)
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: 'name may hold letters, digits, . _ -' })
   name: string;
 
   @IsIn(ENGINE_NAMES, { message: `engine must be one of: ${ENGINE_NAMES.join(', ')}` })
@@ -32,36 +34,54 @@ export class CreateBackupPlanDto {
   @IsObject()
   source: Record<string, unknown>;
 
-  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'storageLocationId must be a UUID' })
   storageLocationId?: string;
 
-  @IsOptional() @IsString() @MaxLength(120)
+  @IsOptional()
+  @IsString()
+  @MaxLength(120)
   schedule?: string | null;
 
-  @IsOptional() @IsString() @MaxLength(64)
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
   timezone?: string;
 
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   enabled?: boolean;
 
   /** Encrypt this plan's backups (age): `{"recipients":["age1..."]}` or `{"passphraseSecret":"env:NAME"}`; null: the location's. */
-  @IsOptional() @ValidateNested() @Type(() => EncryptionSettings)
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => EncryptionSettings)
   encryption?: EncryptionSettings | null;
 
   /** Locations each completed backup is copied to (3-2-1); the copies are verified by hash. */
-  @IsOptional() @IsArray() @ArrayMaxSize(5) @IsUUID('all', { each: true, message: 'each copy location must be a UUID' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(5)
+  @IsUUID('all', { each: true, message: 'each copy location must be a UUID' })
   copyLocationIds?: string[];
 
   /** Which backups to keep, with restic's forget rules (keepLast, keepDaily, ..., keepWithin); null keeps all. */
-  @IsOptional() @IsObject()
+  @IsOptional()
+  @IsObject()
   retention?: Record<string, unknown> | null;
 
   /** Lock each backup's objects for this many days (storage with immutability: S3 Object Lock, Azure policies). */
-  @IsOptional() @IsInt() @Min(1) @Max(36500)
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(36500)
   immutableDays?: number | null;
 
   /** Incrementals after each full (filesystem plans only): 0 (the default) = every backup is full. */
-  @IsOptional() @IsInt() @Min(0) @Max(1000)
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(1000)
   incrementalsPerFull?: number;
 }
 
@@ -74,7 +94,8 @@ export class UpdateBackupPlanDto extends PartialType(OmitType(CreateBackupPlanDt
 /** `POST /backup-plans/{id}/retention`. */
 export class ApplyRetentionDto {
   /** true (the default): report only; false: delete what the policy does not keep. */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   dryRun?: boolean;
 }
 

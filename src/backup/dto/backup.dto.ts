@@ -12,55 +12,81 @@ import { BackupEntity } from '../backup.entity';
  * optional storage location (the default one otherwise).
  */
 export class CreateBackupDto {
-  @IsOptional() @IsUUID('all', { message: 'planId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'planId must be a UUID' })
   planId?: string;
 
-  @IsOptional() @IsIn(ENGINE_NAMES, { message: `engine must be one of: ${ENGINE_NAMES.join(', ')}` })
+  @IsOptional()
+  @IsIn(ENGINE_NAMES, { message: `engine must be one of: ${ENGINE_NAMES.join(', ')}` })
   engine?: EngineName;
 
   /** Engine-specific; validated against the engine's source class (errors name `source.<field>`). */
-  @IsOptional() @IsObject()
+  @IsOptional()
+  @IsObject()
   source?: Record<string, unknown>;
 
-  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'storageLocationId must be a UUID' })
   storageLocationId?: string;
 
   /**
    * `FULL`, or `INCREMENTAL` (with `planId`, filesystem plans only): only what changed since the plan's previous
    * completed backup. Omitted: the plan's `incrementalsPerFull` decides (a full when there is no usable parent).
    */
-  @IsOptional() @IsIn(BACKUP_TYPES, { message: `type must be one of: ${BACKUP_TYPES.join(', ')}` })
+  @IsOptional()
+  @IsIn(BACKUP_TYPES, { message: `type must be one of: ${BACKUP_TYPES.join(', ')}` })
   type?: BackupType;
 }
 
 /** Query of `GET /backups`. */
 export class ListBackupsQuery {
-  @IsOptional() @IsIn(Object.values(JobStatus))
+  @IsOptional()
+  @IsIn(Object.values(JobStatus))
   status?: JobStatus;
 
-  @IsOptional() @IsUUID('all', { message: 'planId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'planId must be a UUID' })
   planId?: string;
 
-  @IsOptional() @IsIn(ENGINE_NAMES)
+  @IsOptional()
+  @IsIn(ENGINE_NAMES)
   engine?: EngineName;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
   page: number = 1;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(200)
   limit: number = 50;
 }
 
 /** Query of `GET /backups/{id}/files`. */
 export class ListFilesQuery {
   /** Only paths starting with this (as in the archive: relative, `/`-separated). */
-  @IsOptional() @IsString() @MaxLength(4096)
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
   prefix?: string;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
   page: number = 1;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
   limit: number = 100;
 }
 
@@ -158,7 +184,13 @@ export class BackupResponse {
       progressBytes: b.progressBytes,
       sha256: b.sha256,
       compression: 'zstd',
-      encryption: b.manifest?.encryption ?? (b.encryption ? (b.encryption.passphraseSecret ? { format: 'age-v1', passphrase: true } : { format: 'age-v1', recipients: b.encryption.recipients ?? [] }) : null),
+      encryption:
+        b.manifest?.encryption ??
+        (b.encryption
+          ? b.encryption.passphraseSecret
+            ? { format: 'age-v1', passphrase: true }
+            : { format: 'age-v1', recipients: b.encryption.recipients ?? [] }
+          : null),
       objects: b.objects,
       signatureKeyId: b.signatureKeyId,
       fileCount: b.fileCount,

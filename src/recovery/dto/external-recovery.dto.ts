@@ -18,7 +18,9 @@ export class ReportExternalRecoveryDto {
   status: ExternalRecoveryStatus;
 
   /** What was recovered: a database name, a host and path, a system name. */
-  @IsString() @MinLength(1, { message: 'targetName must not be empty' }) @MaxLength(200)
+  @IsString()
+  @MinLength(1, { message: 'targetName must not be empty' })
+  @MaxLength(200)
   targetName: string;
 
   /** The point in time the recovered data reflects (the backup's time, or the PITR target). */
@@ -32,7 +34,8 @@ export class ReportExternalRecoveryDto {
   finishedAt: string;
 
   /** The backup of this service that was restored, if any (it must exist). */
-  @IsOptional() @IsUUID('all', { message: 'backupId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'backupId must be a UUID' })
   backupId?: string;
 
   /** Why it failed: required when `status` is FAILED, refused otherwise. */
@@ -43,6 +46,8 @@ export class ReportExternalRecoveryDto {
   error?: string;
 
   /** Free text: the tool used, the operator, the ticket. Stored in the record's target as `notes`. */
-  @IsOptional() @IsString() @MaxLength(4000)
+  @IsOptional()
+  @IsString()
+  @MaxLength(4000)
   notes?: string;
 }

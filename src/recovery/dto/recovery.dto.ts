@@ -22,40 +22,54 @@ export class CreateRecoveryDto {
   target: Record<string, unknown>;
 
   /** Restore over a non-empty directory or into an existing database. */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   overwrite?: boolean;
 
   /** Read the backup from its copy in this location (when the primary location is lost); default: the primary. */
-  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'storageLocationId must be a UUID' })
   storageLocationId?: string;
 
   /**
    * Restore even if the manifest's signature does not verify with a trusted key (the signing key was lost with
    * the site). The objects' SHA-256 are still checked against the record; a warning records the choice.
    */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   trustUnsignedManifest?: boolean;
 
   /**
    * `production`: the recovery waits AWAITING_APPROVAL until a second RECOVERY_ADMIN approves it. Default
    * `non-production`: it runs at once.
    */
-  @IsOptional() @IsIn(RECOVERY_ENVIRONMENTS, { message: `environment must be one of: ${RECOVERY_ENVIRONMENTS.join(', ')}` })
+  @IsOptional()
+  @IsIn(RECOVERY_ENVIRONMENTS, { message: `environment must be one of: ${RECOVERY_ENVIRONMENTS.join(', ')}` })
   environment?: RecoveryEnvironment;
 }
 
 export class ListRecoveriesQuery {
   @ApiProperty({ enum: RECOVERY_STATUSES, required: false })
-  @IsOptional() @IsIn(RECOVERY_STATUSES, { message: `status must be one of: ${RECOVERY_STATUSES.join(', ')}` })
+  @IsOptional()
+  @IsIn(RECOVERY_STATUSES, { message: `status must be one of: ${RECOVERY_STATUSES.join(', ')}` })
   status?: RecoveryStatus;
 
-  @IsOptional() @IsUUID('all', { message: 'backupId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'backupId must be a UUID' })
   backupId?: string;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
   page: number = 1;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(200)
   limit: number = 50;
 }
 

@@ -1,10 +1,4 @@
-import {
-  AnonymousCredential,
-  BlobServiceClient,
-  ContainerClient,
-  StoragePipelineOptions,
-  StorageSharedKeyCredential,
-} from '@azure/storage-blob';
+import { AnonymousCredential, BlobServiceClient, ContainerClient, StoragePipelineOptions, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { SecretResolver } from '../../secrets/secret-resolver';
 import { AzureBlobStorageSettings } from './azure-blob.settings';
 
@@ -86,7 +80,11 @@ export class AzureBlobConnection {
       const statusCode = typeof e.statusCode === 'number' ? e.statusCode : undefined;
       const code = [e.details?.errorCode, e.code].find((c): c is string => typeof c === 'string' && c.length > 0);
       const timedOut = e.name === 'AbortError' && signal.aborted;
-      const said = timedOut ? `no answer within ${deadlineMs} ms` : String(e.message ?? error).split('\n')[0].trim();
+      const said = timedOut
+        ? `no answer within ${deadlineMs} ms`
+        : String(e.message ?? error)
+            .split('\n')[0]
+            .trim();
       const where = `container ${this.settings.container}${blobName === undefined ? '' : `, blob ${blobName}`}`;
       const what = [statusCode && `HTTP ${statusCode}`, code && !said.includes(code) ? code : undefined, said].filter(Boolean).join(' ');
       let message = `Azure Blob ${operation} failed (${where}): ${what}`;

@@ -90,9 +90,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
     const blob = container.getBlockBlobClient(name);
     const blockDeadline = this.transferDeadline(this.blockSizeBytes);
     const stream = new BlockStagingStream(this.blockSizeBytes, this.concurrency, async (id, data, index) => {
-      await this.azure.call(`stageBlock #${index}`, name, blockDeadline, (abortSignal) =>
-        blob.stageBlock(id, data, data.length, { abortSignal }),
-      );
+      await this.azure.call(`stageBlock #${index}`, name, blockDeadline, (abortSignal) => blob.stageBlock(id, data, data.length, { abortSignal }));
     });
     let state: 'open' | 'published' | 'aborted' = 'open';
     let commitTried = false;
@@ -206,9 +204,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
     const container = await this.azure.container();
     const blob = container.getBlobClient(this.root + key);
     try {
-      const p = await this.azure.call('getProperties', blob.name, CONTROL_DEADLINE_MS, (abortSignal) =>
-        blob.getProperties({ abortSignal }),
-      );
+      const p = await this.azure.call('getProperties', blob.name, CONTROL_DEADLINE_MS, (abortSignal) => blob.getProperties({ abortSignal }));
       return { key, sizeBytes: p.contentLength ?? 0, modifiedAt: p.lastModified ?? new Date(0) };
     } catch (error) {
       if (AzureBlobStorageError.isBlobNotFound(error)) return null;
@@ -269,9 +265,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
     const container = await this.azure.container();
     const blob = container.getBlockBlobClient(this.root + key);
     try {
-      await this.azure.call('deleteBlob', blob.name, CONTROL_DEADLINE_MS, (abortSignal) =>
-        blob.delete({ abortSignal, deleteSnapshots: 'include' }),
-      );
+      await this.azure.call('deleteBlob', blob.name, CONTROL_DEADLINE_MS, (abortSignal) => blob.delete({ abortSignal, deleteSnapshots: 'include' }));
     } catch (error) {
       if (AzureBlobStorageError.isBlobNotFound(error)) return;
       if (AzureBlobStorageError.isImmutable(error)) {
@@ -315,7 +309,10 @@ export class AzureBlobStorageDriver implements StorageDriver {
   async checkHealth(): Promise<void> {
     const container = await this.azure.container();
     await this.azure.call('listBlobs', undefined, HEALTH_DEADLINE_MS, (abortSignal) =>
-      container.listBlobsFlat({ prefix: `${this.root}.health/`, abortSignal }).byPage({ maxPageSize: 1 }).next(),
+      container
+        .listBlobsFlat({ prefix: `${this.root}.health/`, abortSignal })
+        .byPage({ maxPageSize: 1 })
+        .next(),
     );
     const probe = container.getBlockBlobClient(`${this.root}.health/probe`);
     const body = Buffer.from(new Date().toISOString());
@@ -378,9 +375,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
   /** Whether the blob's committed content starts with the block `firstBlockId` (ids are unique to an upload). */
   private async committedBy(blob: BlockBlobClient, firstBlockId: string): Promise<boolean> {
     try {
-      const list = await this.azure.call('getBlockList', blob.name, CONTROL_DEADLINE_MS, (abortSignal) =>
-        blob.getBlockList('committed', { abortSignal }),
-      );
+      const list = await this.azure.call('getBlockList', blob.name, CONTROL_DEADLINE_MS, (abortSignal) => blob.getBlockList('committed', { abortSignal }));
       return list.committedBlocks?.[0]?.name === firstBlockId;
     } catch (error) {
       if (AzureBlobStorageError.isBlobNotFound(error)) return false;
@@ -393,8 +388,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
     if (!until) return undefined;
     if (!this.capabilities.immutability) {
       throw new ImmutabilityNotSupportedError(
-        `Azure container ${this.settings.container} is not set up for immutability (settings.immutability): ` +
-          'cannot lock objects until a date',
+        `Azure container ${this.settings.container} is not set up for immutability (settings.immutability): ` + 'cannot lock objects until a date',
       );
     }
     if (!(until.getTime() > Date.now())) throw new RangeError(`retainUntil ${until.toISOString()} is not in the future`);
@@ -410,9 +404,7 @@ export class AzureBlobStorageDriver implements StorageDriver {
     const p = await this.azure.call('getProperties', blob.name, CONTROL_DEADLINE_MS, (abortSignal) => blob.getProperties({ abortSignal }));
     const until = p.immutabilityPolicyExpiresOn?.getTime();
     if (until !== undefined && until >= policy.expiriesOn!.getTime() - 1000) return;
-    await this.azure
-      .call('deleteBlob', blob.name, CONTROL_DEADLINE_MS, (abortSignal) => blob.delete({ abortSignal }))
-      .catch(() => undefined);
+    await this.azure.call('deleteBlob', blob.name, CONTROL_DEADLINE_MS, (abortSignal) => blob.delete({ abortSignal })).catch(() => undefined);
     throw new ImmutabilityNotSupportedError(
       `Azure stored ${blob.name} in container ${this.settings.container} without the requested immutability policy ` +
         '(is version-level immutability enabled on the container or account?); the unprotected object was deleted',

@@ -64,11 +64,14 @@ function credentialCheck(value: unknown, settings: SettingsObject, field: string
  */
 export class AzureBlobStorageSettings {
   /** The container, which must exist (the driver never creates it: its immutability setup is an administrator's choice). */
-  @IsString() @Matches(CONTAINER_NAME, { message: 'container must be 3-63 lowercase letters, digits and single hyphens' })
+  @IsString()
+  @Matches(CONTAINER_NAME, { message: 'container must be 3-63 lowercase letters, digits and single hyphens' })
   container: string;
 
   /** Blob-name prefix under which this location's objects are kept, e.g. `dr/prod/` (no leading slash; a `/` is appended when missing). */
-  @IsOptional() @IsString() @MaxLength(512)
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
   @Matches(BLOB_PREFIX, { message: 'prefix must be relative (no leading /), without empty, . or .. segments' })
   prefix?: string;
 
@@ -118,21 +121,29 @@ export class AzureBlobStorageSettings {
   sasTokenSecret?: string;
 
   /** Size of the blocks an upload is cut into, in bytes (default 8 MiB, 1 MiB..100 MiB); objects are limited to 50,000 blocks. */
-  @IsOptional() @IsInt() @Min(AZURE_MIN_BLOCK_SIZE_BYTES) @Max(AZURE_MAX_BLOCK_SIZE_BYTES)
+  @IsOptional()
+  @IsInt()
+  @Min(AZURE_MIN_BLOCK_SIZE_BYTES)
+  @Max(AZURE_MAX_BLOCK_SIZE_BYTES)
   blockSizeBytes?: number;
 
   /** Blocks staged in parallel by one upload (default 4, 1..16). Memory per upload is about (concurrency + 1) × blockSizeBytes. */
-  @IsOptional() @IsInt() @Min(1) @Max(AZURE_MAX_CONCURRENCY)
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(AZURE_MAX_CONCURRENCY)
   concurrency?: number;
 
   /**
    * The container (or account) has version-level immutability enabled: uploads with `retainUntil` get a blob
    * immutability policy until that date, set in the same request that commits the blob.
    */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   immutability?: boolean;
 
   /** Mode of the policies set (default `Unlocked`: can be shortened or removed by an authorised admin; `Locked`: only extended). */
-  @IsOptional() @IsIn(['Unlocked', 'Locked'])
+  @IsOptional()
+  @IsIn(['Unlocked', 'Locked'])
   immutabilityMode?: 'Unlocked' | 'Locked';
 }

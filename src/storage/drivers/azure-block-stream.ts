@@ -102,9 +102,7 @@ export class BlockStagingStream extends Writable {
     if (this.destroyed) throw new Error('the upload was aborted');
     const index = this.blockIds.length;
     if (index >= MAX_BLOCKS_PER_BLOB) {
-      throw new Error(
-        `the object needs more than ${MAX_BLOCKS_PER_BLOB} blocks of ${this.blockSizeBytes} bytes (Azure's limit); raise blockSizeBytes`,
-      );
+      throw new Error(`the object needs more than ${MAX_BLOCKS_PER_BLOB} blocks of ${this.blockSizeBytes} bytes (Azure's limit); raise blockSizeBytes`);
     }
     const id = this.ids.of(index);
     this.blockIds.push(id);

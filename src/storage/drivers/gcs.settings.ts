@@ -9,23 +9,30 @@ export const GCS_CHUNK_GRANULARITY_BYTES = 256 * KiB;
 /** Settings of a `gcs` storage location. Secrets are named by reference, never stored. */
 export class GcsStorageSettings {
   /** Bucket name, e.g. `acme-dr-backups`. */
-  @IsString() @Matches(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, { message: 'bucket must be a GCS bucket name' })
+  @IsString()
+  @Matches(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, { message: 'bucket must be a GCS bucket name' })
   bucket: string;
 
   /** Prefix of every object name in the bucket, e.g. `prod/eu` (a trailing `/` is implied); absent: the bucket root. */
-  @IsOptional() @IsString() @MaxLength(512)
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
   @Matches(/^(?!\/)(?!.*\/\/)(?!(.*\/)?\.{1,2}(\/|$))[^\\\0\r\n]*$/, { message: 'prefix must be relative, without empty, . or .. segments' })
   prefix?: string;
 
   /** Project billed for requests; defaults to the key file's `project_id` or the ADC project. */
-  @IsOptional() @IsString() @MaxLength(30)
+  @IsOptional()
+  @IsString()
+  @MaxLength(30)
   projectId?: string;
 
   /**
    * Service-account JSON key: `file:/abs/path` to the JSON file, or `env:NAME` holding the JSON itself. Absent: Application
    * Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, workload identity, the metadata server).
    */
-  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'keyFileSecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET_REF_PATTERN, { message: 'keyFileSecret must be env:NAME or file:/absolute/path' })
   keyFileSecret?: SecretRef;
 
   /**
@@ -33,18 +40,23 @@ export class GcsStorageSettings {
    * @google-cloud/storage 7 sends resumable-upload requests without credentials to an endpoint outside
    * `googleapis.com`, so such an endpoint must be an emulator or an authenticating proxy.
    */
-  @IsOptional() @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
   apiEndpoint?: string;
 
   /** Send no credentials at all (an emulator). Only with `apiEndpoint`, never with `keyFileSecret`. */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   anonymous?: boolean;
 
   /**
    * Bytes per resumable-upload request, a multiple of 256 KiB (default 16 MiB). An upload holds about this much in
    * memory (the chunk in flight, which the client keeps to resend it on a retry) plus 256 KiB.
    */
-  @IsOptional() @IsInt() @Min(GCS_CHUNK_GRANULARITY_BYTES) @Max(1024 * MiB)
+  @IsOptional()
+  @IsInt()
+  @Min(GCS_CHUNK_GRANULARITY_BYTES)
+  @Max(1024 * MiB)
   @IsDivisibleBy(GCS_CHUNK_GRANULARITY_BYTES, { message: 'chunkSizeBytes must be a multiple of 262144 (256 KiB)' })
   chunkSizeBytes?: number;
 
@@ -54,13 +66,17 @@ export class GcsStorageSettings {
    * by anyone before it expires (compliance); `Unlocked` can be by a principal holding
    * `storage.objects.overrideUnlockedRetention` (governance). Absent: no immutability, `retainUntil` is refused.
    */
-  @IsOptional() @IsIn(['Locked', 'Unlocked'])
+  @IsOptional()
+  @IsIn(['Locked', 'Unlocked'])
   objectRetentionMode?: 'Locked' | 'Unlocked';
 
   /**
    * Per HTTP request, in ms (default 120 000): the wait for an answer to an API call, and the whole request of an
    * upload chunk (so an upload needs at least chunkSizeBytes per this much time).
    */
-  @IsOptional() @IsInt() @Min(1_000) @Max(3_600_000)
+  @IsOptional()
+  @IsInt()
+  @Min(1_000)
+  @Max(3_600_000)
   requestTimeoutMs?: number;
 }

@@ -136,11 +136,13 @@ export class LocalStorageDriver implements StorageDriver {
           removed++;
         }
       },
-      shouldRemove ? async (dir) => {
-        // an empty folder whose key prefix belongs to an ended job (a failed backup's `<id>/`)
-        const key = `${relative(this.root, dir).split(sep).join('/')}/`;
-        if (key.startsWith(prefix) && (await shouldRemove(key))) touched.add(dir);
-      } : undefined,
+      shouldRemove
+        ? async (dir) => {
+            // an empty folder whose key prefix belongs to an ended job (a failed backup's `<id>/`)
+            const key = `${relative(this.root, dir).split(sep).join('/')}/`;
+            if (key.startsWith(prefix) && (await shouldRemove(key))) touched.add(dir);
+          }
+        : undefined,
     );
     for (const dir of touched) await this.removeEmptyFolders(dir);
     return removed;

@@ -86,9 +86,7 @@ export class S3MultipartUpload implements StagedUpload {
    * @throws the driver's error when S3 refuses (no bucket, access denied, invalid Object Lock or encryption setting)
    */
   static async start(options: MultipartUploadOptions): Promise<S3MultipartUpload> {
-    const created = await options.call('CreateMultipartUpload', options.displayKey, (s3) =>
-      s3.send(new CreateMultipartUploadCommand(options.create)),
-    );
+    const created = await options.call('CreateMultipartUpload', options.displayKey, (s3) => s3.send(new CreateMultipartUploadCommand(options.create)));
     if (!created.UploadId) throw new Error(`S3 CreateMultipartUpload for ${options.displayKey} returned no upload id`);
     return new S3MultipartUpload(options, created.UploadId);
   }
@@ -153,9 +151,7 @@ export class S3MultipartUpload implements StagedUpload {
     this.releaseBuffers();
     const { Bucket, Key } = this.options.create;
     await this.options
-      .call('AbortMultipartUpload', this.options.displayKey, (s3) =>
-        s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: this.uploadId })),
-      )
+      .call('AbortMultipartUpload', this.options.displayKey, (s3) => s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: this.uploadId })))
       .catch((error: Error & { code?: string }) => {
         if (error.code !== 'NoSuchUpload') throw error; // already aborted (e.g. by removeStaged)
       });
@@ -202,7 +198,7 @@ export class S3MultipartUpload implements StagedUpload {
     if (partNumber > MAX_PARTS) {
       throw new Error(
         `upload of ${this.options.displayKey} exceeds ${MAX_PARTS} parts of ${this.options.partSizeBytes} bytes; ` +
-          'raise the location\'s partSizeBytes for objects this large',
+          "raise the location's partSizeBytes for objects this large",
       );
     }
     const buffer = this.current ?? Buffer.alloc(0);
@@ -225,10 +221,9 @@ export class S3MultipartUpload implements StagedUpload {
     const { Bucket, Key } = this.options.create;
     const checksum = this.options.checksumParts ? ({ ChecksumAlgorithm: 'CRC32' } as const) : {};
     const output = await this.options.call('UploadPart', this.options.displayKey, (s3) =>
-      s3.send(
-        new UploadPartCommand({ Bucket, Key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length, ...checksum }),
-        { abortSignal: this.cancel.signal },
-      ),
+      s3.send(new UploadPartCommand({ Bucket, Key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length, ...checksum }), {
+        abortSignal: this.cancel.signal,
+      }),
     );
     return { PartNumber: partNumber, ETag: output.ETag, ...(output.ChecksumCRC32 ? { ChecksumCRC32: output.ChecksumCRC32 } : {}) };
   }

@@ -34,8 +34,19 @@ const KEY_PREFIX = /^(?!\/)(?!.*\/\/)(?!(?:.*\/)?\.\.?(?:\/|$))[^\\\0]+$/;
  * location is used), less those whose objects must be restored before they can be read (verify reads at once).
  */
 export const S3_STORAGE_CLASSES: StorageClass[] = [
-  'STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'REDUCED_REDUNDANCY', 'EXPRESS_ONEZONE',
-  'OUTPOSTS', 'SNOW', 'FSX_ONTAP', 'FSX_OPENZFS', 'AWS_BACKUP_WARM', 'AWS_BACKUP_LOW_COST_WARM',
+  'STANDARD',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER_IR',
+  'REDUCED_REDUNDANCY',
+  'EXPRESS_ONEZONE',
+  'OUTPOSTS',
+  'SNOW',
+  'FSX_ONTAP',
+  'FSX_OPENZFS',
+  'AWS_BACKUP_WARM',
+  'AWS_BACKUP_LOW_COST_WARM',
 ];
 
 /** S3 Object Lock settings of a location whose bucket was created with Object Lock enabled. */
@@ -54,16 +65,21 @@ export class S3ObjectLockSettings {
  * credential chain is used (environment, shared config/SSO, web identity, ECS/EC2 instance roles).
  */
 export class S3StorageSettings {
-  @IsString() @Matches(BUCKET_NAME, { message: 'bucket must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)' })
+  @IsString()
+  @Matches(BUCKET_NAME, { message: 'bucket must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)' })
   bucket: string;
 
   /** Key prefix inside the bucket, e.g. `dr/prod/` (a missing trailing `/` is added). Unset: the bucket's root. */
-  @IsOptional() @IsString() @MaxLength(512)
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
   @Matches(KEY_PREFIX, { message: 'prefix must be a relative path (no leading /, no empty, . or .. segment)' })
   prefix?: string;
 
   /** Default `us-east-1`. */
-  @IsOptional() @IsString() @Matches(/^[a-z0-9-]{2,40}$/, { message: 'region must be an AWS region name such as eu-west-1' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[a-z0-9-]{2,40}$/, { message: 'region must be an AWS region name such as eu-west-1' })
   region?: string;
 
   /** Endpoint of an S3-compatible store, e.g. `http://minio:9000`; unset for AWS S3. Credentials are not allowed in it. */
@@ -75,7 +91,8 @@ export class S3StorageSettings {
   endpoint?: string;
 
   /** Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need. Default false. */
-  @IsOptional() @IsBoolean()
+  @IsOptional()
+  @IsBoolean()
   forcePathStyle?: boolean;
 
   @ValidateIf((s: S3StorageSettings) => s.accessKeyIdSecret !== undefined || s.secretAccessKeySecret !== undefined || s.sessionTokenSecret !== undefined)
@@ -89,26 +106,36 @@ export class S3StorageSettings {
   secretAccessKeySecret?: string;
 
   /** For temporary credentials (STS). */
-  @IsOptional() @Matches(SECRET_REF_PATTERN, { message: 'sessionTokenSecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @Matches(SECRET_REF_PATTERN, { message: 'sessionTokenSecret must be env:NAME or file:/absolute/path' })
   sessionTokenSecret?: string;
 
   /**
    * Bytes per part of a multipart upload, 5 MiB to 5 GiB, default 16 MiB. The largest object is 10,000 parts
    * (156 GiB at 16 MiB); an upload holds at most (queueSize + 1) parts in memory.
    */
-  @IsOptional() @IsInt() @Min(5 * MiB) @Max(5 * GiB)
+  @IsOptional()
+  @IsInt()
+  @Min(5 * MiB)
+  @Max(5 * GiB)
   partSizeBytes?: number;
 
   /** Parts uploaded in parallel, 1 to 16, default 4. */
-  @IsOptional() @IsInt() @Min(1) @Max(16)
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(16)
   queueSize?: number;
 
   /** Server-side encryption with S3-managed keys (`AES256`) or KMS keys (`aws:kms`). Unset: the bucket's default. */
-  @IsOptional() @IsIn(['AES256', 'aws:kms'])
+  @IsOptional()
+  @IsIn(['AES256', 'aws:kms'])
   serverSideEncryption?: 'AES256' | 'aws:kms';
 
   /** KMS key id or ARN, with `serverSideEncryption: "aws:kms"` (unset: the account's `aws/s3` key). */
-  @IsOptional() @IsString() @Length(1, 2048)
+  @IsOptional()
+  @IsString()
+  @Length(1, 2048)
   @ValidateBy({
     name: 'kmsKeyIdNeedsAwsKms',
     validator: {
@@ -125,6 +152,9 @@ export class S3StorageSettings {
   storageClass?: StorageClass;
 
   /** Set when the bucket has Object Lock enabled: uploads may then carry `retainUntil`. */
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => S3ObjectLockSettings)
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => S3ObjectLockSettings)
   objectLock?: S3ObjectLockSettings;
 }

@@ -157,7 +157,14 @@ export class S3StorageDriver implements StorageDriver {
    */
   async putObject(key: string, body: Buffer, options: UploadOptions = {}): Promise<void> {
     assertValidKey(key);
-    const params = { Bucket: this.bucket, Key: this.root + key, Body: body, ContentLength: body.length, ...this.writeParams(options), ...this.checksumParams() };
+    const params = {
+      Bucket: this.bucket,
+      Key: this.root + key,
+      Body: body,
+      ContentLength: body.length,
+      ...this.writeParams(options),
+      ...this.checksumParams(),
+    };
     await this.call('PutObject', key, (s3) => s3.send(new PutObjectCommand(params)));
   }
 
@@ -169,7 +176,10 @@ export class S3StorageDriver implements StorageDriver {
    */
   async read(key: string, range?: ByteRange): Promise<Readable> {
     assertValidKey(key);
-    if (range && (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && !(Number.isSafeInteger(range.end) && range.end >= range.start)))) {
+    if (
+      range &&
+      (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && !(Number.isSafeInteger(range.end) && range.end >= range.start)))
+    ) {
       throw new RangeError(`invalid byte range ${JSON.stringify(range)} for ${key}`);
     }
     const Range = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
@@ -384,9 +394,7 @@ export class S3StorageDriver implements StorageDriver {
   private writeParams(options: UploadOptions) {
     const s = this.settings;
     if (options.retainUntil && !s.objectLock) {
-      throw new ImmutabilityNotSupportedError(
-        `S3 location ${this.where('')} cannot lock objects: set objectLock (the bucket must have Object Lock enabled)`,
-      );
+      throw new ImmutabilityNotSupportedError(`S3 location ${this.where('')} cannot lock objects: set objectLock (the bucket must have Object Lock enabled)`);
     }
     return {
       ...(s.serverSideEncryption ? { ServerSideEncryption: s.serverSideEncryption } : {}),

@@ -4,7 +4,9 @@ import { EncryptionSettings } from '../../pipeline/backup-encryption';
 import { STORAGE_KINDS, StorageKind, StorageLocationEntity } from '../storage-location.entity';
 
 export class CreateStorageLocationDto {
-  @IsString() @Length(1, 100) @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: 'name may hold letters, digits, . _ -' })
+  @IsString()
+  @Length(1, 100)
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: 'name may hold letters, digits, . _ -' })
   name: string;
 
   @IsIn(STORAGE_KINDS, { message: `kind must be one of: ${STORAGE_KINDS.join(', ')}` })
@@ -15,7 +17,9 @@ export class CreateStorageLocationDto {
   settings: Record<string, unknown>;
 
   /** Encrypt backups stored here (age) unless their plan says otherwise. */
-  @IsOptional() @ValidateNested() @Type(() => EncryptionSettings)
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => EncryptionSettings)
   encryption?: EncryptionSettings;
 }
 

@@ -6,15 +6,20 @@ import { VerificationEntity, VerificationMode } from '../verification.entity';
 export class VerifyBackupDto {
   /** `checksum` (default): signature, manifest and every object's SHA-256. `restore`: that, then a scratch restore
    * compared with the file index or the table digests recorded at backup time. */
-  @IsOptional() @IsIn(['checksum', 'restore'], { message: 'mode must be one of: checksum, restore' })
+  @IsOptional()
+  @IsIn(['checksum', 'restore'], { message: 'mode must be one of: checksum, restore' })
   mode?: VerificationMode;
 
   /** Verify the copy kept in this location instead of the primary objects. */
-  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'storageLocationId must be a UUID' })
   storageLocationId?: string;
 
   /** How long the request waits for the outcome (default 30 s; 0 answers at once with 202). */
-  @IsOptional() @IsInt() @Min(0) @Max(300)
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(300)
   waitSeconds?: number;
 }
 

@@ -13,22 +13,30 @@ const SEGMENT_SIZES = Array.from({ length: 11 }, (_, i) => 2 ** (20 + i));
 /** `POST /wal-archives`: a WAL archive in a storage location (default location when omitted). */
 export class CreateWalArchiveDto {
   /** Also the storage prefix `wal/<name>/`. */
-  @IsString() @Matches(WAL_ARCHIVE_NAME_PATTERN, { message: 'name may hold letters, digits, . _ - (1-100 characters)' })
+  @IsString()
+  @Matches(WAL_ARCHIVE_NAME_PATTERN, { message: 'name may hold letters, digits, . _ - (1-100 characters)' })
   name: string;
 
-  @IsOptional() @IsUUID('all', { message: 'storageLocationId must be a UUID' })
+  @IsOptional()
+  @IsUUID('all', { message: 'storageLocationId must be a UUID' })
   storageLocationId?: string;
 
   /** Encrypt archived WAL (age): recipients or a passphrase secret reference. */
-  @IsOptional() @ValidateNested() @Type(() => EncryptionSettings)
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => EncryptionSettings)
   encryption?: EncryptionSettings;
 
   /** Secret reference (`env:NAME`, `file:/path`) of the age identity wal-fetch decrypts with. */
-  @IsOptional() @IsString() @Matches(SECRET_REF_PATTERN, { message: 'identitySecret must be env:NAME or file:/absolute/path' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET_REF_PATTERN, { message: 'identitySecret must be env:NAME or file:/absolute/path' })
   identitySecret?: string;
 
   /** The cluster's wal_segment_size in bytes (power of two, 1 MiB to 1 GiB; default 16 MiB). */
-  @IsOptional() @IsInt() @IsIn(SEGMENT_SIZES, { message: 'segmentSizeBytes must be a power of two from 1 MiB to 1 GiB' })
+  @IsOptional()
+  @IsInt()
+  @IsIn(SEGMENT_SIZES, { message: 'segmentSizeBytes must be a power of two from 1 MiB to 1 GiB' })
   segmentSizeBytes?: number;
 }
 

@@ -33,7 +33,7 @@ export function describeWithDocker(name: string, body: () => void): void {
       });
     });
   }
-   
+
   console.warn(`skipped "${name}": no Docker engine (${engine.reason}); start dockerd or run .ci/run`);
   return describe.skip(name, body);
 }
@@ -63,8 +63,7 @@ async function imageExists(name: string): Promise<boolean> {
  */
 export async function baseImages(): Promise<{ BASE_IMAGE: string; DEBIAN_IMAGE: string }> {
   const local = localBaseImages();
-  const pick = async (env: string | undefined, localName: string, official: string) =>
-    env || ((await imageExists(localName)) ? localName : official);
+  const pick = async (env: string | undefined, localName: string, official: string) => env || ((await imageExists(localName)) ? localName : official);
   return {
     BASE_IMAGE: await pick(process.env.BASE_IMAGE, local.DR_LOCAL_NODE_IMAGE, 'node:22-bookworm-slim'),
     DEBIAN_IMAGE: await pick(process.env.DEBIAN_IMAGE, local.DR_LOCAL_DEBIAN_IMAGE, 'debian:bookworm-slim'),
@@ -81,11 +80,12 @@ export const SERVICE_IMAGE = process.env.DR_IMAGE || 'disaster-recovery-service:
  * @throws with the build's output when it fails
  */
 export async function buildServiceImage(): Promise<string> {
-  await run('bash', [join(ROOT, 'scripts', 'ci', 'build-image.sh'), SERVICE_IMAGE], { env: { ...process.env, ...(await baseImages()) }, maxBuffer: 256 * 1024 * 1024 }).catch(
-    (error) => {
-      throw new Error(`image build failed: ${error.message}\n${String(error.stdout).slice(-8000)}\n${String(error.stderr).slice(-8000)}`);
-    },
-  );
+  await run('bash', [join(ROOT, 'scripts', 'ci', 'build-image.sh'), SERVICE_IMAGE], {
+    env: { ...process.env, ...(await baseImages()) },
+    maxBuffer: 256 * 1024 * 1024,
+  }).catch((error) => {
+    throw new Error(`image build failed: ${error.message}\n${String(error.stdout).slice(-8000)}\n${String(error.stderr).slice(-8000)}`);
+  });
   return SERVICE_IMAGE;
 }
 

@@ -24,7 +24,10 @@ export function readmeImageVersions(): NamedVersion[] {
     .filter((line, i, all) => all.slice(0, i + 1).every((l) => l.startsWith('|')))
     .slice(2); // header and separator
   const named = rows.flatMap((row) => {
-    const [tools, version] = row.split('|').slice(1, 3).map((cell) => cell.trim());
+    const [tools, version] = row
+      .split('|')
+      .slice(1, 3)
+      .map((cell) => cell.trim());
     return [...tools.matchAll(/`([^`]+)`/g)].map((m) => ({ tool: m[1], version }));
   });
   if (named.length === 0) throw new Error('README.md image-versions table has no rows');
