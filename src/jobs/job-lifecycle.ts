@@ -66,7 +66,10 @@ export interface JobWork<T> {
    * what else to record. Its own errors are the work's to log; a throw here is logged and the failure recorded.
    */
   failed: (job: T, reason: string, startedAt: Date) => Promise<JobFailure<T>>;
-  /** Runs after the outcome is recorded, whatever it was (a target reservation released, scratch files removed). */
+  /**
+   * Runs once the work has ended, whatever its outcome, before the outcome is recorded (a target reservation
+   * released, scratch files removed): a client that sees COMPLETED or FAILED finds them gone.
+   */
   finally?: (job: T) => Promise<void>;
 }
 
@@ -181,6 +184,12 @@ export class JobLifecycle<T extends LifecycleRow> {
     Object.assign(job, claim);
     await this.events.emitAsync(JOB_STARTED, new JobStartedEvent(this.spec.kind, id, this.settings.instanceId, startedAt));
     const heartbeat = new JobHeartbeat(repository, id, work.progress, this.spec.heartbeatMs).start();
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await work.finally?.(job).catch((error: Error) => this.logger.warn(`${this.spec.kind} ${id}: ${error.message}`));
+    };
     try {
       let success: JobSuccess<T> | undefined;
       let reason = '';
@@ -194,6 +203,7 @@ export class JobLifecycle<T extends LifecycleRow> {
       const durationMs = finishedAt.getTime() - startedAt.getTime();
       const duration = this.spec.recordsDuration ? { durationMs } : {};
       if (success) {
+        await release();
         const completed = { ...success.fields, ...duration, status: JobStatus.COMPLETED, finishedAt, heartbeatAt: finishedAt };
         await repository.update(id, jobColumns<T>(completed));
         Object.assign(job, completed);
@@ -214,6 +224,7 @@ export class JobLifecycle<T extends LifecycleRow> {
         this.logger.warn(`${this.spec.kind} ${id}: cleanup after its failure failed: ${error.message}`);
         return { details: {} };
       });
+      await release();
       const failed = { ...failure.fields, ...duration, status: JobStatus.FAILED, error: reason, finishedAt };
       await repository.update(id, jobColumns<T>(failed));
       Object.assign(job, failed);
@@ -229,7 +240,7 @@ export class JobLifecycle<T extends LifecycleRow> {
       });
     } finally {
       await heartbeat.stop();
-      await work.finally?.(job).catch((error: Error) => this.logger.warn(`${this.spec.kind} ${id}: ${error.message}`));
+      await release();
     }
   }
 
